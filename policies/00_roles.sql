@@ -1,0 +1,21 @@
+-- Database roles, created idempotently. Roles are cluster-wide, so several databases (one per
+-- test, or staging beside production) share them; concurrent creation is tolerated.
+--   custos_app           what every request runs as (SET LOCAL ROLE): no superuser, no
+--                        BYPASSRLS, owns nothing; RLS decides every row it sees.
+--   custos_sequencer     moves audit_inbox rows into audit_log and signs checkpoints.
+--   custos_auditor       read-only on the audit tables, for independent verification.
+--   custos_ledger_owner  owns audit_log and audit_checkpoints; NOLOGIN, so nobody acts as it.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['custos_app', 'custos_sequencer', 'custos_auditor', 'custos_ledger_owner'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT', r);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- another database's migration created it at the same moment
+            END;
+        END IF;
+    END LOOP;
+END $$;

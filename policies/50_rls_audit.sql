@@ -1,0 +1,49 @@
+-- Who reads and writes the audit tables.
+--   app        INSERTs events into audit_inbox and nothing else there; a signed-in user can
+--              only record events in their own organization and under their own id (so a
+--              buggy handler cannot forge another actor's trail); auditors and admins read
+--              their organization's ledger; a patient reads the events about their record
+--              (HIPAA accounting of disclosures).
+--   sequencer  drains the inbox and appends to the log and checkpoints.
+--   auditor    (the database role) reads every ledger, for independent verification.
+
+ALTER TABLE audit_inbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_inbox FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS audit_inbox_record ON audit_inbox;
+CREATE POLICY audit_inbox_record ON audit_inbox FOR INSERT TO custos_app
+    WITH CHECK (
+        CASE
+            WHEN custos.role() IN ('patient', 'clinician', 'admin', 'auditor')
+                THEN org_id = custos.org_id() AND actor_id = custos.user_id()
+            WHEN custos.role() IN ('auth', 'system')
+                THEN custos.org_id() IS NULL OR org_id IS NOT DISTINCT FROM custos.org_id()
+            -- no claims (e.g. a request with a bad token): the system ledger only
+            ELSE org_id IS NULL AND actor_id IS NULL
+        END);
+DROP POLICY IF EXISTS audit_inbox_sequencer ON audit_inbox;
+CREATE POLICY audit_inbox_sequencer ON audit_inbox FOR ALL TO custos_sequencer
+    USING (true) WITH CHECK (false);
+
+ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS audit_log_read ON audit_log;
+CREATE POLICY audit_log_read ON audit_log FOR SELECT TO custos_app
+    USING ((org_id = custos.org_id() AND custos.role() IN ('auditor', 'admin'))
+           OR (custos.role() = 'patient' AND org_id = custos.org_id()
+               AND patient_id IS NOT NULL AND custos.is_own_patient(patient_id)));
+DROP POLICY IF EXISTS audit_log_sequencer ON audit_log;
+CREATE POLICY audit_log_sequencer ON audit_log FOR ALL TO custos_sequencer
+    USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS audit_log_auditor ON audit_log;
+CREATE POLICY audit_log_auditor ON audit_log FOR SELECT TO custos_auditor USING (true);
+
+ALTER TABLE audit_checkpoints ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_checkpoints FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS audit_checkpoints_read ON audit_checkpoints;
+CREATE POLICY audit_checkpoints_read ON audit_checkpoints FOR SELECT TO custos_app
+    USING (ledger_id = custos.org_id() AND custos.role() IN ('auditor', 'admin'));
+DROP POLICY IF EXISTS audit_checkpoints_sequencer ON audit_checkpoints;
+CREATE POLICY audit_checkpoints_sequencer ON audit_checkpoints FOR ALL TO custos_sequencer
+    USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS audit_checkpoints_auditor ON audit_checkpoints;
+CREATE POLICY audit_checkpoints_auditor ON audit_checkpoints FOR SELECT TO custos_auditor USING (true);

@@ -1,0 +1,58 @@
+//! `record`: one INSERT into `audit_inbox` on the caller's connection (their transaction).
+//! No RETURNING: the app role may insert into the inbox but not read it back.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::event::{AuditContext, AuditEvent};
+
+const MAX_UA: usize = 512;
+const MAX_REASON: usize = 1000;
+
+/// Records `event` in the caller's transaction and returns its event id.
+pub async fn record(conn: &mut PgConnection, ctx: &AuditContext, event: &AuditEvent) -> Result<Uuid, sqlx::Error> {
+    let event_id = Uuid::now_v7();
+    let user_agent = ctx.user_agent.as_deref().map(|ua| truncate(ua, MAX_UA));
+    let reason = event.reason.as_deref().map(|r| truncate(r, MAX_REASON));
+    sqlx::query(
+        "INSERT INTO audit_inbox (event_id, occurred_at, org_id, actor_id, actor_role, action, resource_type, \
+         resource_ids, patient_id, outcome, request_id, client_ip, user_agent, reason, break_glass, imported) \
+         VALUES ($1, coalesce($2, clock_timestamp()), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::inet, $13, $14, $15, $16)",
+    )
+    .bind(event_id)
+    .bind(event.occurred_at)
+    .bind(event.org_id.or(ctx.org_id))
+    .bind(ctx.actor_id)
+    .bind(ctx.actor_role)
+    .bind(event.action)
+    .bind(event.resource_type)
+    .bind(&event.resource_ids)
+    .bind(event.patient_id)
+    .bind(event.outcome)
+    .bind(ctx.request_id)
+    .bind(ctx.client_ip.map(|ip| ip.to_string()))
+    .bind(user_agent)
+    .bind(reason)
+    .bind(event.break_glass)
+    .bind(event.imported)
+    .execute(conn)
+    .await?;
+    Ok(event_id)
+}
+
+/// Cuts at a character boundary so multi-byte text never splits.
+fn truncate(s: &str, max_chars: usize) -> &str {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(super::truncate("héllo", 2), "hé");
+        assert_eq!(super::truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,131 @@
+//! The command line. Each subcommand is a thin wrapper over library functions.
+
+pub mod bootstrap;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{ConfigError, Settings};
+use crate::keys::{KeyError, RootKeys};
+
+#[derive(Debug, Parser)]
+#[command(name = "custos", version, about = "HIPAA-focused audit and compliance backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies migrations and policies first).
+    Serve {
+        /// Do not apply migrations and policies at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply migrations, then every policy file; running it twice changes nothing.
+    Migrate,
+    /// Create an organization and its first admin (prints a one-time password once).
+    Bootstrap {
+        /// The organization's name.
+        #[arg(long)]
+        org: String,
+        /// The first admin's email address.
+        #[arg(long)]
+        admin_email: String,
+    },
+}
+
+/// A command's failure, classified for the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments or configuration: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything that went wrong while running: exit 1.
+    #[error("{0:#}")]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            Self::Runtime(_) => 1,
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        Self::Usage(e.to_string())
+    }
+}
+
+impl From<KeyError> for CliError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::DevFile { .. } => Self::Runtime(e.into()),
+            _ => Self::Usage(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::db::locate::LocateError> for CliError {
+    fn from(e: crate::db::locate::LocateError) -> Self {
+        match e {
+            crate::db::locate::LocateError::NothingAvailable => Self::Usage(e.to_string()),
+            _ => Self::Runtime(e.into()),
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(&settings.log_filter);
+    match cli.command {
+        Command::Serve { no_migrate } => serve(settings, no_migrate).await,
+        Command::Migrate => {
+            let pool = pool(&settings).await?;
+            crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+            println!("migrations and policies applied");
+            Ok(())
+        }
+        Command::Bootstrap { org, admin_email } => {
+            let keys = RootKeys::load(&settings)?;
+            let pool = pool(&settings).await?;
+            crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+            let out = bootstrap::run(&pool, &keys, &org, &admin_email).await?;
+            println!("organization: {} ({})", org.trim(), out.org_id);
+            println!("admin:        {} ({})", out.email, out.admin_id);
+            println!(
+                "one-time password (shown once; must be changed at first login): {}",
+                bootstrap::reveal(&out.one_time_password)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Finds the database (explicit URL, local server, or private cluster) and opens the pool.
+pub async fn pool(settings: &Settings) -> Result<sqlx::PgPool, CliError> {
+    let (url, _source) = crate::db::locate::resolve(settings.database_url.as_ref(), &settings.data_dir).await?;
+    crate::db::connect(&url, settings.db_max_connections)
+        .await
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot connect to the database: {e}")))
+}
+
+async fn serve(settings: Settings, no_migrate: bool) -> Result<(), CliError> {
+    let keys = RootKeys::load(&settings)?;
+    let pool = pool(&settings).await?;
+    if !no_migrate {
+        crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+        tracing::info!("migrations and policies applied");
+    }
+    let app = crate::startup::Application::build(settings.clone(), pool.clone(), keys)
+        .map_err(|e| CliError::Runtime(e.context(format!("cannot serve on {}", settings.bind))))?;
+    tracing::info!(address = %settings.bind, port = app.port(), tls = settings.tls_cert.is_some(), "listening");
+    app.run_until_stopped().await.map_err(anyhow::Error::from)?;
+    pool.close().await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! PostgreSQL access: finding the database, the pool, migrations + policies, and the request
+//! transaction that carries the caller's claims.
+
+pub mod locate;
+pub mod migrate;
+pub mod tx;
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use tx::{ClaimRole, Claims, begin};
+
+/// Opens the pool. `sslmode=verify-full` (and `sslrootcert`) in the URL are honoured by
+/// sqlx's rustls backend, so production databases get verified TLS from the URL alone.
+pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let opts: PgConnectOptions = url.expose_secret().parse()?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts.application_name("custos"))
+        .await
+}

@@ -1,0 +1,101 @@
+//! The request transaction: every request that touches data runs inside one, as the
+//! unprivileged `custos_app` role with the caller's claims set transaction-locally.
+//!
+//! `set_config(..., true)` is `SET LOCAL`: the role and claims vanish at COMMIT/ROLLBACK, so a
+//! pooled connection (or PgBouncer in transaction mode) never leaks one request's identity to
+//! the next. Role and all claims are set in a single statement, as PostgREST does.
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// The role claim. The first four are user roles; `Auth` and `System` are service contexts
+/// that policies/ understands (pre-authentication look-ups; maintenance commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRole {
+    Patient,
+    Clinician,
+    Admin,
+    Auditor,
+    Auth,
+    System,
+    /// No role claim at all: policies show nothing.
+    Anonymous,
+}
+
+impl ClaimRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Patient => "patient",
+            Self::Clinician => "clinician",
+            Self::Admin => "admin",
+            Self::Auditor => "auditor",
+            Self::Auth => "auth",
+            Self::System => "system",
+            Self::Anonymous => "",
+        }
+    }
+
+    /// Parses a user role as stored in `users.role`.
+    pub fn from_user_role(s: &str) -> Option<Self> {
+        match s {
+            "patient" => Some(Self::Patient),
+            "clinician" => Some(Self::Clinician),
+            "admin" => Some(Self::Admin),
+            "auditor" => Some(Self::Auditor),
+            _ => None,
+        }
+    }
+}
+
+/// Who is asking: what the RLS policies read through `custos.user_id()` & co.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    pub user_id: Option<Uuid>,
+    pub org_id: Option<Uuid>,
+    pub role: ClaimRole,
+    pub request_id: Option<Uuid>,
+}
+
+impl Claims {
+    pub fn anonymous(request_id: Option<Uuid>) -> Self {
+        Self { user_id: None, org_id: None, role: ClaimRole::Anonymous, request_id }
+    }
+
+    pub fn user(user_id: Uuid, org_id: Uuid, role: ClaimRole, request_id: Option<Uuid>) -> Self {
+        Self { user_id: Some(user_id), org_id: Some(org_id), role, request_id }
+    }
+
+    /// A maintenance command acting on one organization.
+    pub fn system(org_id: Option<Uuid>) -> Self {
+        Self { user_id: None, org_id, role: ClaimRole::System, request_id: None }
+    }
+
+    /// Pre-authentication work (login, token refresh).
+    pub fn auth(request_id: Option<Uuid>) -> Self {
+        Self { user_id: None, org_id: None, role: ClaimRole::Auth, request_id }
+    }
+}
+
+/// Begins a transaction running as `custos_app` with `claims`.
+pub async fn begin(pool: &PgPool, claims: &Claims) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    set_claims(&mut tx, claims).await?;
+    Ok(tx)
+}
+
+/// Sets (or replaces, within the same transaction) the role and claims.
+pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Result<(), sqlx::Error> {
+    let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    sqlx::query(
+        "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', $1, true), \
+         set_config('custos.org_id', $2, true), set_config('custos.role', $3, true), \
+         set_config('custos.request_id', $4, true)",
+    )
+    .bind(opt(claims.user_id))
+    .bind(opt(claims.org_id))
+    .bind(claims.role.as_str())
+    .bind(opt(claims.request_id))
+    .execute(conn)
+    .await?;
+    Ok(())
+}

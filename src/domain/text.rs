@@ -1,0 +1,93 @@
+//! Free text: the break-glass reason and clinical free text (notes, message bodies,
+//! reactions, instructions). Both are sealed at rest; here we only bound their shape.
+
+use super::{DomainError, Rule, is_forbidden_control};
+
+/// The written justification for a break-glass access: trimmed, 20–1000 characters, no
+/// control characters except line breaks and tabs. The minimum is there so "emergency" alone
+/// is not enough; the auditor reads this text later.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Reason(String);
+
+const REASON_MIN: usize = 20;
+const REASON_MAX: usize = 1000;
+
+impl Reason {
+    /// Default field name in errors.
+    pub const FIELD: &'static str = "reason";
+
+    /// Parses a reason.
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        let t = input.trim();
+        if t.is_empty() {
+            return Err(DomainError::new(Self::FIELD, Rule::Empty));
+        }
+        let chars = t.chars().count();
+        if chars < REASON_MIN {
+            return Err(DomainError::new(Self::FIELD, Rule::TooShort { min: REASON_MIN }));
+        }
+        if chars > REASON_MAX {
+            return Err(DomainError::new(Self::FIELD, Rule::TooLong { max: REASON_MAX }));
+        }
+        if t.chars().any(|c| is_forbidden_control(c) && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(DomainError::new(Self::FIELD, Rule::ControlCharacter));
+        }
+        Ok(Reason(t.to_string()))
+    }
+
+    /// The trimmed reason.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// The reason often names the patient or their condition.
+redacted_debug!(Reason, "Reason");
+string_newtype_serde!(Reason);
+
+/// Clinical free text: at most 10 000 characters and no NUL (PostgreSQL `text` cannot hold
+/// it, and it truncates strings in C tooling). Kept exactly as entered, whitespace and
+/// line breaks included, because formatting in a note can carry meaning. May be empty; use
+/// [`ClinicalText::parse_non_empty`] where a value is required (e.g. a message body).
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct ClinicalText(String);
+
+const TEXT_MAX: usize = 10_000;
+
+impl ClinicalText {
+    /// Default field name in errors.
+    pub const FIELD: &'static str = "text";
+
+    /// Parses free text (empty allowed).
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        // Byte length ≥ char count, so this cheap test settles most inputs before counting.
+        if input.len() > TEXT_MAX && input.chars().count() > TEXT_MAX {
+            return Err(DomainError::new(Self::FIELD, Rule::TooLong { max: TEXT_MAX }));
+        }
+        if input.contains('\0') {
+            return Err(DomainError::new(Self::FIELD, Rule::NulCharacter));
+        }
+        Ok(ClinicalText(input.to_string()))
+    }
+
+    /// Like [`ClinicalText::parse`], but refuses empty or whitespace-only text.
+    pub fn parse_non_empty(input: &str) -> Result<Self, DomainError> {
+        if input.trim().is_empty() {
+            return Err(DomainError::new(Self::FIELD, Rule::Empty));
+        }
+        Self::parse(input)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+redacted_debug!(ClinicalText, "ClinicalText");
+string_newtype_serde!(ClinicalText);

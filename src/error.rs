@@ -1,0 +1,149 @@
+//! `ApiError`: the one error type of the HTTP layer. Each variant maps to a status code and a
+//! stable machine-readable `code`; the body is always `{"error": {"code", "message"}}`.
+//! Messages are safe to show: never PHI, never a secret, never an internal detail. 5xx causes
+//! are logged (with the request id) and replaced by a generic message.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request (bad JSON, bad query string, bad header).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but invalid input: which field, which rule.
+    #[error("{field}: {rule}")]
+    Validation { field: String, rule: String },
+    /// Missing, invalid or expired credentials. Deliberately says nothing more.
+    #[error("authentication required")]
+    Unauthorized,
+    /// Authenticated but not allowed (only where hiding existence is not needed).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// No such resource — or one the caller may not see: the two look the same.
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with the current state (duplicate, wrong status, limit reached).
+    #[error("{0}")]
+    Conflict(String),
+    /// Body larger than allowed.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Wrong or missing Content-Type.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Too many requests; retry after the given seconds.
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (the database) is unavailable.
+    #[error("service unavailable")]
+    Unavailable,
+    /// A bug or an infrastructure failure; details go to the log only.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self::Validation { field: field.into(), rule: rule.into() }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    /// The stable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Validation { .. } => "validation_failed",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden { code, .. } => code,
+            Self::NotFound => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(e) = self {
+            // The cause chain may name tables or constraints, never request bodies.
+            tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        let field = match self {
+            Self::Validation { field, .. } => Some(field.as_str()),
+            _ => None,
+        };
+        let mut resp = HttpResponse::build(self.status_code());
+        if let Self::RateLimited { retry_after_secs } = self {
+            resp.insert_header(("Retry-After", retry_after_secs.to_string()));
+        }
+        resp.json(Body { error: Inner { code: self.code(), message: self.to_string(), field } })
+    }
+}
+
+/// Database errors: constraint violations are the client's fault (4xx) and are mapped here,
+/// in one place, by SQLSTATE; everything else is an internal or availability error.
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) => {
+                let constraint = db.constraint().unwrap_or("constraint").to_owned();
+                match db.code().as_deref() {
+                    Some("23505") => Self::Conflict(format!("already exists ({constraint})")),
+                    Some("23514") => Self::validation(constraint, "violates a check constraint"),
+                    Some("23503") => Self::validation(constraint, "refers to a record that does not exist"),
+                    Some("23502") => Self::validation("field", "a required value is missing"),
+                    Some("22P02") | Some("22007") | Some("22008") | Some("22003") => {
+                        Self::BadRequest("a value has an invalid format".into())
+                    }
+                    // Row-level security refused the row: indistinguishable from absence.
+                    Some("42501") => Self::NotFound,
+                    _ => Self::Internal(e.into()),
+                }
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable
+            }
+            sqlx::Error::RowNotFound => Self::NotFound,
+            _ => Self::Internal(e.into()),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Custos: a HIPAA-focused audit and compliance backend. Clinical data behind PostgreSQL
+//! row-level security, sealed fields, and an append-only audit ledger.
+#![forbid(unsafe_code)]
+
+/// The ledger: audit events, the in-transaction writer.
+pub mod audit;
+/// Authentication building blocks: passwords, TOTP, tokens.
+pub mod auth;
+/// Command-line entry points (serve, migrate, bootstrap), reusing the library.
+pub mod cli;
+/// Typed settings from the environment.
+pub mod config;
+/// Field encryption: KEK → wrapped data keys, sealing, blind indexes.
+pub mod crypto;
+/// Pool, local database discovery, migrations + policies, claims-carrying transactions.
+pub mod db;
+/// Parse-don't-validate domain types (Email, Mrn, Icd10Code, ...).
+pub mod domain;
+/// The HTTP error type and its mapping to status codes.
+pub mod error;
+/// Root key material (KEK, JWT and ledger signing keys), development key generation.
+pub mod keys;
+/// Prometheus recorder and request metrics.
+pub mod metrics;
+/// Request id, access log, security headers, JSON error bodies.
+pub mod middleware;
+/// HTTP routes.
+pub mod routes;
+/// Application assembly: server, state, TLS, graceful shutdown.
+pub mod startup;
+/// Logging setup and span-preserving blocking tasks.
+pub mod telemetry;

@@ -1,0 +1,131 @@
+//! Building and running the HTTP server: `Application::build` binds its own listener (port 0
+//! in tests) so the caller learns the real address before serving.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpRequest, HttpServer, web};
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::keys::RootKeys;
+
+/// Shared, read-only state handed to every handler.
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub keys: RootKeys,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `settings.bind` and prepares the server (not yet running).
+    pub fn build(settings: Settings, pool: PgPool, keys: RootKeys) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let _ = crate::metrics::handle();
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
+        let shutdown = settings.shutdown_timeout;
+        let state = web::Data::from(Arc::new(AppState { pool, settings, keys }));
+        let server = HttpServer::new(move || {
+            let json_limit = state.settings.json_limit_bytes;
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::BadRequest(format!("invalid query string: {}", safe_reason(&e.to_string()))).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+                .wrap(cors(&state.settings.cors_origins))
+                .wrap(Compress::default())
+                .wrap(from_fn(crate::middleware::request_context))
+                .configure(crate::routes::configure)
+                .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
+        })
+        .shutdown_timeout(shutdown.as_secs());
+        let server = match tls {
+            Some(cfg) => server.listen_rustls_0_23(listener, cfg)?,
+            None => server.listen(listener)?,
+        }
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix handles both: in-flight requests finish within the
+    /// shutdown timeout, then the future resolves).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::PayloadTooLarge,
+        E::ContentType => ApiError::UnsupportedMediaType("expected Content-Type: application/json".into()),
+        E::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {}", safe_reason(&e.to_string()))),
+        _ => ApiError::BadRequest("invalid JSON body".into()),
+    };
+    api.into()
+}
+
+/// serde messages quote offending *values* (`invalid type: string "…"`), which could be
+/// PHI; keep only the part before any quote.
+fn safe_reason(msg: &str) -> String {
+    let cut = msg.find(['"', '`', '\'']).unwrap_or(msg.len());
+    let s = msg[..cut].trim().trim_end_matches(':').trim();
+    if s.is_empty() { "malformed".to_owned() } else { s.to_owned() }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    // No configured origins: no CORS headers at all (browsers then refuse cross-origin).
+    let mut c = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
+        .expose_headers([crate::middleware::REQUEST_ID_HEADER])
+        .max_age(600);
+    for o in origins {
+        c = c.allowed_origin(o);
+    }
+    c
+}
+
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("CUSTOS_TLS_CERT {}: {e}", cert.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("CUSTOS_TLS_KEY {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn safe_reason_drops_quoted_values() {
+        let r = super::safe_reason("invalid type: string \"Jane Doe 1970-01-01\", expected u32 at line 1");
+        assert!(!r.contains("Jane"));
+        assert_eq!(r, "invalid type: string");
+    }
+}

@@ -1,0 +1,82 @@
+//! The audit record and the access it records commit together or not at all.
+
+use custos::audit::{self, Action, AuditContext, AuditEvent, Outcome};
+use custos::db;
+
+use crate::common::TestDb;
+use crate::fixture;
+
+async fn counts(db: &TestDb) -> (i64, i64) {
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_inbox").fetch_one(&db.pool).await.unwrap();
+    let allergies: i64 = sqlx::query_scalar("SELECT count(*) FROM allergies").fetch_one(&db.pool).await.unwrap();
+    (inbox, allergies)
+}
+
+#[tokio::test]
+async fn a_failed_request_leaves_neither_audit_row_nor_data() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    let before = counts(&db).await;
+    let claims = w.claims(w.ca1);
+    let ctx = AuditContext::from_claims(&claims);
+
+    let mut tx = db::begin(&db.pool, &claims).await.unwrap();
+    sqlx::query("INSERT INTO allergies (org_id, patient_id, substance, severity) VALUES ($1, $2, 'latex', 'mild')")
+        .bind(w.org_a)
+        .bind(w.p1)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let event = AuditEvent::new(Action::Create, "allergy", Outcome::Success).patient(w.p1);
+    audit::record(&mut tx, &ctx, &event).await.unwrap();
+    // The request then fails (a bad ICD-10 code violates a CHECK): the transaction aborts.
+    let err = sqlx::query("INSERT INTO medical_history (org_id, patient_id, icd10_code, diagnosed_on) VALUES ($1, $2, 'not-a-code', '2024-01-01')")
+        .bind(w.org_a)
+        .bind(w.p1)
+        .execute(&mut *tx)
+        .await;
+    assert!(err.is_err());
+    drop(tx); // rolled back
+    assert_eq!(counts(&db).await, before, "no audit row and no data change");
+
+    // The same request without the failure commits both, together.
+    let mut tx = db::begin(&db.pool, &claims).await.unwrap();
+    sqlx::query("INSERT INTO allergies (org_id, patient_id, substance, severity) VALUES ($1, $2, 'latex', 'mild')")
+        .bind(w.org_a)
+        .bind(w.p1)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let id = audit::record(&mut tx, &ctx, &event).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(counts(&db).await, (before.0 + 1, before.1 + 1));
+    let (actor, org, action, patient): (uuid::Uuid, uuid::Uuid, String, uuid::Uuid) =
+        sqlx::query_as("SELECT actor_id, org_id, action::text, patient_id FROM audit_inbox WHERE event_id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((actor, org, action.as_str(), patient), (w.ca1, w.org_a, "create", w.p1));
+}
+
+#[tokio::test]
+async fn claims_do_not_outlive_their_transaction() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    let mut conn = db.pool.acquire().await.unwrap().detach();
+    {
+        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+        db::tx::set_claims(&mut tx, &w.claims(w.aa)).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM patients").fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(n, 2);
+        tx.commit().await.unwrap();
+    }
+    // Same connection, next transaction: back to the login role with no claims.
+    let (role, claim): (String, Option<String>) =
+        sqlx::query_as("SELECT current_user::text, nullif(current_setting('custos.org_id', true), '')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(role, "postgres");
+    assert_eq!(claim, None);
+}

@@ -1,0 +1,14 @@
+//! Database-level tests: RLS as the app role, catalog guarantees, append-only audit tables,
+//! atomicity of the audit write, idempotent migrations.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod append_only;
+mod atomicity;
+mod catalog;
+mod fixture;
+mod migrate;
+mod rls_matrix;
+mod rls_writes;

@@ -1,0 +1,224 @@
+//! The read side of the RLS matrix: for every protected table and every kind of caller,
+//! exactly which rows the database shows to `custos_app` with those claims. The expectations
+//! are written out by hand from DESIGN.md's role table, not computed from the policies.
+
+use std::collections::BTreeSet;
+
+use custos::db::{self, Claims};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::common::TestDb;
+use crate::fixture::{self, CLINICAL_TABLES, World};
+
+/// The set of values of `column` in `table` visible under `claims`.
+async fn visible(pool: &PgPool, claims: &Claims, table: &str, column: &str) -> BTreeSet<Uuid> {
+    let mut tx = db::begin(pool, claims).await.unwrap();
+    let sql = format!("SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL");
+    let rows: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+    tx.rollback().await.unwrap();
+    rows.into_iter().collect()
+}
+
+async fn count(pool: &PgPool, claims: &Claims, table: &str) -> i64 {
+    let mut tx = db::begin(pool, claims).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+    tx.rollback().await.unwrap();
+    n
+}
+
+fn set(ids: &[Uuid]) -> BTreeSet<Uuid> {
+    ids.iter().copied().collect()
+}
+
+/// Checks one table/column for every actor against `expected(actor) -> ids`, plus the
+/// anonymous (no claims) caller who must always see nothing.
+async fn check(pool: &PgPool, w: &World, table: &str, column: &str, expected: impl Fn(Uuid) -> Vec<Uuid>) {
+    let mut failures = Vec::new();
+    for actor in w.actors() {
+        let got = visible(pool, &w.claims(actor), table, column).await;
+        let want = set(&expected(actor));
+        if got != want {
+            failures.push(format!(
+                "{table}.{column} as {}: got {} rows, want {}",
+                w.name(actor),
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    let anon = visible(pool, &Claims::anonymous(None), table, column).await;
+    if !anon.is_empty() {
+        failures.push(format!("{table}: no claims must see nothing, saw {}", anon.len()));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn clinical_tables_follow_care_team_break_glass_and_org() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    for table in CLINICAL_TABLES {
+        check(&db.pool, &w, table, "patient_id", |a| match a {
+            a if a == w.pa1 => vec![w.p1],             // own record only
+            a if a == w.pa2 => vec![w.p2],             // not P1: other patient, same org
+            a if a == w.ca1 => vec![w.p1, w.p2],       // care team
+            a if a == w.ca2 => vec![w.p2],             // live break-glass only
+            a if a == w.ca3 => vec![],                 // expired break-glass
+            a if a == w.pb || a == w.cb => vec![w.p3], // org B sees org B only
+            _ => vec![],                               // admins and auditors: no clinical content
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn patients_care_teams_grants_and_invites() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    check(&db.pool, &w, "patients", "id", |a| match a {
+        a if a == w.pa1 => vec![w.p1],
+        a if a == w.pa2 => vec![w.p2],
+        a if a == w.ca1 => vec![w.p1, w.p2],
+        a if a == w.ca2 => vec![w.p2],
+        a if a == w.aa => vec![w.p1, w.p2], // demographics for the org's admin
+        a if a == w.pb || a == w.cb || a == w.ab => vec![w.p3],
+        _ => vec![],
+    })
+    .await;
+    check(&db.pool, &w, "care_team_members", "patient_id", |a| match a {
+        a if a == w.pa1 => vec![w.p1],
+        a if a == w.pa2 => vec![w.p2],
+        a if a == w.ca1 || a == w.aa => vec![w.p1, w.p2],
+        a if a == w.pb || a == w.cb || a == w.ab => vec![w.p3],
+        _ => vec![],
+    })
+    .await;
+    check(&db.pool, &w, "break_glass_grants", "patient_id", |a| match a {
+        a if a == w.ca2 => vec![w.p2],
+        a if a == w.ca3 => vec![w.p1],
+        a if a == w.aa => vec![w.p1, w.p2],
+        _ => vec![],
+    })
+    .await;
+    check(&db.pool, &w, "patient_invites", "patient_id", |a| match a {
+        a if a == w.ca1 || a == w.aa => vec![w.p1, w.p2],
+        a if a == w.ca2 => vec![w.p2],
+        a if a == w.cb || a == w.ab => vec![w.p3],
+        _ => vec![],
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn identity_tables_show_self_or_own_org_to_admins() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    let org_a_users = vec![w.pa1, w.pa2, w.ca1, w.ca2, w.ca3, w.aa, w.ua];
+    let org_b_users = vec![w.pb, w.cb, w.ab];
+    let expected = |a: Uuid| {
+        if a == w.aa {
+            org_a_users.clone()
+        } else if a == w.ab {
+            org_b_users.clone()
+        } else {
+            vec![a]
+        }
+    };
+    check(&db.pool, &w, "users", "id", expected).await;
+    for table in ["sessions", "mfa_credentials", "recovery_codes"] {
+        check(&db.pool, &w, table, "user_id", expected).await;
+    }
+    check(
+        &db.pool,
+        &w,
+        "organizations",
+        "id",
+        |a| if org_b_users.contains(&a) { vec![w.org_b] } else { vec![w.org_a] },
+    )
+    .await;
+    for actor in w.actors() {
+        let n = count(&db.pool, &w.claims(actor), "refresh_tokens").await;
+        let want = expected(actor).len() as i64;
+        assert_eq!(n, want, "refresh_tokens as {}", w.name(actor));
+    }
+    assert_eq!(count(&db.pool, &Claims::anonymous(None), "refresh_tokens").await, 0);
+    // legacy_id_map is for maintenance commands only.
+    check(&db.pool, &w, "legacy_id_map", "new_id", |_| vec![]).await;
+    assert_eq!(visible(&db.pool, &Claims::system(Some(w.org_a)), "legacy_id_map", "new_id").await, set(&[w.pa1]));
+    assert!(visible(&db.pool, &Claims::system(Some(w.org_b)), "legacy_id_map", "new_id").await.is_empty());
+}
+
+#[tokio::test]
+async fn service_contexts_are_confined() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    // Pre-authentication: may find any user (login by email) but no clinical data.
+    let auth = Claims::auth(None);
+    assert_eq!(visible(&db.pool, &auth, "users", "id").await.len(), 10);
+    for table in CLINICAL_TABLES.iter().chain(["patients", "audit_log"].iter()) {
+        assert!(visible(&db.pool, &auth, table, "org_id").await.is_empty(), "auth context sees {table}");
+    }
+    // A maintenance command for org A sees org A only.
+    let system_a = Claims::system(Some(w.org_a));
+    assert_eq!(visible(&db.pool, &system_a, "patients", "id").await, set(&[w.p1, w.p2]));
+    assert_eq!(visible(&db.pool, &system_a, "allergies", "patient_id").await, set(&[w.p1, w.p2]));
+    assert!(visible(&db.pool, &Claims::system(None), "patients", "id").await.is_empty());
+}
+
+#[tokio::test]
+async fn audit_tables_for_auditors_admins_and_the_patient_concerned() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    // org A has 3 events (P1, P2, none), org B one (P3).
+    for (actor, want) in [
+        (w.ua, 3),  // auditor: whole org ledger
+        (w.aa, 3),  // admin: own org's log
+        (w.pa1, 1), // patient: events about P1 (accounting of disclosures)
+        (w.pa2, 1),
+        (w.ca1, 0), // clinicians do not read the ledger
+        (w.ca2, 0),
+        (w.pb, 1),
+        (w.cb, 0),
+        (w.ab, 1),
+    ] {
+        assert_eq!(count(&db.pool, &w.claims(actor), "audit_log").await, want, "audit_log as {}", w.name(actor));
+    }
+    assert_eq!(count(&db.pool, &Claims::anonymous(None), "audit_log").await, 0);
+    assert_eq!(visible(&db.pool, &w.claims(w.pa1), "audit_log", "patient_id").await, set(&[w.p1]));
+    for (actor, want) in [(w.ua, 3), (w.aa, 3), (w.ab, 1), (w.pa1, 0), (w.ca1, 0)] {
+        assert_eq!(
+            count(&db.pool, &w.claims(actor), "audit_checkpoints").await,
+            want,
+            "checkpoints as {}",
+            w.name(actor)
+        );
+    }
+    // The inbox is write-only for the app, whoever asks.
+    for claims in [w.claims(w.ua), w.claims(w.aa), Claims::system(Some(w.org_a))] {
+        let mut tx = db::begin(&db.pool, &claims).await.unwrap();
+        let err = sqlx::query("SELECT count(*) FROM audit_inbox").fetch_one(&mut *tx).await.unwrap_err();
+        assert_eq!(err.as_database_error().and_then(|e| e.code()).as_deref(), Some("42501"));
+    }
+}
+
+#[tokio::test]
+async fn superuser_fixture_is_complete() {
+    // Guards the matrix against passing vacuously: the rows exist, RLS is what hides them.
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    for table in CLINICAL_TABLES {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(DISTINCT patient_id) FROM {table}")))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 3, "{table}");
+    }
+    let _ = w.patient_name(w.p1);
+}
