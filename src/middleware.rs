@@ -34,12 +34,19 @@ pub async fn request_context(
         .unwrap_or_else(Uuid::new_v4);
     req.extensions_mut().insert(RequestId(id));
     let method = req.method().as_str().to_owned();
-    let http_req = req.request().clone();
     let span = tracing::info_span!("request", request_id = %id);
 
+    // (No clone of the HttpRequest may be alive here: routing needs it uniquely owned.)
     let res = match next.call(req).instrument(span.clone()).await {
         Ok(res) => res.map_into_boxed_body(),
-        Err(e) => ServiceResponse::from_err(e, http_req).map_into_boxed_body(),
+        Err(e) => {
+            // Only inner middleware fails this way (e.g. CORS refusing an origin); actix turns
+            // the error into its response.
+            let status = e.as_response_error().status_code().as_u16();
+            crate::metrics::record_request(&method, "<middleware>", status, started.elapsed().as_secs_f64());
+            span.in_scope(|| tracing::info!(method = %method, status, "request refused by middleware"));
+            return Err(e);
+        }
     };
     let mut res = json_error_body(res);
 
@@ -91,7 +98,7 @@ fn json_error_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         400 => ApiError::BadRequest("malformed request".into()),
         401 => ApiError::Unauthorized,
         404 => ApiError::NotFound,
-        405 => ApiError::Forbidden { code: "method_not_allowed", message: "method not allowed".into() },
+        405 => ApiError::MethodNotAllowed,
         413 => ApiError::PayloadTooLarge,
         415 => ApiError::UnsupportedMediaType("unsupported content type".into()),
         s if s >= 500 => ApiError::Internal(anyhow::anyhow!("unhandled {s} response")),

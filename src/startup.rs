@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, from_fn};
+use actix_web::middleware::{Compress, Condition, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use sqlx::PgPool;
 
@@ -47,7 +47,7 @@ impl Application {
                     ApiError::BadRequest(format!("invalid query string: {}", safe_reason(&e.to_string()))).into()
                 }))
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
-                .wrap(cors(&state.settings.cors_origins))
+                .wrap(Condition::new(!state.settings.cors_origins.is_empty(), cors(&state.settings.cors_origins)))
                 .wrap(Compress::default())
                 .wrap(from_fn(crate::middleware::request_context))
                 .configure(crate::routes::configure)
@@ -93,7 +93,8 @@ fn safe_reason(msg: &str) -> String {
 }
 
 fn cors(origins: &[String]) -> Cors {
-    // No configured origins: no CORS headers at all (browsers then refuse cross-origin).
+    // Only installed when origins are configured: with none, no CORS headers at all and
+    // browsers refuse cross-origin calls.
     let mut c = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])

@@ -2,11 +2,19 @@
 
 pub mod health;
 
-use actix_web::web;
+use actix_web::{Resource, web};
+
+use crate::error::ApiError;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)));
+}
+
+/// A resource whose unmatched methods answer 405 (JSON) rather than falling through to 404.
+pub fn resource(path: &str) -> Resource {
+    web::resource(path)
+        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed) }))
 }

@@ -1,0 +1,119 @@
+//! HTTP basics every route inherits: health and readiness, request ids, security headers,
+//! JSON errors for anything unmatched, metrics, CORS.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{spawn_app, spawn_app_with};
+
+fn assert_json_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn healthz_and_readyz() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["schema"]["migrations_pending"], 0);
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_policies_are_not_this_builds() {
+    let app = spawn_app().await;
+    // Someone edited the policies in the database by hand (or an older binary migrated).
+    sqlx::query("UPDATE custos.policy_state SET digest = decode(repeat('ab', 32), 'hex')")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["schema"]["policies_current"], false);
+    // Re-running migrate puts them back.
+    custos::db::migrate::run(&app.db.pool).await.unwrap();
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.pool.close().await;
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+    let mine = "6f1c1f9e-8f3a-4b7e-9a55-0c2d6a1f4b11";
+    let r = app.client.get(app.url("/healthz")).header("X-Request-Id", mine).send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], mine);
+    // Not a UUID (could be an injection attempt into logs): replaced by a fresh one.
+    let r = app.client.get(app.url("/healthz")).header("X-Request-Id", "abc\"}{").send().await.unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok());
+    let r2 = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_ne!(r2.headers()["x-request-id"].to_str().unwrap(), generated);
+}
+
+#[tokio::test]
+async fn security_headers_on_every_response() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/no/such/route"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        let h = r.headers();
+        assert!(h["strict-transport-security"].to_str().unwrap().starts_with("max-age="), "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_json_error(&r.json().await.unwrap(), "not_found");
+    let r = app.client.post(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_json_error(&r.json().await.unwrap(), "method_not_allowed");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        app.client.get(app.url("/healthz")).send().await.unwrap();
+    }
+    app.client.get(app.url("/does-not-exist/123")).send().await.unwrap();
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("custos_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"), "{text}");
+    assert!(text.contains("custos_http_request_duration_seconds_bucket"), "latency histogram");
+    assert!(text.contains("custos_db_pool_connections"), "pool gauge");
+    // Raw paths never become labels (ids would leak into metrics and explode cardinality).
+    assert!(!text.contains("/does-not-exist/123"));
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_follows_configuration() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/healthz")).header("Origin", "https://evil.example").send().await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let app = spawn_app_with(&[("CUSTOS_CORS_ORIGINS", "https://portal.example")]).await;
+    let r = app.client.get(app.url("/healthz")).header("Origin", "https://portal.example").send().await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://portal.example");
+    let r = app.client.get(app.url("/healthz")).header("Origin", "https://evil.example").send().await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

@@ -1,0 +1,8 @@
+//! Black-box tests over HTTP: the real server on port 0 against its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod basics;
+mod cli;
