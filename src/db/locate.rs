@@ -92,7 +92,8 @@ async fn try_server(opts: PgConnectOptions) -> Result<Option<SecretString>, Loca
     Ok(Some(SecretString::from(url)))
 }
 
-async fn start_private_cluster(dir: &Path) -> Result<SecretString, LocateError> {
+/// Starts (initialising on first use) the private cluster under `dir`; returns its URL.
+pub async fn start_private_cluster(dir: &Path) -> Result<SecretString, LocateError> {
     let url = SecretString::from(format!("postgres://postgres@127.0.0.1:{PRIVATE_PORT}/{DEFAULT_DB}"));
     let opts = PgConnectOptions::new().host("127.0.0.1").port(PRIVATE_PORT).username("postgres");
     if let Some(url) = try_server(opts.clone()).await? {
@@ -127,6 +128,14 @@ async fn start_private_cluster(dir: &Path) -> Result<SecretString, LocateError> 
         Some(_) => Ok(url),
         None => Err(fail("the server started but does not accept connections; see server.log".into())),
     }
+}
+
+/// Stops the private cluster under `dir` (fast shutdown), if it runs.
+pub fn stop_private_cluster(dir: &Path) -> Result<(), String> {
+    let bin = find_pg_bindir().ok_or("no PostgreSQL binaries found")?;
+    let mut stop = pg_command(&bin.join("pg_ctl"), is_root());
+    stop.arg("-D").arg(dir).args(["-m", "fast", "-w", "stop"]);
+    run(&mut stop)
 }
 
 fn pg_command(program: &Path, as_root: bool) -> Command {

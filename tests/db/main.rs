@@ -9,6 +9,7 @@ mod append_only;
 mod atomicity;
 mod catalog;
 mod fixture;
+mod locate;
 mod migrate;
 mod rls_matrix;
 mod rls_writes;
