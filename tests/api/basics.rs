@@ -117,3 +117,29 @@ async fn cors_is_off_by_default_and_follows_configuration() {
     let r = app.client.get(app.url("/healthz")).header("Origin", "https://evil.example").send().await.unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn serves_https_when_given_a_certificate() {
+    let dir = std::env::temp_dir().join(format!("custos-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let app =
+        spawn_app_with(&[("CUSTOS_TLS_CERT", cert.to_str().unwrap()), ("CUSTOS_TLS_KEY", key.to_str().unwrap())]).await;
+    let https = app.address.replace("http://", "https://");
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let r = client.get(format!("{https}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().contains_key("strict-transport-security"));
+    // Plain HTTP on the TLS port is not served.
+    assert!(!app.client.get(app.url("/healthz")).send().await.map(|r| r.status().is_success()).unwrap_or(false));
+}
