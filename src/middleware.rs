@@ -34,12 +34,18 @@ pub async fn request_context(
         .unwrap_or_else(Uuid::new_v4);
     req.extensions_mut().insert(RequestId(id));
     let method = req.method().as_str().to_owned();
-    let http_req = req.request().clone();
     let span = tracing::info_span!("request", request_id = %id);
 
+    // No clone of the HttpRequest may be alive while the router runs: routing writes the
+    // matched path parameters through `Rc::get_mut`, which panics on a shared request.
+    // Inner services turn handler and extractor errors into responses themselves; an `Err`
+    // here comes from a middleware and is rendered by actix as its `ResponseError`.
     let res = match next.call(req).instrument(span.clone()).await {
         Ok(res) => res.map_into_boxed_body(),
-        Err(e) => ServiceResponse::from_err(e, http_req).map_into_boxed_body(),
+        Err(e) => {
+            span.in_scope(|| tracing::warn!(method = %method, status = e.as_response_error().status_code().as_u16(), "request failed in middleware"));
+            return Err(e);
+        }
     };
     let mut res = json_error_body(res);
 

@@ -1,7 +1,7 @@
 //! Who is calling: the `AuthUser` extractor and the request facts every audit event needs.
 //!
 //! Use in a handler:
-//! ```ignore
+//! ```text
 //! async fn handler(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 //!     let (mut tx, ctx) = user.begin(&state.pool).await?;   // RLS claims = this user
 //!     /* query through &mut *tx */

@@ -5,13 +5,18 @@
 //! extractor every protected route uses.
 //! Password hashing/verification is blocking CPU work: go through `hashing`.
 
+pub mod account;
 pub mod extractor;
 pub mod hashing;
+pub mod invites;
+pub mod login;
+pub mod mfa;
 pub mod password;
 pub mod rate_limit;
 pub mod sessions;
 pub mod tokens;
 pub mod totp;
+pub mod users;
 
 pub use extractor::{AnySessionUser, AuthUser, EnrollingUser, RequestMeta};
 

@@ -1,0 +1,14 @@
+//! Black-box API tests: the real server on port 0 against a fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admin;
+mod done_when;
+mod helpers;
+mod invites;
+mod jwt;
+mod login;
+mod mfa;
+mod sessions;
