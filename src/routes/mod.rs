@@ -1,16 +1,44 @@
 //! The HTTP surface: one module per resource; handlers stay thin and call services.
 
+pub mod admin_users;
+pub mod auth;
 pub mod health;
+pub mod invites;
+pub mod me;
 
 use actix_web::{Resource, web};
 
+use crate::auth::rate_limit::AuthLimiter;
 use crate::error::ApiError;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route. `auth_limiter` guards `/v1/auth/*` (per-IP rate limit).
+pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter) {
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)));
+    cfg.service(
+        web::scope("/v1/auth")
+            .wrap(auth_limiter)
+            .service(resource("/login").route(web::post().to(auth::login)))
+            .service(resource("/mfa/verify").route(web::post().to(auth::mfa_verify)))
+            .service(resource("/refresh").route(web::post().to(auth::refresh)))
+            .service(resource("/logout").route(web::post().to(auth::logout)))
+            .service(resource("/register").route(web::post().to(auth::register))),
+    );
+    cfg.service(resource("/v1/me").route(web::get().to(me::me)))
+        .service(resource("/v1/me/password").route(web::post().to(me::change_password)))
+        .service(resource("/v1/me/sessions").route(web::get().to(me::sessions)))
+        .service(resource("/v1/me/sessions/{id}").route(web::delete().to(me::revoke_session)))
+        .service(resource("/v1/me/mfa/enroll").route(web::post().to(me::mfa_enroll)))
+        .service(resource("/v1/me/mfa/confirm").route(web::post().to(me::mfa_confirm)))
+        .service(resource("/v1/me/mfa/recovery-codes").route(web::post().to(me::recovery_codes)))
+        .service(
+            resource("/v1/admin/users")
+                .route(web::post().to(admin_users::create))
+                .route(web::get().to(admin_users::list)),
+        )
+        .service(resource("/v1/admin/users/{id}/{action}").route(web::post().to(admin_users::act)))
+        .service(resource("/v1/patients/{id}/invite").route(web::post().to(invites::issue)));
 }
 
 /// A resource whose unmatched methods answer 405 (JSON) rather than falling through to 404.

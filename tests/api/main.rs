@@ -1,8 +1,16 @@
-//! Black-box tests over HTTP: the real server on port 0 against its own database.
+//! Black-box tests over HTTP: the real server on port 0 against a fresh database per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
 mod basics;
 mod cli;
+mod done_when;
+mod helpers;
+mod invites;
+mod jwt;
+mod login;
+mod mfa;
+mod sessions;
