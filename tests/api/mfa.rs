@@ -143,3 +143,15 @@ async fn five_bad_mfa_codes_lock_the_account() {
     assert_eq!(app.login(&admin.email, &admin.password).await.0, StatusCode::UNAUTHORIZED);
     assert!(app.has_event("security", "success", "account locked").await);
 }
+
+#[tokio::test]
+async fn the_same_code_sent_twice_at_once_wins_only_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let a = challenge(&app, &admin.email, &admin.password).await;
+    let b = challenge(&app, &admin.email, &admin.password).await;
+    let code = app.fresh_totp(&admin.secret);
+    let (x, y) = tokio::join!(verify(&app, &a, &code), verify(&app, &b, &code));
+    let wins = [x, y].iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(wins, 1, "{x} {y}");
+}
