@@ -143,3 +143,32 @@ async fn serves_https_when_given_a_certificate() {
     // Plain HTTP on the TLS port is not served.
     assert!(!app.client.get(app.url("/healthz")).send().await.map(|r| r.status().is_success()).unwrap_or(false));
 }
+
+#[tokio::test]
+async fn json_bodies_are_limited_and_malformed_ones_rejected_as_json() {
+    let app = spawn_app_with(&[("CUSTOS_JSON_LIMIT_BYTES", "2048")]).await;
+    let login = app.url("/v1/auth/login");
+    let big = format!("{{\"email\":\"a@b.example\",\"password\":\"{}\"}}", "x".repeat(4096));
+    let r = app.client.post(&login).header("content-type", "application/json").body(big).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_json_error(&r.json().await.unwrap(), "payload_too_large");
+    let r =
+        app.client.post(&login).header("content-type", "application/json").body("{\"email\":").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_json_error(&r.json().await.unwrap(), "bad_request");
+    let r = app.client.post(&login).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_json_error(&r.json().await.unwrap(), "unsupported_media_type");
+    // A type error quotes no value back (it could be PHI).
+    let r = app
+        .client
+        .post(&login)
+        .header("content-type", "application/json")
+        .body("{\"email\": 12345678, \"password\": \"Jane Doe secret\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("12345678") && !text.contains("Jane"), "{text}");
+}
