@@ -12,8 +12,10 @@ GRANT USAGE ON SCHEMA public, custos TO custos_app, custos_sequencer, custos_aud
 
 GRANT SELECT, INSERT, UPDATE ON organizations, sessions, refresh_tokens, mfa_challenges, patient_invites,
     patients, patient_medical_info, break_glass_grants, allergies, medications,
-    medical_history, prescriptions, conversations, symptoms, attachments, encryption_keys
+    medical_history, prescriptions, conversations, encryption_keys
     TO custos_app;
+-- Symptoms and attachments are append-only once recorded.
+GRANT SELECT, INSERT ON symptoms, attachments TO custos_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mfa_credentials, recovery_codes, care_team_members TO custos_app;
 GRANT SELECT, INSERT ON users, messages, legacy_id_map TO custos_app;
 GRANT UPDATE (email_enc, email_bidx, display_name_enc, password_hash, must_change_password, status,

@@ -15,9 +15,11 @@ CREATE POLICY patients_read ON patients FOR SELECT TO custos_app
            AND (custos.is_org_manager()
                 OR (custos.role() = 'patient' AND user_id = custos.user_id())
                 OR (custos.role() = 'clinician'
-                    -- the creator keeps sight of the demographics row they just entered, so
-                    -- they can put themselves on its care team in the same transaction
-                    AND (created_by = custos.user_id() OR custos.clinician_has_access(id)))));
+                    -- the creator sees the row they entered *in this transaction* (created_at
+                    -- is the transaction's now() and cannot be changed), just long enough to
+                    -- put themselves on its care team; lasting access is the care team's
+                    AND ((created_by = custos.user_id() AND created_at = now())
+                         OR custos.clinician_has_access(id)))));
 DROP POLICY IF EXISTS patients_create ON patients;
 CREATE POLICY patients_create ON patients FOR INSERT TO custos_app
     WITH CHECK (org_id = custos.org_id()
@@ -47,7 +49,8 @@ CREATE POLICY care_team_creator ON care_team_members FOR INSERT TO custos_app
     WITH CHECK (org_id = custos.org_id() AND custos.role() = 'clinician'
                 AND clinician_id = custos.user_id()
                 AND EXISTS (SELECT 1 FROM public.patients p
-                            WHERE p.id = patient_id AND p.created_by = custos.user_id()));
+                            WHERE p.id = patient_id AND p.created_by = custos.user_id()
+                              AND p.created_at = now()));
 
 ALTER TABLE break_glass_grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE break_glass_grants FORCE ROW LEVEL SECURITY;
@@ -57,23 +60,30 @@ CREATE POLICY break_glass_read ON break_glass_grants FOR SELECT TO custos_app
            AND (custos.is_org_manager()
                 OR (custos.role() = 'clinician' AND clinician_id = custos.user_id())));
 DROP POLICY IF EXISTS break_glass_create ON break_glass_grants;
+-- Granted now, for at most 24 hours (the application's window is shorter, e.g. 60 minutes):
+-- a grant dated into the future could never expire.
 CREATE POLICY break_glass_create ON break_glass_grants FOR INSERT TO custos_app
     WITH CHECK (org_id = custos.org_id() AND custos.role() = 'clinician'
-                AND clinician_id = custos.user_id());
+                AND clinician_id = custos.user_id() AND revoked_at IS NULL
+                AND granted_at BETWEEN now() - interval '1 minute' AND now() + interval '1 minute'
+                AND expires_at <= now() + interval '24 hours');
 DROP POLICY IF EXISTS break_glass_revoke ON break_glass_grants;
 CREATE POLICY break_glass_revoke ON break_glass_grants FOR UPDATE TO custos_app
     USING (org_id = custos.org_id()
            AND (custos.is_org_manager()
                 OR (custos.role() = 'clinician' AND clinician_id = custos.user_id())))
-    WITH CHECK (org_id = custos.org_id());
+    -- revocation only (a trigger keeps every other column as it was)
+    WITH CHECK (org_id = custos.org_id() AND revoked_at IS NOT NULL);
 
 -- Clinician-authored chart tables: read by the patient and their clinicians, written by
--- their clinicians.
+-- their clinicians, in their own name (the author column must be the caller).
 DO $$
 DECLARE
     t text;
+    author text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['patient_medical_info', 'allergies', 'medications', 'medical_history'] LOOP
+    FOR t, author IN VALUES ('patient_medical_info', 'updated_by'), ('allergies', 'recorded_by'),
+                            ('medications', 'recorded_by'), ('medical_history', 'recorded_by') LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_read', t);
@@ -81,7 +91,8 @@ BEGIN
             USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))', t || '_read', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_write', t);
         EXECUTE format('CREATE POLICY %I ON %I FOR INSERT TO custos_app
-            WITH CHECK (org_id = custos.org_id() AND custos.can_write_clinical(patient_id))', t || '_write', t);
+            WITH CHECK (org_id = custos.org_id() AND custos.can_write_clinical(patient_id)
+                        AND (custos.role() = ''system'' OR %I = custos.user_id()))', t || '_write', t, author);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_update', t);
         EXECUTE format('CREATE POLICY %I ON %I FOR UPDATE TO custos_app
             USING (org_id = custos.org_id() AND custos.can_write_clinical(patient_id))
@@ -105,6 +116,8 @@ CREATE POLICY prescriptions_update ON prescriptions FOR UPDATE TO custos_app
     WITH CHECK (org_id = custos.org_id() AND custos.can_write_clinical(patient_id));
 
 -- The case flow: patients open conversations and add to them; their clinicians too.
+-- Symptoms and attachments are append-only (no UPDATE policy, and a trigger); a
+-- conversation is opened in the caller's own name and updated (reply, close) by either side.
 DO $$
 DECLARE
     t text;
@@ -115,15 +128,23 @@ BEGIN
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_read', t);
         EXECUTE format('CREATE POLICY %I ON %I FOR SELECT TO custos_app
             USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))', t || '_read', t);
-        EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_write', t);
-        EXECUTE format('CREATE POLICY %I ON %I FOR INSERT TO custos_app
-            WITH CHECK (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))', t || '_write', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_update', t);
-        EXECUTE format('CREATE POLICY %I ON %I FOR UPDATE TO custos_app
-            USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))
-            WITH CHECK (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))', t || '_update', t);
     END LOOP;
 END $$;
+DROP POLICY IF EXISTS conversations_write ON conversations;
+CREATE POLICY conversations_write ON conversations FOR INSERT TO custos_app
+    WITH CHECK (org_id = custos.org_id() AND custos.can_read_clinical(patient_id)
+                AND (custos.role() = 'system' OR opened_by = custos.user_id()));
+CREATE POLICY conversations_update ON conversations FOR UPDATE TO custos_app
+    USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))
+    WITH CHECK (org_id = custos.org_id() AND custos.can_read_clinical(patient_id));
+DROP POLICY IF EXISTS symptoms_write ON symptoms;
+CREATE POLICY symptoms_write ON symptoms FOR INSERT TO custos_app
+    WITH CHECK (org_id = custos.org_id() AND custos.can_read_clinical(patient_id));
+DROP POLICY IF EXISTS attachments_write ON attachments;
+CREATE POLICY attachments_write ON attachments FOR INSERT TO custos_app
+    WITH CHECK (org_id = custos.org_id() AND custos.can_read_clinical(patient_id)
+                AND (custos.role() = 'system' OR uploaded_by = custos.user_id()));
 
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE messages FORCE ROW LEVEL SECURITY;

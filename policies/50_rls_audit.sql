@@ -13,8 +13,15 @@ DROP POLICY IF EXISTS audit_inbox_record ON audit_inbox;
 CREATE POLICY audit_inbox_record ON audit_inbox FOR INSERT TO custos_app
     WITH CHECK (
         CASE
+            -- A signed-in user records only their own, live events: their org, id, role and
+            -- request; never imported or backdated history; a patient only about themself.
             WHEN custos.role() IN ('patient', 'clinician', 'admin', 'auditor')
                 THEN org_id = custos.org_id() AND actor_id = custos.user_id()
+                     AND actor_role = custos.role()
+                     AND request_id IS NOT DISTINCT FROM custos.request_id()
+                     AND NOT imported
+                     AND occurred_at BETWEEN now() - interval '1 minute' AND clock_timestamp() + interval '1 minute'
+                     AND (custos.role() <> 'patient' OR patient_id IS NULL OR custos.is_own_patient(patient_id))
             WHEN custos.role() IN ('auth', 'system')
                 THEN custos.org_id() IS NULL OR org_id IS NOT DISTINCT FROM custos.org_id()
             -- no claims (e.g. a request with a bad token): the system ledger only

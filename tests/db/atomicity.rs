@@ -21,9 +21,10 @@ async fn a_failed_request_leaves_neither_audit_row_nor_data() {
     let ctx = AuditContext::from_claims(&claims);
 
     let mut tx = db::begin(&db.pool, &claims).await.unwrap();
-    sqlx::query("INSERT INTO allergies (org_id, patient_id, substance, severity) VALUES ($1, $2, 'latex', 'mild')")
+    sqlx::query("INSERT INTO allergies (org_id, patient_id, recorded_by, substance, severity) VALUES ($1, $2, $3, 'latex', 'mild')")
         .bind(w.org_a)
         .bind(w.p1)
+        .bind(w.ca1)
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -41,9 +42,10 @@ async fn a_failed_request_leaves_neither_audit_row_nor_data() {
 
     // The same request without the failure commits both, together.
     let mut tx = db::begin(&db.pool, &claims).await.unwrap();
-    sqlx::query("INSERT INTO allergies (org_id, patient_id, substance, severity) VALUES ($1, $2, 'latex', 'mild')")
+    sqlx::query("INSERT INTO allergies (org_id, patient_id, recorded_by, substance, severity) VALUES ($1, $2, $3, 'latex', 'mild')")
         .bind(w.org_a)
         .bind(w.p1)
+        .bind(w.ca1)
         .execute(&mut *tx)
         .await
         .unwrap();
