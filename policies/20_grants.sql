@@ -10,7 +10,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public, custos TO custos_app, custos_sequencer, custos_auditor;
 
-GRANT SELECT, INSERT, UPDATE ON organizations, sessions, refresh_tokens, patient_invites,
+GRANT SELECT, INSERT, UPDATE ON organizations, sessions, refresh_tokens, mfa_challenges, patient_invites,
     patients, patient_medical_info, break_glass_grants, allergies, medications,
     medical_history, prescriptions, conversations, symptoms, attachments, encryption_keys
     TO custos_app;

@@ -41,7 +41,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['mfa_credentials', 'recovery_codes', 'sessions'] LOOP
+    FOREACH t IN ARRAY ARRAY['mfa_credentials', 'recovery_codes', 'sessions', 'mfa_challenges'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_owner', t);

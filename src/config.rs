@@ -36,6 +36,73 @@ pub struct Settings {
     pub json_limit_bytes: usize,
     pub shutdown_timeout: Duration,
     pub log_filter: String,
+    /// Sign-in, session and lockout rules.
+    pub auth: AuthSettings,
+}
+
+/// Sign-in and session settings (NIST SP 800-63B AAL2, ASVS V2/V3, HIPAA automatic logoff).
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// A session with no request for this long is dead (`CUSTOS_SESSION_IDLE_TIMEOUT_SECS`, 900).
+    pub idle_timeout: Duration,
+    /// A session dies this long after sign-in, active or not (`CUSTOS_SESSION_ABSOLUTE_TIMEOUT_SECS`, 43200).
+    pub absolute_lifetime: Duration,
+    /// Access-token lifetime, 5–15 minutes (`CUSTOS_ACCESS_TOKEN_TTL_SECS`, 600).
+    pub access_token_ttl: Duration,
+    /// Consecutive failed password/MFA attempts that lock an account (`CUSTOS_LOCKOUT_THRESHOLD`, 5).
+    pub lockout_threshold: i32,
+    /// How long a lock lasts (`CUSTOS_LOCKOUT_DURATION_SECS`, 900).
+    pub lockout_duration: Duration,
+    /// Requests per minute per client IP on `/v1/auth/*` (`CUSTOS_AUTH_RATE_PER_MINUTE`, 60).
+    pub rate_per_minute: u64,
+    /// Argon2id memory in KiB (`CUSTOS_ARGON2_M_KIB`, 19456), iterations
+    /// (`CUSTOS_ARGON2_T`, 2) and lanes (`CUSTOS_ARGON2_P`, 1); never below OWASP's minimum.
+    pub argon2: crate::auth::password::Argon2Params,
+    /// Password hashes computed at once (`CUSTOS_PASSWORD_HASH_CONCURRENCY`; default: CPUs - 1,
+    /// at least 1), so a burst of logins cannot take every core from other requests.
+    pub hash_concurrency: usize,
+    /// Extra Ed25519 public keys (base64, comma-separated) whose access tokens are still
+    /// accepted after a signing-key rotation (`CUSTOS_JWT_PREVIOUS_PUBLIC_KEYS`).
+    pub jwt_previous_public_keys: Vec<String>,
+}
+
+impl AuthSettings {
+    fn from_lookup(non_empty: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let secs = |var, default, min, max| parse_num(non_empty, var, default, min, max).map(Duration::from_secs);
+        let default_m = crate::auth::password::Argon2Params::default();
+        let m = parse_num(non_empty, "CUSTOS_ARGON2_M_KIB", default_m.m_cost_kib(), default_m.m_cost_kib(), 4 << 20)?;
+        let t = parse_num(non_empty, "CUSTOS_ARGON2_T", default_m.t_cost(), default_m.t_cost(), 100)?;
+        let p = parse_num(non_empty, "CUSTOS_ARGON2_P", default_m.p_cost(), default_m.p_cost(), 64)?;
+        let argon2 = crate::auth::password::Argon2Params::new(m, t, p)
+            .map_err(|e| ConfigError { var: "CUSTOS_ARGON2_M_KIB", problem: e.to_string() })?;
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let s = Self {
+            idle_timeout: secs("CUSTOS_SESSION_IDLE_TIMEOUT_SECS", 900, 60, 86_400)?,
+            absolute_lifetime: secs("CUSTOS_SESSION_ABSOLUTE_TIMEOUT_SECS", 43_200, 300, 7 * 86_400)?,
+            access_token_ttl: secs("CUSTOS_ACCESS_TOKEN_TTL_SECS", 600, 300, 900)?,
+            lockout_threshold: parse_num(non_empty, "CUSTOS_LOCKOUT_THRESHOLD", 5, 1, 100)?,
+            lockout_duration: secs("CUSTOS_LOCKOUT_DURATION_SECS", 900, 60, 86_400)?,
+            rate_per_minute: parse_num(non_empty, "CUSTOS_AUTH_RATE_PER_MINUTE", 60, 1, 1_000_000)?,
+            argon2,
+            hash_concurrency: parse_num(
+                non_empty,
+                "CUSTOS_PASSWORD_HASH_CONCURRENCY",
+                cpus.saturating_sub(1).max(1),
+                1,
+                1024,
+            )?,
+            jwt_previous_public_keys: non_empty("CUSTOS_JWT_PREVIOUS_PUBLIC_KEYS")
+                .map(|v| v.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
+                .unwrap_or_default(),
+        };
+        if s.absolute_lifetime < s.idle_timeout {
+            return Err(bad(
+                "CUSTOS_SESSION_ABSOLUTE_TIMEOUT_SECS",
+                "must not be shorter than CUSTOS_SESSION_IDLE_TIMEOUT_SECS",
+            ));
+        }
+        Ok(s)
+    }
 }
 
 /// A setting that is present but unusable; the message names the variable, never its value.
@@ -84,6 +151,7 @@ impl Settings {
             json_limit_bytes: parse_num(&non_empty, "CUSTOS_JSON_LIMIT_BYTES", 256 * 1024, 1024, 64 << 20)?,
             shutdown_timeout: Duration::from_secs(parse_num(&non_empty, "CUSTOS_SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600)?),
             log_filter: non_empty("CUSTOS_LOG").unwrap_or_else(|| "info".into()),
+            auth: AuthSettings::from_lookup(&non_empty)?,
         })
         .and_then(|s: Settings| s.checked())
     }
@@ -156,5 +224,25 @@ mod tests {
         assert_eq!(err.var, "DATABASE_URL");
         let cors = settings(&[("CUSTOS_CORS_ORIGINS", "https://a.example, https://b.example")]).unwrap();
         assert_eq!(cors.cors_origins, vec!["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn auth_defaults_and_bounds() {
+        let a = settings(&[]).unwrap().auth;
+        assert_eq!(a.idle_timeout, Duration::from_secs(900));
+        assert_eq!(a.absolute_lifetime, Duration::from_secs(12 * 3600));
+        assert_eq!(a.access_token_ttl, Duration::from_secs(600));
+        assert_eq!((a.lockout_threshold, a.lockout_duration), (5, Duration::from_secs(900)));
+        assert_eq!(a.rate_per_minute, 60);
+        assert_eq!(a.argon2, crate::auth::password::Argon2Params::default());
+        assert!(a.hash_concurrency >= 1);
+        // Access tokens live 5 to 15 minutes; Argon2 never below OWASP's minimum.
+        assert!(settings(&[("CUSTOS_ACCESS_TOKEN_TTL_SECS", "60")]).is_err());
+        assert!(settings(&[("CUSTOS_ACCESS_TOKEN_TTL_SECS", "3600")]).is_err());
+        assert!(settings(&[("CUSTOS_ARGON2_M_KIB", "4096")]).is_err());
+        assert_eq!(settings(&[("CUSTOS_ARGON2_T", "3")]).unwrap().auth.argon2.t_cost(), 3);
+        let err =
+            settings(&[("CUSTOS_SESSION_IDLE_TIMEOUT_SECS", "3600"), ("CUSTOS_SESSION_ABSOLUTE_TIMEOUT_SECS", "600")]);
+        assert!(err.is_err());
     }
 }

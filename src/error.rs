@@ -15,6 +15,9 @@ pub enum ApiError {
     /// Well-formed but invalid input: which field, which rule.
     #[error("{field}: {rule}")]
     Validation { field: String, rule: String },
+    /// A new password breaks the password policy; every broken rule is listed.
+    #[error("the password was rejected: {}", .0.iter().map(|v| v.message()).collect::<Vec<_>>().join(" "))]
+    WeakPassword(Vec<crate::auth::password::PolicyViolation>),
     /// Missing, invalid or expired credentials. Deliberately says nothing more.
     #[error("authentication required")]
     Unauthorized,
@@ -58,6 +61,8 @@ struct Inner<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    violations: Option<&'a [crate::auth::password::PolicyViolation]>,
 }
 
 impl ApiError {
@@ -74,6 +79,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Validation { .. } => "validation_failed",
+            Self::WeakPassword(_) => "password_policy",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden { code, .. } => code,
             Self::NotFound => "not_found",
@@ -92,7 +98,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation { .. } | Self::WeakPassword(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -113,13 +119,25 @@ impl ResponseError for ApiError {
         }
         let field = match self {
             Self::Validation { field, .. } => Some(field.as_str()),
+            Self::WeakPassword(_) => Some("password"),
+            _ => None,
+        };
+        let violations = match self {
+            Self::WeakPassword(v) => Some(v.as_slice()),
             _ => None,
         };
         let mut resp = HttpResponse::build(self.status_code());
         if let Self::RateLimited { retry_after_secs } = self {
             resp.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
-        resp.json(Body { error: Inner { code: self.code(), message: self.to_string(), field } })
+        resp.json(Body { error: Inner { code: self.code(), message: self.to_string(), field, violations } })
+    }
+}
+
+/// A domain type refused its input: 422 naming the field and the rule (never the value).
+impl From<crate::domain::DomainError> for ApiError {
+    fn from(e: crate::domain::DomainError) -> Self {
+        Self::validation(e.field().to_owned(), e.rule().to_string())
     }
 }
 

@@ -4,10 +4,12 @@
 
 /// The ledger: audit events, the in-transaction writer.
 pub mod audit;
-/// Authentication building blocks: passwords, TOTP, tokens.
+/// Identity: passwords, TOTP, tokens, sessions, logins, the `AuthUser` extractor.
 pub mod auth;
 /// Command-line entry points (serve, migrate, bootstrap), reusing the library.
 pub mod cli;
+/// The server's clock (wall clock plus a test-only offset).
+pub mod clock;
 /// Typed settings from the environment.
 pub mod config;
 /// Field encryption: KEK → wrapped data keys, sealing, blind indexes.

@@ -10,15 +10,69 @@ use actix_web::middleware::{Compress, Condition, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use sqlx::PgPool;
 
+use crate::auth::tokens::{JwtKeys, TokenError};
+use crate::clock::Clock;
 use crate::config::Settings;
+use crate::crypto::Kek;
+use crate::crypto::store::{FieldCrypto, KeyStoreError};
 use crate::error::ApiError;
 use crate::keys::RootKeys;
+
+/// `iss` of every access token.
+pub const JWT_ISSUER: &str = "custos";
+/// `aud` of every access token.
+pub const JWT_AUDIENCE: &str = "custos-api";
 
 /// Shared, read-only state handed to every handler.
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
     pub keys: RootKeys,
+    /// Data keys (sealing fields) and the blind-index key.
+    pub crypto: FieldCrypto,
+    /// Access-token signing and verification keys.
+    pub jwt: JwtKeys,
+    /// "Now" for sessions, lockouts, tokens and TOTP (tests move it forward).
+    pub clock: Arc<Clock>,
+    /// HMAC key for recovery-code hashes (a KEK sub-key).
+    pub recovery_key: zeroize::Zeroizing<[u8; 32]>,
+    /// Bounds concurrent password hashing (see `AuthSettings::hash_concurrency`).
+    pub hash_slots: tokio::sync::Semaphore,
+}
+
+/// Why the server could not be assembled. Messages name variables, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The data keys could not be loaded — notably a wrong `CUSTOS_KEK`.
+    #[error(transparent)]
+    Keys(#[from] KeyStoreError),
+    /// The JWT key material is unusable.
+    #[error("CUSTOS_JWT_SIGNING_KEY / CUSTOS_JWT_PREVIOUS_PUBLIC_KEYS: {0}")]
+    Jwt(#[from] TokenError),
+    /// Binding the listener or configuring TLS failed.
+    #[error("{0:#}")]
+    Server(#[from] anyhow::Error),
+}
+
+impl AppState {
+    /// Loads the key material that needs the database (data keys, checked against the KEK)
+    /// and derives the rest.
+    pub async fn load(
+        settings: Settings,
+        pool: PgPool,
+        keys: RootKeys,
+        clock: Arc<Clock>,
+    ) -> Result<Self, StartupError> {
+        let kek = Kek::from_bytes(*keys.kek.expose());
+        let crypto = crate::crypto::store::load(&pool, &kek).await?;
+        let mut jwt = JwtKeys::from_seed(keys.jwt_signing.expose(), JWT_ISSUER, JWT_AUDIENCE)?;
+        for k in &settings.auth.jwt_previous_public_keys {
+            jwt.add_verification_key_base64(k)?;
+        }
+        let recovery_key = kek.derive_subkey("recovery-code-hash/v1");
+        let hash_slots = tokio::sync::Semaphore::new(settings.auth.hash_concurrency);
+        Ok(Self { pool, settings, keys, crypto, jwt, clock, recovery_key, hash_slots })
+    }
 }
 
 pub struct Application {
@@ -27,19 +81,36 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `settings.bind` and prepares the server (not yet running).
-    pub fn build(settings: Settings, pool: PgPool, keys: RootKeys) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.bind)?;
+    /// Binds `settings.bind` and prepares the server (not yet running), on the real clock.
+    pub async fn build(settings: Settings, pool: PgPool, keys: RootKeys) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, pool, keys, Arc::new(Clock::system())).await
+    }
+
+    /// [`Application::build`] with a given clock (tests keep a handle to move it forward).
+    pub async fn build_with_clock(
+        settings: Settings,
+        pool: PgPool,
+        keys: RootKeys,
+        clock: Arc<Clock>,
+    ) -> Result<Self, StartupError> {
+        let state = AppState::load(settings, pool, keys, clock).await?;
+        Ok(Self::from_state(state)?)
+    }
+
+    fn from_state(state: AppState) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(state.settings.bind)?;
         let port = listener.local_addr()?.port();
         let _ = crate::metrics::handle();
-        let tls = match (&settings.tls_cert, &settings.tls_key) {
+        let tls = match (&state.settings.tls_cert, &state.settings.tls_key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
         };
-        let shutdown = settings.shutdown_timeout;
-        let state = web::Data::from(Arc::new(AppState { pool, settings, keys }));
+        let shutdown = state.settings.shutdown_timeout;
+        let auth_rate = crate::auth::rate_limit::WindowBackend::default();
+        let state = web::Data::from(Arc::new(state));
         let server = HttpServer::new(move || {
             let json_limit = state.settings.json_limit_bytes;
+            let auth_limiter = crate::auth::rate_limit::limiter(auth_rate.clone(), state.settings.auth.rate_per_minute);
             App::new()
                 .app_data(state.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))
@@ -50,7 +121,7 @@ impl Application {
                 .wrap(Condition::new(!state.settings.cors_origins.is_empty(), cors(&state.settings.cors_origins)))
                 .wrap(Compress::default())
                 .wrap(from_fn(crate::middleware::request_context))
-                .configure(crate::routes::configure)
+                .configure(|cfg| crate::routes::configure(cfg, auth_limiter))
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
         .shutdown_timeout(shutdown.as_secs());

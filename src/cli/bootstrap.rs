@@ -2,7 +2,6 @@
 //! password returned once. The admin must change it (and enrol MFA) at first login.
 
 use anyhow::Context;
-use rand::RngExt;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -22,14 +21,7 @@ pub struct Bootstrapped {
     pub one_time_password: SecretString,
 }
 
-/// Unambiguous characters (no 0/O, 1/l/I): 20 of them carry ~115 bits.
-const OTP_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-
-pub fn one_time_password() -> SecretString {
-    let mut rng = rand::rng();
-    let s: String = (0..20).map(|_| OTP_ALPHABET[rng.random_range(0..OTP_ALPHABET.len())] as char).collect();
-    SecretString::from(s)
-}
+pub use crate::auth::users::one_time_password;
 
 pub async fn run(pool: &PgPool, keys: &RootKeys, org_name: &str, admin_email: &str) -> Result<Bootstrapped, CliError> {
     let org_name = org_name.trim();

@@ -5,7 +5,9 @@ pub mod bootstrap;
 use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigError, Settings};
+use crate::crypto::store::KeyStoreError;
 use crate::keys::{KeyError, RootKeys};
+use crate::startup::StartupError;
 
 #[derive(Debug, Parser)]
 #[command(name = "custos", version, about = "HIPAA-focused audit and compliance backend")]
@@ -121,8 +123,12 @@ async fn serve(settings: Settings, no_migrate: bool) -> Result<(), CliError> {
         crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
         tracing::info!("migrations and policies applied");
     }
-    let app = crate::startup::Application::build(settings.clone(), pool.clone(), keys)
-        .map_err(|e| CliError::Runtime(e.context(format!("cannot serve on {}", settings.bind))))?;
+    let app = crate::startup::Application::build(settings.clone(), pool.clone(), keys).await.map_err(|e| match e {
+        // A wrong KEK is a configuration error: refuse to start, say which variable.
+        StartupError::Keys(KeyStoreError::WrongKek) | StartupError::Jwt(_) => CliError::Usage(e.to_string()),
+        StartupError::Keys(e) => CliError::Runtime(anyhow::Error::from(e).context("loading data keys")),
+        StartupError::Server(e) => CliError::Runtime(e.context(format!("cannot serve on {}", settings.bind))),
+    })?;
     tracing::info!(address = %settings.bind, port = app.port(), tls = settings.tls_cert.is_some(), "listening");
     app.run_until_stopped().await.map_err(anyhow::Error::from)?;
     pool.close().await;

@@ -4,5 +4,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
 mod basics;
 mod cli;
+mod done_when;
+mod helpers;
+mod invites;
+mod jwt;
+mod login;
+mod mfa;
+mod sessions;

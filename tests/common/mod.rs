@@ -3,7 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use custos::clock::Clock;
 use custos::config::Settings;
 use custos::keys::RootKeys;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -83,6 +85,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub keys: RootKeys,
+    /// The server's clock: `app.clock.advance(..)` moves time forward for the server.
+    pub clock: Arc<Clock>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -94,11 +98,14 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let settings = db.settings(extra);
     let keys = RootKeys::random();
     let pool = custos::db::connect(settings.database_url.as_ref().unwrap(), 5).await.expect("app pool");
-    let app = custos::startup::Application::build(settings, pool.clone(), keys.clone()).expect("build app");
+    let clock = Arc::new(Clock::system());
+    let app = custos::startup::Application::build_with_clock(settings, pool.clone(), keys.clone(), clock.clone())
+        .await
+        .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, db, pool, client, keys }
+    TestApp { address, db, pool, client, keys, clock }
 }
 
 impl TestApp {

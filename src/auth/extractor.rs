@@ -1,0 +1,262 @@
+//! Who is calling: the `AuthUser` extractor and the request facts every audit event needs.
+//!
+//! Use in a handler:
+//! ```text
+//! async fn handler(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+//!     let (mut tx, ctx) = user.begin(&state.pool).await?;   // RLS claims = this user
+//!     /* query through &mut *tx */
+//!     audit::record(&mut tx, &ctx, &AuditEvent::new(Action::Read, "patient", Outcome::Success)).await?;
+//!     tx.commit().await?;
+//! }
+//! ```
+//! Extraction validates the Bearer JWT (EdDSA, our key ids, exp/iss/aud) and then runs ONE
+//! primary-key UPDATE on `sessions` that both checks the session is live (not revoked, not
+//! idle for longer than the idle timeout, not past its absolute lifetime, user active) and
+//! bumps `last_seen_at`. Any failure is the same 401.
+//!
+//! Three extractors, by what a *restricted* session may do (a staff member who has not
+//! enrolled MFA yet, or anyone who must change a one-time password):
+//! - [`AuthUser`]: full sessions only; otherwise 403 `password_change_required` or
+//!   `mfa_enrollment_required`. Use it everywhere unless told otherwise.
+//! - [`EnrollingUser`]: also staff sessions awaiting MFA enrolment (the enrol endpoints).
+//! - [`AnySessionUser`]: any live session (`/v1/me`, `/v1/me/password`, logout).
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::audit::AuditContext;
+use crate::clock::span;
+use crate::db::{self, ClaimRole, Claims};
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+use crate::startup::AppState;
+
+/// Request id, client address and user agent: what an audit event records about "from where".
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<Uuid>,
+    /// The TCP peer (behind a proxy: the proxy).
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn of(req: &HttpRequest) -> Self {
+        Self {
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0),
+            client_ip: req.peer_addr().map(|a| a.ip()),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect()),
+        }
+    }
+
+    /// An audit context with no actor yet (pre-authentication), in the `auth` service role.
+    pub fn audit_context(&self) -> AuditContext {
+        AuditContext {
+            actor_role: Some(ClaimRole::Auth.as_str()),
+            request_id: self.request_id,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent.clone(),
+            ..AuditContext::default()
+        }
+    }
+}
+
+impl FromRequest for RequestMeta {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Self::of(req)))
+    }
+}
+
+/// A signed-in caller whose session was live at the start of this request.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: ClaimRole,
+    pub session_id: Uuid,
+    /// The session passed a second factor (login with TOTP/recovery code, or MFA confirmed in it).
+    pub mfa_verified: bool,
+    pub must_change_password: bool,
+    /// Absolute end of the session.
+    pub session_expires_at: DateTime<Utc>,
+    /// When the session dies if no further request comes.
+    pub idle_expires_at: DateTime<Utc>,
+    pub meta: RequestMeta,
+}
+
+impl AuthUser {
+    /// The RLS claims of this caller.
+    pub fn claims(&self) -> Claims {
+        Claims::user(self.user_id, self.org_id, self.role, self.meta.request_id)
+    }
+
+    /// The audit context of this caller (actor, org, request id, ip, user agent).
+    pub fn audit_context(&self) -> AuditContext {
+        AuditContext {
+            client_ip: self.meta.client_ip,
+            user_agent: self.meta.user_agent.clone(),
+            ..AuditContext::from_claims(&self.claims())
+        }
+    }
+
+    /// Opens the request transaction as this caller, with the matching audit context.
+    pub async fn begin(&self, pool: &PgPool) -> Result<(Transaction<'static, Postgres>, AuditContext), ApiError> {
+        Ok((db::begin(pool, &self.claims()).await?, self.audit_context()))
+    }
+
+    /// 403 `forbidden` unless the caller has one of `roles`.
+    pub fn require_role(&self, roles: &[ClaimRole]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden { code: "forbidden", message: "your role may not do this".into() })
+        }
+    }
+
+    /// Staff must use MFA (patients may): a staff session without a second factor.
+    pub fn mfa_enrollment_required(&self) -> bool {
+        self.role != ClaimRole::Patient && !self.mfa_verified
+    }
+
+    fn password_block(&self) -> Result<(), ApiError> {
+        if self.must_change_password {
+            return Err(ApiError::Forbidden {
+                code: "password_change_required",
+                message: "change your one-time password first (POST /v1/me/password)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn mfa_block(&self) -> Result<(), ApiError> {
+        if self.mfa_enrollment_required() {
+            return Err(ApiError::Forbidden {
+                code: "mfa_enrollment_required",
+                message: "enrol a second factor first (POST /v1/me/mfa/enroll)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Any live session, restricted or not.
+#[derive(Debug, Clone)]
+pub struct AnySessionUser(pub AuthUser);
+
+/// A live session that is not waiting for a password change (may be awaiting MFA enrolment).
+#[derive(Debug, Clone)]
+pub struct EnrollingUser(pub AuthUser);
+
+type Fut<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let user = authenticate(&req).await?;
+            user.password_block()?;
+            user.mfa_block()?;
+            Ok(user)
+        })
+    }
+}
+
+impl FromRequest for EnrollingUser {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let user = authenticate(&req).await?;
+            user.password_block()?;
+            Ok(Self(user))
+        })
+    }
+}
+
+impl FromRequest for AnySessionUser {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(Self(authenticate(&req).await?)) })
+    }
+}
+
+type LiveRow = (Uuid, String, bool, bool, DateTime<Utc>, DateTime<Utc>);
+
+async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state =
+        req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
+    let token = bearer(req).ok_or(ApiError::Unauthorized)?;
+    let now = state.clock.now();
+    let claims = state.jwt.validate(token, now.timestamp()).map_err(|e| {
+        tracing::debug!(reason = %e, "access token rejected");
+        ApiError::Unauthorized
+    })?;
+    let role = ClaimRole::from_user_role(&claims.role).ok_or(ApiError::Unauthorized)?;
+    let meta = RequestMeta::of(req);
+    let idle = span(state.settings.auth.idle_timeout);
+
+    let mut tx = db::begin(&state.pool, &Claims::user(claims.sub, claims.org, role, meta.request_id)).await?;
+    let row: Option<LiveRow> = sqlx::query_as(
+        "UPDATE sessions s SET last_seen_at = greatest(s.last_seen_at, $3) \
+         FROM users u \
+         WHERE s.id = $1 AND s.user_id = $2 AND u.id = s.user_id AND u.status = 'active' \
+           AND s.revoked_at IS NULL AND s.expires_at > $3 AND s.last_seen_at > $4 \
+         RETURNING s.org_id, u.role::text, s.mfa_verified, u.must_change_password, s.expires_at, s.last_seen_at",
+    )
+    .bind(claims.sid)
+    .bind(claims.sub)
+    .bind(now)
+    .bind(now - idle)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some((org_id, db_role, mfa_verified, must_change_password, expires_at, last_seen)) = row else {
+        return Err(ApiError::Unauthorized);
+    };
+    // A token minted before a role or organization change is not honoured.
+    if org_id != claims.org || db_role != claims.role {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(AuthUser {
+        user_id: claims.sub,
+        org_id,
+        role,
+        session_id: claims.sid,
+        mfa_verified,
+        must_change_password,
+        session_expires_at: expires_at,
+        idle_expires_at: (last_seen + idle).min(expires_at),
+        meta,
+    })
+}
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

@@ -1,0 +1,288 @@
+//! Signing in: `POST /v1/auth/login` (password → session, or an MFA challenge) and
+//! `POST /v1/auth/mfa/verify` (challenge + TOTP or recovery code → session), with lockout.
+//!
+//! No user enumeration: unknown email, wrong password, locked and disabled accounts all end
+//! in the same 401 after the same Argon2 work (a dummy hash for unknown emails); only the
+//! audit event says which it was. The password is verified *outside* any transaction, so a
+//! burst of logins holds no database connections while hashing.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::extractor::RequestMeta;
+use super::sessions::{self, Account, TokenResponse};
+use super::tokens::{hash_opaque_token, new_opaque_token};
+use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
+use crate::clock::span;
+use crate::crypto::BlindIndexKind;
+use crate::db::{self, ClaimRole, Claims};
+use crate::domain::Email;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// How long an MFA challenge token lives.
+pub const MFA_TOKEN_TTL_SECS: i64 = 300;
+
+/// What a correct password leads to.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    /// The account has confirmed MFA: exchange `mfa_token` plus a code at `/v1/auth/mfa/verify`.
+    MfaRequired { mfa_required: bool, mfa_token: String, expires_in: i64 },
+    /// Signed in.
+    Tokens(TokenResponse),
+}
+
+/// The account row a login works on (read again `FOR UPDATE` before any change).
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    org_id: Uuid,
+    role: String,
+    password_hash: String,
+    status: String,
+    failed_attempts: i32,
+    locked_until: Option<DateTime<Utc>>,
+    must_change_password: bool,
+    mfa_confirmed: bool,
+}
+
+const USER_COLUMNS: &str = "u.id, u.org_id, u.role::text AS role, u.password_hash, u.status::text AS status, \
+    u.failed_attempts, u.locked_until, u.must_change_password, \
+    EXISTS (SELECT 1 FROM mfa_credentials m WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL) AS mfa_confirmed";
+
+impl UserRow {
+    fn account(&self) -> Result<Account, ApiError> {
+        let role = ClaimRole::from_user_role(&self.role)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown role in users")))?;
+        Ok(Account { user_id: self.id, org_id: self.org_id, role, must_change_password: self.must_change_password })
+    }
+
+    /// Why this account may not sign in now, if it may not.
+    fn blocked(&self, now: DateTime<Utc>) -> Option<&'static str> {
+        if self.status != "active" {
+            Some("account disabled")
+        } else if self.locked_until.is_some_and(|t| t > now) {
+            Some("account locked")
+        } else {
+            None
+        }
+    }
+}
+
+/// `POST /v1/auth/login`.
+pub async fn login(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: SecretString,
+) -> Result<LoginOutcome, ApiError> {
+    let bidx = Email::parse(email).ok().map(|e| state.crypto.blind.index(BlindIndexKind::Email, e.as_str()));
+    let found: Option<(Uuid, String)> = match bidx {
+        None => None,
+        Some(bidx) => {
+            let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
+            let row = sqlx::query_as("SELECT id, password_hash FROM users WHERE email_bidx = $1")
+                .bind(&bidx[..])
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row
+        }
+    };
+    let checked = super::hashing::verify(state, password, found.as_ref().map(|(_, h)| h.clone())).await?;
+
+    let now = state.clock.now();
+    let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
+    let Some((user_id, verified_hash)) = found else {
+        let event = AuditEvent::new(Action::LoginFailed, "user", Outcome::Denied).reason("unknown user");
+        audit::record(&mut tx, &meta.audit_context(), &event).await?;
+        tx.commit().await?;
+        return Err(ApiError::Unauthorized);
+    };
+    let user = lock_user(&mut tx, user_id).await?;
+    let ctx = fail_context(meta, &user);
+    let failure = if let Some(reason) = user.blocked(now) {
+        Some(reason)
+    } else if !checked.matched {
+        Some("bad password")
+    } else if user.password_hash != verified_hash {
+        Some("password changed during login")
+    } else {
+        None
+    };
+    if let Some(reason) = failure {
+        let counts = reason == "bad password";
+        fail(&mut tx, state, &ctx, &user, Action::LoginFailed, reason, counts, now).await?;
+        tx.commit().await?;
+        return Err(ApiError::Unauthorized);
+    }
+    sqlx::query(
+        "UPDATE users SET failed_attempts = 0, locked_until = NULL, password_hash = coalesce($2, password_hash) \
+         WHERE id = $1",
+    )
+    .bind(user.id)
+    .bind(checked.rehash.as_deref())
+    .execute(&mut *tx)
+    .await?;
+    let account = user.account()?;
+    let ctx = account.audit_context(meta);
+    if checked.rehash.is_some() {
+        let event = AuditEvent::new(Action::Update, "user", Outcome::Success)
+            .resource(user.id)
+            .reason("password hash upgraded to current Argon2id parameters");
+        audit::record(&mut tx, &ctx, &event).await?;
+    }
+    if user.mfa_confirmed {
+        let (token, hash) = new_opaque_token();
+        sqlx::query(
+            "INSERT INTO mfa_challenges (org_id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.org_id)
+        .bind(user.id)
+        .bind(&hash[..])
+        .bind(now)
+        .bind(now + chrono::Duration::seconds(MFA_TOKEN_TTL_SECS))
+        .execute(&mut *tx)
+        .await?;
+        let event = AuditEvent::new(Action::Login, "user", Outcome::Success)
+            .resource(user.id)
+            .reason("password verified; MFA challenge issued");
+        audit::record(&mut tx, &ctx, &event).await?;
+        tx.commit().await?;
+        return Ok(LoginOutcome::MfaRequired {
+            mfa_required: true,
+            mfa_token: token.expose_secret().to_owned(),
+            expires_in: MFA_TOKEN_TTL_SECS,
+        });
+    }
+    let tokens = sessions::start(&mut tx, state, &account, false, meta).await?;
+    let event = AuditEvent::new(Action::Login, "session", Outcome::Success)
+        .resource(tokens.session_id)
+        .reason(if account.role == ClaimRole::Patient { "password" } else { "password; MFA enrolment required" });
+    audit::record(&mut tx, &ctx, &event).await?;
+    tx.commit().await?;
+    Ok(LoginOutcome::Tokens(tokens))
+}
+
+type ChallengeRow = (Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// `POST /v1/auth/mfa/verify`: a live challenge plus a TOTP or recovery code → session.
+pub async fn verify_mfa(
+    state: &AppState,
+    meta: &RequestMeta,
+    mfa_token: &str,
+    code: &str,
+) -> Result<TokenResponse, ApiError> {
+    let now = state.clock.now();
+    let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
+    let challenge: Option<ChallengeRow> = match hash_opaque_token(mfa_token) {
+        None => None,
+        Some(hash) => {
+            sqlx::query_as(
+                "SELECT id, user_id, expires_at, used_at FROM mfa_challenges WHERE token_hash = $1 FOR UPDATE",
+            )
+            .bind(&hash[..])
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+    };
+    let live = challenge.filter(|(_, _, expires_at, used_at)| used_at.is_none() && *expires_at > now);
+    let Some((challenge_id, user_id, _, _)) = live else {
+        let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied).reason("unknown, used or expired MFA token");
+        audit::record(&mut tx, &meta.audit_context(), &event).await?;
+        tx.commit().await?;
+        return Err(ApiError::Unauthorized);
+    };
+    let user = lock_user(&mut tx, user_id).await?;
+    let ctx = fail_context(meta, &user);
+    if let Some(reason) = user.blocked(now) {
+        fail(&mut tx, state, &ctx, &user, Action::Mfa, reason, false, now).await?;
+        tx.commit().await?;
+        return Err(ApiError::Unauthorized);
+    }
+    let Some(factor) = super::mfa::check_code(&mut tx, state, user.id, code, now).await? else {
+        fail(&mut tx, state, &ctx, &user, Action::Mfa, "bad or replayed MFA code", true, now).await?;
+        tx.commit().await?;
+        return Err(ApiError::Unauthorized);
+    };
+    let used = sqlx::query("UPDATE mfa_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        .bind(challenge_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if used != 1 {
+        return Err(ApiError::Unauthorized);
+    }
+    sqlx::query("UPDATE users SET failed_attempts = 0, locked_until = NULL WHERE id = $1")
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?;
+    let account = user.account()?;
+    let ctx = account.audit_context(meta);
+    let mfa_event = AuditEvent::new(Action::Mfa, "user", Outcome::Success).resource(user.id).reason(factor.label());
+    audit::record(&mut tx, &ctx, &mfa_event).await?;
+    let tokens = sessions::start(&mut tx, state, &account, true, meta).await?;
+    let event = AuditEvent::new(Action::Login, "session", Outcome::Success)
+        .resource(tokens.session_id)
+        .reason(format!("password and {}", factor.label()));
+    audit::record(&mut tx, &ctx, &event).await?;
+    tx.commit().await?;
+    Ok(tokens)
+}
+
+async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> Result<UserRow, ApiError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 FOR UPDATE OF u");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_one(conn).await?)
+}
+
+/// The audit context of an attempt against a known account: its org, no actor yet.
+fn fail_context(meta: &RequestMeta, user: &UserRow) -> AuditContext {
+    AuditContext { org_id: Some(user.org_id), ..meta.audit_context() }
+}
+
+/// Records a failed attempt and, when `counts`, adds it to the lockout counter — locking the
+/// account (with its own security event) when the threshold is reached.
+#[allow(clippy::too_many_arguments)]
+async fn fail(
+    conn: &mut PgConnection,
+    state: &AppState,
+    ctx: &AuditContext,
+    user: &UserRow,
+    action: Action,
+    reason: &str,
+    counts: bool,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let event = AuditEvent::new(action, "user", Outcome::Denied).resource(user.id).reason(reason);
+    audit::record(&mut *conn, ctx, &event).await?;
+    if !counts {
+        return Ok(());
+    }
+    let threshold = state.settings.auth.lockout_threshold;
+    let attempts = user.failed_attempts.saturating_add(1);
+    if attempts >= threshold {
+        let until = now + span(state.settings.auth.lockout_duration);
+        sqlx::query("UPDATE users SET failed_attempts = 0, locked_until = $2 WHERE id = $1")
+            .bind(user.id)
+            .bind(until)
+            .execute(&mut *conn)
+            .await?;
+        let lock = AuditEvent::new(Action::Security, "user", Outcome::Success).resource(user.id).reason(format!(
+            "account locked after {attempts} consecutive failed attempts until {}",
+            until.to_rfc3339()
+        ));
+        audit::record(&mut *conn, ctx, &lock).await?;
+    } else {
+        sqlx::query("UPDATE users SET failed_attempts = $2 WHERE id = $1")
+            .bind(user.id)
+            .bind(attempts)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Patient portal invites: issued by an admin (or a clinician with access), single use,
+//! 72 hours, stored hashed; redeemed by registering a patient account linked to the record.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::common::{TestApp, spawn_app};
+
+/// A bare patient record (the clinical endpoints come later), inserted as the superuser.
+async fn patient(app: &TestApp, org: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    let blob = vec![0u8; 40];
+    sqlx::query(
+        "INSERT INTO patients (id, org_id, mrn_enc, mrn_bidx, given_name_enc, family_name_enc, birth_date_enc) \
+         VALUES ($1, $2::uuid, $3, $4, $3, $3, $3)",
+    )
+    .bind(id)
+    .bind(org)
+    .bind(&blob)
+    .bind(Uuid::new_v4().as_bytes().repeat(2))
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn an_invite_registers_one_patient_account_once() {
+    let app = spawn_app().await;
+    let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
+    let admin = app.onboard(&email, &otp).await;
+    let p = patient(&app, &org).await;
+    let (s, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{inv}");
+    let code = inv["invite_code"].as_str().unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT code_hash FROM patient_invites").fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!(stored.len(), 32, "stored hashed");
+
+    let reg = |email: &str, password: &str| json!({ "invite_code": code, "email": email, "password": password });
+    let (s, b) = app.post("/v1/auth/register", None, reg("jdoe@mail.example", "short")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("password_policy")));
+    let (s, _) = app.post("/v1/auth/register", None, reg("nope", "a long patient passphrase 42")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, b) = app.post("/v1/auth/register", None, reg("jdoe@mail.example", "twelve chars")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "patients need 15 characters: {b}");
+    let (s, b) = app.post("/v1/auth/register", None, reg("jdoe@mail.example", "a long patient passphrase 42")).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let user_id = b["user_id"].as_str().unwrap();
+    let linked: Option<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM patients WHERE id = $1").bind(p).fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!(linked.unwrap().to_string(), user_id);
+
+    let (s, _) = app.post("/v1/auth/register", None, reg("jdoe2@mail.example", "a long patient passphrase 42")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "single use");
+    let (s, t) = app.login("jdoe@mail.example", "a long patient passphrase 42").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(t["mfa_enrollment_required"], false, "MFA optional for patients");
+    let (s, me) = app.get("/v1/me", t["access_token"].as_str().unwrap()).await;
+    assert_eq!((s, me["role"].as_str()), (StatusCode::OK, Some("patient")));
+    let (s, _) = app.get("/v1/me/sessions", t["access_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "patients without MFA have full sessions");
+    let (s, _) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "already registered");
+    assert!(app.has_event("create", "success", "invite issued").await);
+    assert!(app.has_event("create", "success", "invite used").await);
+}
+
+#[tokio::test]
+async fn invites_expire_and_are_confined_to_who_may_see_the_patient() {
+    let app = spawn_app().await;
+    let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
+    let admin = app.onboard(&email, &otp).await;
+    let p = patient(&app, &org).await;
+    let (_, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    app.clock.advance(Duration::from_secs(73 * 3600));
+    let admin = app.login_mfa(&admin.email, &admin.password, &admin.secret).await;
+    let body = json!({ "invite_code": inv["invite_code"], "email": "jdoe@mail.example", "password": "a long patient passphrase 42" });
+    let (s, _) = app.post("/v1/auth/register", None, body).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "expired after 72 h");
+    assert!(app.has_event("create", "denied", "unknown, used or expired invite").await);
+
+    let (s, _) = app.post(&format!("/v1/patients/{}/invite", Uuid::new_v4()), Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // A clinician not on the patient's care team cannot see it, so cannot invite.
+    let (_, c_otp) = app.create_user(&admin, "doc@clinic.example", "clinician").await;
+    let doc = app.onboard("doc@clinic.example", &c_otp).await;
+    let (s, _) = app.post(&format!("/v1/patients/{p}/invite"), Some(&doc.access), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Another organization's admin neither.
+    let (_, e2, o2) = app.bootstrap("Elsewhere", "admin@elsewhere.example").await;
+    let other = app.onboard(&e2, &o2).await;
+    let (s, _) = app.post(&format!("/v1/patients/{p}/invite"), Some(&other.access), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
