@@ -1,5 +1,7 @@
 //! The clinical API over HTTP: access matrix, rules, encryption at rest, audit completeness.
 
+mod audit;
+mod encryption;
 mod flow;
 mod matrix;
 mod world;
