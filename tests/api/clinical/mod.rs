@@ -3,5 +3,7 @@
 mod audit;
 mod encryption;
 mod flow;
+mod keys;
 mod matrix;
+mod openapi;
 mod world;
