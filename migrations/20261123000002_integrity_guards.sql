@@ -28,6 +28,28 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- Append-only rows whose sealed columns may still be re-encrypted by `custos keys rewrap`
+-- (the maintenance connection, with custos.rewrap = 'on'): only the listed columns may change,
+-- and never through the app role. Same rule as custos.messages_guard().
+CREATE FUNCTION custos.append_only_but_rewrap() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    col text;
+    old_rest jsonb := to_jsonb(OLD);
+    new_rest jsonb := to_jsonb(NEW);
+BEGIN
+    IF TG_OP = 'UPDATE' AND current_setting('custos.rewrap', true) = 'on' AND current_user <> 'custos_app' THEN
+        FOREACH col IN ARRAY TG_ARGV LOOP
+            old_rest := old_rest - col;
+            new_rest := new_rest - col;
+        END LOOP;
+        IF old_rest = new_rest THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'table % is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+
 -- Grants are revoked, never extended, re-targeted or revived.
 CREATE FUNCTION custos.break_glass_revoke_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -60,7 +82,7 @@ CREATE TRIGGER care_team_members_frozen BEFORE UPDATE ON care_team_members FOR E
 CREATE TRIGGER symptoms_append_only BEFORE UPDATE OR DELETE ON symptoms FOR EACH ROW
     EXECUTE FUNCTION custos.reject_mutation();
 CREATE TRIGGER attachments_append_only BEFORE UPDATE OR DELETE ON attachments FOR EACH ROW
-    EXECUTE FUNCTION custos.reject_mutation();
+    EXECUTE FUNCTION custos.append_only_but_rewrap('filename_enc', 'content_enc');
 CREATE TRIGGER break_glass_grants_frozen BEFORE UPDATE ON break_glass_grants FOR EACH ROW
     EXECUTE FUNCTION custos.freeze_columns('id', 'org_id', 'patient_id', 'clinician_id', 'reason', 'granted_at', 'expires_at');
 CREATE TRIGGER break_glass_grants_revoke_only BEFORE UPDATE ON break_glass_grants FOR EACH ROW

@@ -21,7 +21,9 @@ CREATE POLICY audit_inbox_record ON audit_inbox FOR INSERT TO custos_app
                      AND request_id IS NOT DISTINCT FROM custos.request_id()
                      AND NOT imported
                      AND occurred_at BETWEEN now() - interval '1 minute' AND clock_timestamp() + interval '1 minute'
-                     AND (custos.role() <> 'patient' OR patient_id IS NULL OR custos.is_own_patient(patient_id))
+                     -- (a patient's refused attempt on another record is still recorded)
+                     AND (custos.role() <> 'patient' OR patient_id IS NULL OR outcome = 'denied'
+                          OR custos.is_own_patient(patient_id))
             WHEN custos.role() IN ('auth', 'system')
                 THEN custos.org_id() IS NULL OR org_id IS NOT DISTINCT FROM custos.org_id()
             -- no claims (e.g. a request with a bad token): the system ledger only

@@ -38,6 +38,26 @@ pub struct Settings {
     pub log_filter: String,
     /// Sign-in, session and lockout rules.
     pub auth: AuthSettings,
+    /// Attachment limits and break-glass duration.
+    pub clinical: ClinicalSettings,
+}
+
+/// Clinical API limits.
+#[derive(Debug, Clone)]
+pub struct ClinicalSettings {
+    /// Largest attachment accepted (`CUSTOS_ATTACHMENT_MAX_BYTES`, 10 MiB).
+    pub attachment_max_bytes: usize,
+    /// How long a break-glass grant lasts (`CUSTOS_BREAK_GLASS_MINUTES`, 60; at most 24 h).
+    pub break_glass_minutes: i64,
+}
+
+impl ClinicalSettings {
+    fn from_lookup(non_empty: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            attachment_max_bytes: parse_num(non_empty, "CUSTOS_ATTACHMENT_MAX_BYTES", 10 << 20, 1, 512 << 20)?,
+            break_glass_minutes: parse_num(non_empty, "CUSTOS_BREAK_GLASS_MINUTES", 60, 1, 1440)?,
+        })
+    }
 }
 
 /// Sign-in and session settings (NIST SP 800-63B AAL2, ASVS V2/V3, HIPAA automatic logoff).
@@ -152,6 +172,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(parse_num(&non_empty, "CUSTOS_SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600)?),
             log_filter: non_empty("CUSTOS_LOG").unwrap_or_else(|| "info".into()),
             auth: AuthSettings::from_lookup(&non_empty)?,
+            clinical: ClinicalSettings::from_lookup(&non_empty)?,
         })
         .and_then(|s: Settings| s.checked())
     }

@@ -45,6 +45,10 @@ pub enum ApiError {
     /// A dependency (the database) is unavailable.
     #[error("service unavailable")]
     Unavailable,
+    /// A stored sealed value failed to open (altered, moved to another row, or its key is
+    /// missing). `location` is `table.column`, never the value; the failure is audited.
+    #[error("a stored value failed its integrity check")]
+    Integrity { location: String },
     /// A bug or an infrastructure failure; details go to the log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -89,6 +93,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable => "unavailable",
+            Self::Integrity { .. } => "data_integrity",
             Self::Internal(_) => "internal",
         }
     }
@@ -108,6 +113,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Integrity { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +122,9 @@ impl ResponseError for ApiError {
         if let Self::Internal(e) = self {
             // The cause chain may name tables or constraints, never request bodies.
             tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        if let Self::Integrity { location } = self {
+            tracing::error!(location = %location, "sealed value failed its integrity check");
         }
         let field = match self {
             Self::Validation { field, .. } => Some(field.as_str()),

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod auth;
 /// Command-line entry points (serve, migrate, bootstrap), reusing the library.
 pub mod cli;
+/// Clinical records: patients, chart, prescriptions, case flow, attachments, care teams.
+pub mod clinical;
 /// The server's clock (wall clock plus a test-only offset).
 pub mod clock;
 /// Typed settings from the environment.

@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a thin wrapper over library functions.
 
 pub mod bootstrap;
+pub mod keys;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,11 @@ pub enum Command {
     },
     /// Apply migrations, then every policy file; running it twice changes nothing.
     Migrate,
+    /// Data key management: `rotate` (new version for new writes), `rewrap` (re-encrypt old values).
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Create an organization and its first admin (prints a one-time password once).
     Bootstrap {
         /// The organization's name.
@@ -34,6 +40,18 @@ pub enum Command {
         /// The first admin's email address.
         #[arg(long)]
         admin_email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new data key version; new values are sealed with it.
+    Rotate,
+    /// Re-encrypt every sealed value to the newest version (online, resumable).
+    Rewrap {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
     },
 }
 
@@ -90,6 +108,28 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let pool = pool(&settings).await?;
             crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
             println!("migrations and policies applied");
+            Ok(())
+        }
+        Command::Keys { action } => {
+            let root = RootKeys::load(&settings)?;
+            let kek = crate::crypto::Kek::from_bytes(*root.kek.expose());
+            let pool = pool(&settings).await?;
+            match action {
+                KeysCommand::Rotate => {
+                    let v = keys::rotate(&pool, &kek).await?;
+                    println!("data key version {v} created; restart servers, then run `custos keys rewrap`");
+                }
+                KeysCommand::Rewrap { batch_size } => {
+                    let r = keys::rewrap(&pool, &kek, batch_size, true).await?;
+                    println!("rewrapped {} values, {} failed", r.rewrapped, r.failed);
+                    if r.failed > 0 {
+                        return Err(CliError::Runtime(anyhow::anyhow!(
+                            "{} values failed their integrity check",
+                            r.failed
+                        )));
+                    }
+                }
+            }
             Ok(())
         }
         Command::Bootstrap { org, admin_email } => {

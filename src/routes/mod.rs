@@ -1,10 +1,19 @@
 //! The HTTP surface: one module per resource; handlers stay thin and call services.
 
 pub mod admin_users;
+pub mod attachments;
 pub mod auth;
+pub mod care_team;
+pub mod clinical;
+pub mod conversations;
 pub mod health;
 pub mod invites;
 pub mod me;
+pub mod openapi;
+mod ops_doc;
+pub mod patients;
+pub mod prescriptions;
+pub mod records;
 
 use actix_web::{Resource, web};
 
@@ -39,6 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter) {
         )
         .service(resource("/v1/admin/users/{id}/{action}").route(web::post().to(admin_users::act)))
         .service(resource("/v1/patients/{id}/invite").route(web::post().to(invites::issue)));
+    cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
+    clinical::configure(cfg);
 }
 
 /// A resource whose unmatched methods answer 405 (JSON) rather than falling through to 404.

@@ -7,6 +7,7 @@ mod common;
 mod admin;
 mod basics;
 mod cli;
+mod clinical;
 mod done_when;
 mod helpers;
 mod invites;

@@ -113,3 +113,17 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 }
+
+/// Rewrites stored rows as the superuser with ordinary row triggers off
+/// (`session_replication_role = replica`): how tests simulate elapsed time or re-arrange a
+/// fixture past the integrity triggers that stop the application from doing the same.
+pub async fn rewrite_history(pool: &PgPool, sql: &'static str, ids: &[Uuid]) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *tx).await.unwrap();
+    let mut q = sqlx::query(sql);
+    for id in ids {
+        q = q.bind(id);
+    }
+    q.execute(&mut *tx).await.unwrap_or_else(|e| panic!("`{sql}`: {e}"));
+    tx.commit().await.unwrap();
+}

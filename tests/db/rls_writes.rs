@@ -230,6 +230,11 @@ async fn audit_inbox_accepts_only_the_callers_own_live_events() {
     let pc = w.claims(w.pa1);
     assert_eq!(forge(&pc, w.org_a, w.pa1, "patient", live, Some(w.p1)).await, Outcome::Ok(1), "patient baseline");
     assert_eq!(forge(&pc, w.org_a, w.pa1, "patient", live, Some(w.p2)).await, Outcome::Denied, "about another patient");
+    // ...except the record of their own refused attempt on it.
+    let mut tx = db::begin(p, &pc).await.unwrap();
+    let denied = AuditEvent::new(Action::Read, "patient", Out::Denied).patient(w.p2);
+    audit::record(&mut tx, &AuditContext::from_claims(&pc), &denied).await.unwrap();
+    tx.rollback().await.unwrap();
     let sys = "INSERT INTO audit_inbox (action, resource_type, outcome) VALUES ('login_failed', 'session', 'denied')";
     assert_eq!(attempt(p, &Claims::anonymous(None), sys, &[]).await, Outcome::Ok(1), "system ledger");
     let ins = "INSERT INTO audit_inbox (org_id, actor_id, action, resource_type, outcome) VALUES ($1, $2, 'read', 'patient', 'success')";

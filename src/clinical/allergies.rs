@@ -1,0 +1,120 @@
+//! Allergies: substance (plain, so the unique index can refuse a second active allergy to
+//! the same substance), reaction (sealed), severity enum.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::page::{List, Page};
+use super::{Access, Req, require};
+use crate::domain::{ClinicalText, DomainError, Rule, Severity};
+use crate::error::ApiError;
+
+const T: &str = "allergies";
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewAllergy {
+    pub substance: String,
+    pub reaction: Option<String>,
+    /// mild, moderate, severe, life_threatening.
+    pub severity: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Allergy {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub substance: String,
+    pub reaction: Option<String>,
+    pub severity: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    patient_id: Uuid,
+    substance: String,
+    reaction_enc: Option<Vec<u8>>,
+    severity: String,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+const COLS: &str =
+    "id, patient_id, substance, reaction_enc, severity::text AS severity, status::text AS status, created_at";
+
+fn open(req: &Req<'_>, r: Row) -> Result<Allergy, ApiError> {
+    Ok(Allergy {
+        reaction: req.open_opt(T, "reaction_enc", r.id, r.reaction_enc.as_deref())?,
+        id: r.id,
+        patient_id: r.patient_id,
+        substance: r.substance,
+        severity: r.severity,
+        status: r.status,
+        created_at: r.created_at,
+    })
+}
+
+pub(super) fn substance(s: &str, field: &'static str) -> Result<String, ApiError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(DomainError::new(field, Rule::Empty).into());
+    }
+    if t.chars().count() > 200 {
+        return Err(DomainError::new(field, Rule::TooLong { max: 200 }).into());
+    }
+    if t.chars().any(char::is_control) {
+        return Err(DomainError::new(field, Rule::ControlCharacter).into());
+    }
+    Ok(t.to_owned())
+}
+
+pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewAllergy) -> Result<Allergy, ApiError> {
+    let substance = substance(&input.substance, "substance")?;
+    let severity = Severity::parse(&input.severity)?;
+    let reaction = match input.reaction.as_deref() {
+        Some(r) => Some(ClinicalText::parse(r).map_err(|e| e.with_field("reaction"))?),
+        None => None,
+    };
+    require(req, patient, Access::Write).await?;
+    let id = Uuid::now_v7();
+    req.resource(id);
+    let reaction_enc = req.seal_opt(T, "reaction_enc", id, reaction.as_ref().map(|r| r.as_str()))?;
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO allergies (id, org_id, patient_id, substance, reaction_enc, severity, recorded_by) \
+         VALUES ($1, $2, $3, $4, $5, $6::allergy_severity, $7) RETURNING {COLS}"
+    )))
+    .bind(id)
+    .bind(req.user.org_id)
+    .bind(patient)
+    .bind(&substance)
+    .bind(&reaction_enc)
+    .bind(severity.as_str())
+    .bind(req.user.user_id)
+    .fetch_one(req.conn())
+    .await
+    .map_err(|e| match ApiError::from(e) {
+        ApiError::Conflict(_) => ApiError::Conflict("an active allergy to this substance is already recorded".into()),
+        other => other,
+    })?;
+    open(req, row)
+}
+
+/// Allergies of a patient; `active_only` for the chart.
+pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page, active_only: bool) -> Result<List<Allergy>, ApiError> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM allergies WHERE patient_id = $1 AND (NOT $2 OR status = 'active') \
+         AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"
+    )))
+    .bind(patient)
+    .bind(active_only)
+    .bind(page.after_ts)
+    .bind(page.after_id)
+    .bind(page.fetch())
+    .fetch_all(req.conn())
+    .await?;
+    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.finish(items, |a| (a.created_at, a.id)))
+}

@@ -1,0 +1,124 @@
+//! The chart: demographics plus medical info, active allergies and medications, history and
+//! active prescriptions in one response — and `PUT …/medical-info`. Admins get the
+//! demographics only (minimum necessary): the clinical sections are absent, not empty.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::page::{Page, PageQuery};
+use super::patients::{self, Patient};
+use super::{Access, Req, allergies, history, medications, prescriptions, require};
+use crate::db::ClaimRole;
+use crate::domain::{BloodType, ClinicalText, HeightCm, WeightKg};
+use crate::error::ApiError;
+
+const T: &str = "patient_medical_info";
+
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct MedicalInfo {
+    /// a_pos, a_neg, b_pos, b_neg, ab_pos, ab_neg, o_pos, o_neg, unknown (A+ style accepted).
+    pub blood_type: Option<String>,
+    pub height_cm: Option<f64>,
+    pub weight_kg: Option<f64>,
+    pub emergency_contact: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Chart {
+    #[serde(flatten)]
+    pub patient: Patient,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub medical_info: Option<MedicalInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allergies: Option<Vec<allergies::Allergy>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub medications: Option<Vec<medications::Medication>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<history::Diagnosis>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prescriptions: Option<Vec<prescriptions::Prescription>>,
+}
+
+/// The whole chart (each section capped at 100 rows; the list endpoints page further).
+pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
+    let patient = patients::get(req, id).await?;
+    if matches!(req.user.role, ClaimRole::Admin | ClaimRole::Auditor) {
+        return Ok(Chart {
+            patient,
+            medical_info: None,
+            allergies: None,
+            medications: None,
+            history: None,
+            prescriptions: None,
+        });
+    }
+    let page = Page::parse(&PageQuery { limit: Some(100), cursor: None })?;
+    let medical_info = Some(medical_info(req, id).await?.unwrap_or_default());
+    let allergies = Some(allergies::list(req, id, &page, true).await?.items);
+    let medications = Some(medications::list(req, id, &page, true).await?.items);
+    let history = Some(history::list(req, id, &page).await?.items);
+    let prescriptions = Some(prescriptions::list(req, id, &page, true).await?.items);
+    Ok(Chart { patient, medical_info, allergies, medications, history, prescriptions })
+}
+
+async fn medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<Option<MedicalInfo>, ApiError> {
+    type R = (Uuid, String, Option<f64>, Option<f64>, Option<Vec<u8>>);
+    let row: Option<R> = sqlx::query_as(
+        "SELECT id, blood_type::text, height_cm::float8, weight_kg::float8, emergency_contact_enc \
+         FROM patient_medical_info WHERE patient_id = $1",
+    )
+    .bind(patient)
+    .fetch_optional(req.conn())
+    .await?;
+    let Some((id, blood, height, weight, contact)) = row else { return Ok(None) };
+    Ok(Some(MedicalInfo {
+        blood_type: Some(blood),
+        height_cm: height,
+        weight_kg: weight,
+        emergency_contact: req.open_opt(T, "emergency_contact_enc", id, contact.as_deref())?,
+    }))
+}
+
+/// `GET /v1/patients/{id}/medical-info`.
+pub async fn get_medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<MedicalInfo, ApiError> {
+    require(req, patient, Access::Read).await?;
+    Ok(medical_info(req, patient).await?.unwrap_or_default())
+}
+
+/// `PUT /v1/patients/{id}/medical-info`: replaces the record (absent fields become empty).
+pub async fn put_medical_info(req: &mut Req<'_>, patient: Uuid, input: &MedicalInfo) -> Result<MedicalInfo, ApiError> {
+    let blood = input.blood_type.as_deref().map(BloodType::parse).transpose()?.unwrap_or(BloodType::Unknown);
+    let height = input.height_cm.map(HeightCm::new).transpose()?;
+    let weight = input.weight_kg.map(WeightKg::new).transpose()?;
+    let contact = input
+        .emergency_contact
+        .as_deref()
+        .map(ClinicalText::parse)
+        .transpose()
+        .map_err(|e| e.with_field("emergency_contact"))?;
+    require(req, patient, Access::Write).await?;
+    let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patient_medical_info WHERE patient_id = $1")
+        .bind(patient)
+        .fetch_optional(req.conn())
+        .await?;
+    let id = existing.unwrap_or_else(Uuid::now_v7);
+    req.resource(id);
+    let contact_enc = req.seal_opt(T, "emergency_contact_enc", id, contact.as_ref().map(|c| c.as_str()))?;
+    sqlx::query(
+        "INSERT INTO patient_medical_info (id, org_id, patient_id, blood_type, height_cm, weight_kg, emergency_contact_enc, updated_by) \
+         VALUES ($1, $2, $3, $4::blood_type, $5::float8::numeric, $6::float8::numeric, $7, $8) \
+         ON CONFLICT (patient_id) DO UPDATE SET blood_type = EXCLUDED.blood_type, height_cm = EXCLUDED.height_cm, \
+         weight_kg = EXCLUDED.weight_kg, emergency_contact_enc = EXCLUDED.emergency_contact_enc, updated_by = EXCLUDED.updated_by",
+    )
+    .bind(id)
+    .bind(req.user.org_id)
+    .bind(patient)
+    .bind(blood.as_str())
+    .bind(height.map(HeightCm::get))
+    .bind(weight.map(WeightKg::get))
+    .bind(&contact_enc)
+    .bind(req.user.user_id)
+    .execute(req.conn())
+    .await?;
+    Ok(medical_info(req, patient).await?.unwrap_or_default())
+}

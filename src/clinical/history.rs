@@ -1,0 +1,121 @@
+//! Medical history: ICD-10-CM coded diagnoses (code plain and format-checked, notes sealed).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::page::{List, Page};
+use super::{Access, Req, require};
+use crate::domain::{ClinicalText, Icd10Code, parse_date};
+use crate::error::ApiError;
+
+const T: &str = "medical_history";
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewDiagnosis {
+    /// ICD-10-CM, e.g. `E11.9`, `I10`, `S52.521A`.
+    pub icd10_code: String,
+    pub description: Option<String>,
+    pub diagnosed_on: String,
+    pub resolved_on: Option<String>,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Diagnosis {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub icd10_code: String,
+    pub description: Option<String>,
+    #[schema(value_type = String, format = Date)]
+    pub diagnosed_on: NaiveDate,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub resolved_on: Option<NaiveDate>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    patient_id: Uuid,
+    icd10_code: String,
+    description: Option<String>,
+    diagnosed_on: NaiveDate,
+    resolved_on: Option<NaiveDate>,
+    notes_enc: Option<Vec<u8>>,
+    created_at: DateTime<Utc>,
+}
+
+const COLS: &str = "id, patient_id, icd10_code, description, diagnosed_on, resolved_on, notes_enc, created_at";
+
+fn open(req: &Req<'_>, r: Row) -> Result<Diagnosis, ApiError> {
+    Ok(Diagnosis {
+        notes: req.open_opt(T, "notes_enc", r.id, r.notes_enc.as_deref())?,
+        id: r.id,
+        patient_id: r.patient_id,
+        icd10_code: r.icd10_code,
+        description: r.description,
+        diagnosed_on: r.diagnosed_on,
+        resolved_on: r.resolved_on,
+        created_at: r.created_at,
+    })
+}
+
+pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewDiagnosis) -> Result<Diagnosis, ApiError> {
+    let code = Icd10Code::parse(&input.icd10_code)?;
+    let description = match input.description.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) if d.chars().count() > 500 => {
+            return Err(ApiError::validation("description", "must be at most 500 characters"));
+        }
+        Some(d) if d.contains('\0') => {
+            return Err(ApiError::validation("description", "must not contain NUL characters"));
+        }
+        Some(d) => Some(d.to_owned()),
+    };
+    let diagnosed = parse_date("diagnosed_on", &input.diagnosed_on)?;
+    if diagnosed > Utc::now().date_naive() {
+        return Err(ApiError::validation("diagnosed_on", "must not be in the future"));
+    }
+    let resolved = input.resolved_on.as_deref().map(|d| parse_date("resolved_on", d)).transpose()?;
+    if resolved.is_some_and(|r| r < diagnosed) {
+        return Err(ApiError::validation("resolved_on", "must not be before diagnosed_on"));
+    }
+    let notes = input.notes.as_deref().map(ClinicalText::parse).transpose().map_err(|e| e.with_field("notes"))?;
+    require(req, patient, Access::Write).await?;
+    let id = Uuid::now_v7();
+    req.resource(id);
+    let notes_enc = req.seal_opt(T, "notes_enc", id, notes.as_ref().map(|n| n.as_str()))?;
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO medical_history (id, org_id, patient_id, icd10_code, description, diagnosed_on, resolved_on, \
+         notes_enc, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLS}"
+    )))
+    .bind(id)
+    .bind(req.user.org_id)
+    .bind(patient)
+    .bind(code.as_str())
+    .bind(&description)
+    .bind(diagnosed)
+    .bind(resolved)
+    .bind(&notes_enc)
+    .bind(req.user.user_id)
+    .fetch_one(req.conn())
+    .await?;
+    open(req, row)
+}
+
+pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Diagnosis>, ApiError> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM medical_history WHERE patient_id = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4"
+    )))
+    .bind(patient)
+    .bind(page.after_ts)
+    .bind(page.after_id)
+    .bind(page.fetch())
+    .fetch_all(req.conn())
+    .await?;
+    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.finish(items, |d| (d.created_at, d.id)))
+}

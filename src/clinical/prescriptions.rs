@@ -1,0 +1,266 @@
+//! Prescriptions: only clinicians with access prescribe (RLS says so too); expiry defaults
+//! to one year after issue and may not exceed it; refills only while active, unexpired and
+//! remaining (409 with the reason otherwise); cancellation needs a reason (sealed).
+//! A prescription past its expiry is reported as `expired` whatever its stored status.
+
+use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::allergies::substance as short_text;
+use super::page::{List, Page};
+use super::{Access, Req, require};
+use crate::db::ClaimRole;
+use crate::domain::{ClinicalText, Dosage, Quantity, Refills};
+use crate::error::ApiError;
+
+const T: &str = "prescriptions";
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewPrescription {
+    pub medication: String,
+    /// Amount and unit, e.g. `500 mg`.
+    pub dose: String,
+    pub quantity: i64,
+    pub refills_allowed: i64,
+    pub instructions: Option<String>,
+    /// RFC 3339 or YYYY-MM-DD; at most one year after issue; default one year.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CancelPrescription {
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Prescription {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub prescriber_id: Uuid,
+    pub medication: String,
+    pub dose: String,
+    pub quantity: i32,
+    pub refills_allowed: i16,
+    pub refills_used: i16,
+    pub instructions: Option<String>,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// active, completed, cancelled, expired.
+    pub status: String,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    patient_id: Uuid,
+    prescriber_id: Uuid,
+    medication: String,
+    dose: String,
+    quantity: i32,
+    refills_allowed: i16,
+    refills_used: i16,
+    instructions_enc: Option<Vec<u8>>,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    status: String,
+    cancelled_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+const COLS: &str = "id, patient_id, prescriber_id, medication, dose, quantity, refills_allowed, refills_used, \
+    instructions_enc, issued_at, expires_at, \
+    (CASE WHEN status = 'active' AND expires_at <= now() THEN 'expired' ELSE status::text END) AS status, \
+    cancelled_at, created_at";
+
+fn open(req: &Req<'_>, r: Row) -> Result<Prescription, ApiError> {
+    Ok(Prescription {
+        instructions: req.open_opt(T, "instructions_enc", r.id, r.instructions_enc.as_deref())?,
+        id: r.id,
+        patient_id: r.patient_id,
+        prescriber_id: r.prescriber_id,
+        medication: r.medication,
+        dose: r.dose,
+        quantity: r.quantity,
+        refills_allowed: r.refills_allowed,
+        refills_used: r.refills_used,
+        issued_at: r.issued_at,
+        expires_at: r.expires_at,
+        status: r.status,
+        cancelled_at: r.cancelled_at,
+        created_at: r.created_at,
+    })
+}
+
+fn parse_expiry(input: &str, issued: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let bad = || ApiError::validation("expires_at", "must be an RFC 3339 timestamp or a date as YYYY-MM-DD");
+    let t = input.trim();
+    let at = match DateTime::parse_from_rfc3339(t) {
+        Ok(dt) => dt.with_timezone(&Utc),
+        Err(_) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad())?.and_time(NaiveTime::MIN).and_utc(),
+    };
+    if at <= issued {
+        return Err(ApiError::validation("expires_at", "must be after the issue time"));
+    }
+    if at > one_year_after(issued) {
+        return Err(ApiError::validation("expires_at", "must be at most one year after issue"));
+    }
+    Ok(at)
+}
+
+fn one_year_after(t: DateTime<Utc>) -> DateTime<Utc> {
+    // Feb 29 + 1 year has no exact match; fall back to 365 days (always within the limit).
+    t.checked_add_months(Months::new(12)).unwrap_or(t + Duration::days(365))
+}
+
+pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -> Result<Prescription, ApiError> {
+    let medication = short_text(&input.medication, "medication")?;
+    let dose = Dosage::parse(&input.dose)?;
+    let quantity = Quantity::new(input.quantity)?;
+    let refills = Refills::new(input.refills_allowed)?;
+    let instructions =
+        input.instructions.as_deref().map(ClinicalText::parse).transpose().map_err(|e| e.with_field("instructions"))?;
+    // Issue time is the database's clock at insert; validate against ours (same host clock
+    // in practice) and let the CHECK constraint be the last word.
+    let issued = Utc::now();
+    let expires = match input.expires_at.as_deref() {
+        Some(e) => parse_expiry(e, issued)?,
+        None => one_year_after(issued),
+    };
+    if !req.is(ClaimRole::Clinician) {
+        // Only clinicians prescribe; to anyone else the resource does not exist.
+        return Err(ApiError::NotFound);
+    }
+    require(req, patient, Access::Write).await?;
+    let id = Uuid::now_v7();
+    req.resource(id);
+    let instructions_enc = req.seal_opt(T, "instructions_enc", id, instructions.as_ref().map(|i| i.as_str()))?;
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO prescriptions (id, org_id, patient_id, prescriber_id, medication, dose, quantity, refills_allowed, \
+         instructions_enc, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLS}"
+    )))
+    .bind(id)
+    .bind(req.user.org_id)
+    .bind(patient)
+    .bind(req.user.user_id)
+    .bind(&medication)
+    .bind(dose.to_string())
+    .bind(i32::try_from(quantity.get()).map_err(|_| ApiError::validation("quantity", "too large"))?)
+    .bind(i16::from(refills.get()))
+    .bind(&instructions_enc)
+    .bind(issued)
+    .bind(expires)
+    .fetch_one(req.conn())
+    .await?;
+    open(req, row)
+}
+
+/// One prescription (locked `FOR UPDATE` when `lock`), noting its patient on the event.
+async fn load(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Prescription, ApiError> {
+    req.resource(id);
+    let sql = format!("SELECT {COLS} FROM prescriptions WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(req.conn()).await?;
+    let row = row.ok_or(ApiError::NotFound)?;
+    req.patient(row.patient_id);
+    open(req, row)
+}
+
+pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ApiError> {
+    load(req, id, false).await
+}
+
+/// Why a refill is refused, if it is.
+pub fn refill_refusal(p: &Prescription) -> Option<String> {
+    match p.status.as_str() {
+        "active" if p.refills_used >= p.refills_allowed => {
+            Some(format!("no refills remain ({} of {} used)", p.refills_used, p.refills_allowed))
+        }
+        "active" => None,
+        "expired" => Some(format!("the prescription expired at {}", p.expires_at.to_rfc3339())),
+        other => Some(format!("the prescription is {other}")),
+    }
+}
+
+pub async fn refill(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ApiError> {
+    let p = load(req, id, true).await?;
+    require(req, p.patient_id, Access::Write).await?;
+    if let Some(reason) = refill_refusal(&p) {
+        return Err(ApiError::Conflict(reason));
+    }
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE prescriptions SET refills_used = refills_used + 1, \
+         status = CASE WHEN refills_used + 1 >= refills_allowed THEN 'completed'::prescription_status ELSE status END \
+         WHERE id = $1 RETURNING {COLS}"
+    )))
+    .bind(id)
+    .fetch_one(req.conn())
+    .await?;
+    open(req, row)
+}
+
+pub async fn cancel(req: &mut Req<'_>, id: Uuid, input: &CancelPrescription) -> Result<Prescription, ApiError> {
+    let reason = ClinicalText::parse_non_empty(&input.reason).map_err(|e| e.with_field("reason"))?;
+    let p = load(req, id, true).await?;
+    require(req, p.patient_id, Access::Write).await?;
+    if matches!(p.status.as_str(), "cancelled" | "completed") {
+        return Err(ApiError::Conflict(format!("the prescription is already {}", p.status)));
+    }
+    let reason_enc = req.seal(T, "cancel_reason_enc", id, reason.as_str())?;
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE prescriptions SET status = 'cancelled', cancelled_at = now(), cancel_reason_enc = $2 \
+         WHERE id = $1 RETURNING {COLS}"
+    )))
+    .bind(id)
+    .bind(&reason_enc)
+    .fetch_one(req.conn())
+    .await?;
+    open(req, row)
+}
+
+pub async fn list(
+    req: &mut Req<'_>,
+    patient: Uuid,
+    page: &Page,
+    active_only: bool,
+) -> Result<List<Prescription>, ApiError> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM prescriptions WHERE patient_id = $1 \
+         AND (NOT $2 OR (status = 'active' AND expires_at > now())) \
+         AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"
+    )))
+    .bind(patient)
+    .bind(active_only)
+    .bind(page.after_ts)
+    .bind(page.after_id)
+    .bind(page.fetch())
+    .fetch_all(req.conn())
+    .await?;
+    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.finish(items, |p| (p.created_at, p.id)))
+}
+
+/// The PDF of a prescription, audited as an export by the caller.
+pub async fn pdf(req: &mut Req<'_>, id: Uuid) -> Result<(Vec<u8>, String), ApiError> {
+    let p = load(req, id, false).await?;
+    let patient = super::patients::get(req, p.patient_id).await?;
+    // `patients::get` noted the patient id as a resource too; keep the event's ids tidy.
+    req.ev.resource_ids.truncate(1);
+    let sheet = super::pdf::PrescriptionSheet {
+        prescription_id: p.id.to_string(),
+        patient_name: format!("{} {}", patient.given_name, patient.family_name),
+        patient_birth_date: patient.birth_date.to_string(),
+        patient_mrn: patient.mrn,
+        prescriber_id: p.prescriber_id.to_string(),
+        medication: p.medication,
+        dose: p.dose,
+        quantity: p.quantity.to_string(),
+        sig: p.instructions.unwrap_or_default(),
+        refills: format!("{} allowed, {} used", p.refills_allowed, p.refills_used),
+        issued: p.issued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        expires: p.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        status: p.status,
+    };
+    crate::telemetry::spawn_blocking_in_span(move || super::pdf::render(&sheet)).await.map_err(ApiError::internal)
+}

@@ -1,0 +1,174 @@
+//! `Req`: one clinical request = one transaction as the caller + exactly one audit event.
+//!
+//! A handler opens a `Req` (which names the action and resource type), lets a service run
+//! queries through `req.conn()`, fill in the event (patient, resource ids) and seal/open
+//! fields, then calls [`Req::finish`] with the service's result:
+//! - success: the event (outcome `success`, flagged `break_glass` with the grant's reason when
+//!   the clinician reaches this patient only through a live grant) is inserted in the same
+//!   transaction, which then commits; the response is sent after the commit;
+//! - refusal (404/409/422/403): the transaction is rolled back and the event is recorded with
+//!   outcome `denied` in a transaction of its own;
+//! - failure (integrity, internal): rolled back, recorded with outcome `error`.
+
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
+use crate::auth::AuthUser;
+use crate::db::{self, ClaimRole};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub struct Req<'a> {
+    pub state: &'a AppState,
+    pub user: &'a AuthUser,
+    tx: Transaction<'static, Postgres>,
+    ctx: AuditContext,
+    pub ev: AuditEvent,
+}
+
+impl<'a> Req<'a> {
+    /// Opens the request transaction as `user`.
+    pub async fn begin(
+        state: &'a AppState,
+        user: &'a AuthUser,
+        action: Action,
+        resource_type: &'static str,
+    ) -> Result<Self, ApiError> {
+        let (tx, ctx) = user.begin(&state.pool).await?;
+        Ok(Self { state, user, tx, ctx, ev: AuditEvent::new(action, resource_type, Outcome::Success) })
+    }
+
+    /// The request's connection (inside its transaction).
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Notes the patient the request is about.
+    pub fn patient(&mut self, id: Uuid) {
+        self.ev.patient_id = Some(id);
+    }
+
+    /// Notes a resource id the request touched.
+    pub fn resource(&mut self, id: Uuid) {
+        self.ev.resource_ids.push(id.to_string());
+    }
+
+    pub fn is(&self, role: ClaimRole) -> bool {
+        self.user.role == role
+    }
+
+    /// Seals text for `table.column` of row `id` with the current data key.
+    pub fn seal(&self, table: &str, column: &str, id: Uuid, text: &str) -> Result<Vec<u8>, ApiError> {
+        self.state.crypto.keyring.seal_str(table, column, id, text).map_err(ApiError::internal)
+    }
+
+    pub fn seal_opt(
+        &self,
+        table: &str,
+        column: &str,
+        id: Uuid,
+        text: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        text.map(|t| self.seal(table, column, id, t)).transpose()
+    }
+
+    /// Seals bytes (attachment contents).
+    pub fn seal_bytes(&self, table: &str, column: &str, id: Uuid, bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
+        self.state.crypto.keyring.seal(table, column, id, bytes).map_err(ApiError::internal)
+    }
+
+    /// Opens a sealed text value; any failure is an integrity error naming only the column.
+    pub fn open(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<String, ApiError> {
+        match self.state.crypto.keyring.open_string(table, column, id, stored) {
+            Ok(text) => Ok(text.as_str().to_owned()),
+            Err(_) => Err(ApiError::Integrity { location: format!("{table}.{column}") }),
+        }
+    }
+
+    pub fn open_opt(
+        &self,
+        table: &str,
+        column: &str,
+        id: Uuid,
+        stored: Option<&[u8]>,
+    ) -> Result<Option<String>, ApiError> {
+        stored.map(|s| self.open(table, column, id, s)).transpose()
+    }
+
+    /// Opens sealed bytes (attachment contents).
+    pub fn open_bytes(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<Vec<u8>, ApiError> {
+        match self.state.crypto.keyring.open(table, column, id, stored) {
+            Ok(bytes) => Ok(bytes.to_vec()),
+            Err(_) => Err(ApiError::Integrity { location: format!("{table}.{column}") }),
+        }
+    }
+
+    /// Records the event and commits on success; records a denied/error event on failure.
+    pub async fn finish<T>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        match result {
+            Ok(value) => {
+                self.flag_break_glass().await?;
+                audit::record(&mut self.tx, &self.ctx, &self.ev).await?;
+                self.tx.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // Rolling back discards whatever the request wrote; the refusal still leaves a trace.
+                let _ = self.tx.rollback().await;
+                let (outcome, reason) = match &err {
+                    ApiError::Integrity { location } => (Outcome::Error, format!("integrity check failed: {location}")),
+                    ApiError::Internal(_) | ApiError::Unavailable => (Outcome::Error, err.code().to_owned()),
+                    other => (Outcome::Denied, other.code().to_owned()),
+                };
+                let mut ev = self.ev;
+                ev.outcome = outcome;
+                ev.reason = Some(reason);
+                ev.break_glass = false;
+                if let Err(e) = record_alone(self.state, self.user, &self.ctx, &ev).await {
+                    tracing::error!(error = %e, "could not record a refused request in the audit inbox");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// A clinician who reaches this patient only through a live break-glass grant: the event
+    /// carries the flag and the grant's reason.
+    async fn flag_break_glass(&mut self) -> Result<(), ApiError> {
+        let (Some(patient), ClaimRole::Clinician) = (self.ev.patient_id, self.user.role) else {
+            return Ok(());
+        };
+        if self.ev.break_glass {
+            return Ok(());
+        }
+        let reason: Option<String> = sqlx::query_scalar(
+            "SELECT g.reason FROM break_glass_grants g \
+             WHERE g.patient_id = $1 AND g.clinician_id = $2 AND g.revoked_at IS NULL AND g.expires_at > now() \
+               AND NOT EXISTS (SELECT 1 FROM care_team_members c WHERE c.patient_id = $1 AND c.clinician_id = $2) \
+             ORDER BY g.expires_at DESC LIMIT 1",
+        )
+        .bind(patient)
+        .bind(self.user.user_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if let Some(reason) = reason {
+            self.ev.break_glass = true;
+            self.ev.reason = Some(reason);
+        }
+        Ok(())
+    }
+}
+
+/// Records one event in a transaction of its own (refusals, whose request transaction was
+/// rolled back).
+pub async fn record_alone(
+    state: &AppState,
+    user: &AuthUser,
+    ctx: &AuditContext,
+    ev: &AuditEvent,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db::begin(&state.pool, &user.claims()).await?;
+    audit::record(&mut tx, ctx, ev).await?;
+    tx.commit().await
+}

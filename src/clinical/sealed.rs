@@ -1,0 +1,32 @@
+//! Every sealed column of the schema, with the column that is its row id in the associated
+//! data. `custos keys rewrap` walks exactly this list; a test compares it with the catalog
+//! (every `*_enc` column must be here), so a new sealed column cannot be forgotten.
+
+/// `(table, sealed column)`; the row id is always the table's `id`.
+pub const SEALED_COLUMNS: &[(&str, &str)] = &[
+    ("users", "email_enc"),
+    ("users", "display_name_enc"),
+    ("mfa_credentials", "secret_enc"),
+    ("patients", "mrn_enc"),
+    ("patients", "given_name_enc"),
+    ("patients", "family_name_enc"),
+    ("patients", "birth_date_enc"),
+    ("patients", "ssn_enc"),
+    ("patients", "phone_enc"),
+    ("patients", "email_enc"),
+    ("patients", "address_enc"),
+    ("patient_medical_info", "emergency_contact_enc"),
+    ("allergies", "reaction_enc"),
+    ("medications", "notes_enc"),
+    ("medical_history", "notes_enc"),
+    ("prescriptions", "instructions_enc"),
+    ("prescriptions", "cancel_reason_enc"),
+    ("conversations", "subject_enc"),
+    ("messages", "body_enc"),
+    ("attachments", "filename_enc"),
+    ("attachments", "content_enc"),
+];
+
+/// Tables that never change once written (a trigger refuses UPDATE); rewrap must lift the
+/// guard for its own re-encryption only — see `crate::cli::keys`.
+pub const APPEND_ONLY: &[&str] = &["messages"];

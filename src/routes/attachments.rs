@@ -1,0 +1,122 @@
+//! Attachments: raw-body upload (`Content-Type` + `?filename=`), metadata list, download
+//! with the checksum re-checked and returned in `X-Checksum-SHA256`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::clinical::audited;
+use super::openapi::ErrorBody;
+use crate::audit::Action;
+use crate::auth::AuthUser;
+use crate::clinical::attachments as att;
+use crate::clinical::page::{Page, PageQuery};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+type S = web::Data<AppState>;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UploadQuery {
+    pub filename: Option<String>,
+}
+
+/// Checks type and name, then reads the body up to the configured limit (413 beyond it,
+/// without reading the rest when Content-Length already says so).
+async fn read_upload(
+    state: &AppState,
+    req: &HttpRequest,
+    q: &UploadQuery,
+    mut body: web::Payload,
+) -> Result<(String, String, Vec<u8>), ApiError> {
+    let ctype = att::content_type(req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
+    let name = att::filename(q.filename.as_deref())?;
+    let max = state.settings.clinical.attachment_max_bytes;
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(max));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        if bytes.len() + chunk.len() > max {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((ctype, name, bytes))
+}
+
+#[utoipa::path(post, path = "/v1/patients/{id}/attachments", tag = "attachments", params(("id" = Uuid, Path), UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "raw file; Content-Type from the allow-list"),
+    responses((status = 201, body = att::Attachment), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn upload_to_patient(
+    state: S,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    q: web::Query<UploadQuery>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (ctype, name, bytes) = read_upload(&state, &req, &q, body).await?;
+    let id = id.into_inner();
+    let out = audited(&state, &user, Action::Create, "attachment", async |r| {
+        att::create(r, Some(id), None, &name, &ctype, &bytes).await
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+#[utoipa::path(post, path = "/v1/conversations/{id}/attachments", tag = "attachments", params(("id" = Uuid, Path), UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = att::Attachment), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn upload_to_conversation(
+    state: S,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    q: web::Query<UploadQuery>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (ctype, name, bytes) = read_upload(&state, &req, &q, body).await?;
+    let id = id.into_inner();
+    let out = audited(&state, &user, Action::Create, "attachment", async |r| {
+        att::create(r, None, Some(id), &name, &ctype, &bytes).await
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+#[utoipa::path(get, path = "/v1/patients/{id}/attachments", tag = "attachments", params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, description = "`{items: [Attachment], next_cursor}`"), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    state: S,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, page) = (id.into_inner(), Page::parse(&q)?);
+    let out = audited(&state, &user, Action::Read, "attachment", async |r| att::list(r, id, &page).await).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[utoipa::path(get, path = "/v1/attachments/{id}", tag = "attachments", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "the file; `X-Checksum-SHA256` carries its verified SHA-256"), (status = 404, body = ErrorBody)))]
+pub async fn download(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let file = audited(&state, &user, Action::Read, "attachment", async |r| att::download(r, id).await).await?;
+    // The stored name is only offered as a hint, ASCII-safe, never trusted as a path.
+    let safe: String =
+        file.filename.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
+    Ok(HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header(("X-Checksum-SHA256", file.sha256))
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"{safe}\"")))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(file.bytes))
+}

@@ -1,0 +1,72 @@
+//! `/v1/patients/{id}/care-team` (admins) and `/v1/patients/{id}/break-glass` (clinicians).
+
+use actix_web::{HttpResponse, web};
+use uuid::Uuid;
+
+use super::clinical::audited;
+use super::openapi::ErrorBody;
+use crate::audit::Action;
+use crate::auth::AuthUser;
+use crate::clinical::care;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+type S = web::Data<AppState>;
+
+#[utoipa::path(get, path = "/v1/patients/{id}/care-team", tag = "care team", params(("id" = Uuid, Path)),
+    responses((status = 200, body = [care::CareTeamMember]), (status = 404, body = ErrorBody)))]
+pub async fn list(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let out = audited(&state, &user, Action::Read, "care_team", async |r| care::list(r, id).await).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": out, "next_cursor": null })))
+}
+
+#[utoipa::path(post, path = "/v1/patients/{id}/care-team", tag = "care team", params(("id" = Uuid, Path)), request_body = care::CareTeamChange,
+    responses((status = 201, body = care::CareTeamMember), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add(
+    state: S,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<care::CareTeamChange>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let out = audited(&state, &user, Action::Admin, "care_team", async |r| care::add(r, id, &body).await).await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+#[utoipa::path(delete, path = "/v1/patients/{id}/care-team", tag = "care team", params(("id" = Uuid, Path)), request_body = care::CareTeamChange,
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove_by_body(
+    state: S,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<care::CareTeamChange>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    audited(&state, &user, Action::Admin, "care_team", async |r| care::remove(r, id, body.clinician_id).await).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(delete, path = "/v1/patients/{id}/care-team/{clinician_id}", tag = "care team",
+    params(("id" = Uuid, Path), ("clinician_id" = Uuid, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove(state: S, user: AuthUser, path: web::Path<(Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
+    let (id, clinician) = path.into_inner();
+    audited(&state, &user, Action::Admin, "care_team", async |r| care::remove(r, id, clinician).await).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/v1/patients/{id}/break-glass", tag = "care team", params(("id" = Uuid, Path)), request_body = care::BreakGlassRequest,
+    responses((status = 201, body = care::BreakGlassGrant), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn break_glass(
+    state: S,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    body: web::Json<care::BreakGlassRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let out = audited(&state, &user, Action::BreakGlass, "break_glass_grant", async |r| {
+        care::break_glass(r, id, &body).await
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(out))
+}

@@ -1,0 +1,57 @@
+//! `/v1/patients` and `/v1/patients/{id}` (the chart).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::clinical::audited;
+use crate::audit::Action;
+use crate::auth::AuthUser;
+use crate::clinical::page::{Page, PageQuery};
+use crate::clinical::{chart, patients};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Exact MRN (looked up through the blind index).
+    pub mrn: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/patients?mrn=&limit=&cursor=`.
+#[utoipa::path(get, path = "/v1/patients", tag = "patients", params(ListQuery),
+    responses((status = 200, description = "`{items: [Patient], next_cursor}`"), (status = 422, body = crate::routes::openapi::ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&PageQuery { limit: q.limit, cursor: q.cursor.clone() })?;
+    let out =
+        audited(&state, &user, Action::Read, "patient", async |r| patients::list(r, &page, q.mrn.as_deref()).await)
+            .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// `POST /v1/patients` (admins, clinicians; a clinician joins the care team).
+#[utoipa::path(post, path = "/v1/patients", tag = "patients", request_body = patients::NewPatient,
+    responses((status = 201, body = patients::Patient), (status = 409, description = "MRN already used"), (status = 422, body = crate::routes::openapi::ErrorBody)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<patients::NewPatient>,
+) -> Result<HttpResponse, ApiError> {
+    let out = audited(&state, &user, Action::Create, "patient", async |r| patients::create(r, &body).await).await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// `GET /v1/patients/{id}`: the full chart (demographics only for admins).
+#[utoipa::path(get, path = "/v1/patients/{id}", tag = "patients", params(("id" = Uuid, Path)),
+    responses((status = 200, body = chart::Chart), (status = 404, body = crate::routes::openapi::ErrorBody)))]
+pub async fn chart(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let out = audited(&state, &user, Action::Read, "chart", async |r| chart::get(r, id).await).await?;
+    Ok(HttpResponse::Ok().json(out))
+}
