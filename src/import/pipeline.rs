@@ -41,6 +41,7 @@ pub async fn batch<C: Collection>(
     lines: Vec<RawLine>,
     unknown: &mut Unknown,
 ) -> anyhow::Result<BatchOutcome> {
+    let clock = std::time::Instant::now();
     let mut out = BatchOutcome::default();
     let mut seen = HashSet::new();
     let mut candidates = Vec::with_capacity(lines.len());
@@ -100,6 +101,7 @@ pub async fn batch<C: Collection>(
         C::references(doc, &mut wanted);
     }
     let refs = lookup::refs(conn, run.org, &run.source, &wanted).await.context("database")?;
+    let t_lookup = clock.elapsed();
 
     let samples_before = run.sealer.samples.len();
     let mut rows = Rows::default();
@@ -124,6 +126,7 @@ pub async fn batch<C: Collection>(
     }
     run.sealer.sampling = false;
 
+    let t_build = clock.elapsed();
     if !built.is_empty() {
         sqlx::query("SAVEPOINT import_bulk").execute(&mut *conn).await.context("database")?;
         match write::insert(conn, run.org, &run.source, &rows).await {
@@ -144,8 +147,18 @@ pub async fn batch<C: Collection>(
             }
         }
     }
+    let t_write = clock.elapsed();
     let actual = lookup::actual(conn, run.org, &run.source, C::NAME, &present_ids).await.context("database")?;
     add(&mut run.actual, &actual);
+    tracing::debug!(
+        collection = C::NAME,
+        imported = out.imported,
+        lookup_ms = t_lookup.as_millis() as u64,
+        build_ms = (t_build - t_lookup).as_millis() as u64,
+        write_ms = (t_write - t_build).as_millis() as u64,
+        check_ms = (clock.elapsed() - t_write).as_millis() as u64,
+        "batch done"
+    );
     Ok(out)
 }
 
