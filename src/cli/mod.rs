@@ -1,6 +1,8 @@
 //! The command line. Each subcommand is a thin wrapper over library functions.
 
 pub mod bootstrap;
+pub mod demo;
+pub mod import;
 pub mod keys;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +42,16 @@ pub enum Command {
         /// The first admin's email address.
         #[arg(long)]
         admin_email: String,
+    },
+    /// Import legacy data into an organization (`import mongo --dir … --org …`).
+    Import {
+        #[command(subcommand)]
+        source: import::ImportSource,
+    },
+    /// Demo data (`demo generate`: a synthetic legacy export).
+    Demo {
+        #[command(subcommand)]
+        command: demo::DemoCommand,
     },
 }
 
@@ -145,6 +157,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
+        Command::Import { source: import::ImportSource::Mongo(args) } => {
+            let keys = RootKeys::load(&settings)?;
+            let pool = pool(&settings).await?;
+            crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+            import::run(&pool, &keys, args).await
+        }
+        Command::Demo { command: demo::DemoCommand::Generate(args) } => demo::run(args),
     }
 }
 
