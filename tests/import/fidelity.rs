@@ -180,6 +180,45 @@ async fn legacy_passwords_still_verify_and_are_flagged_for_upgrade() {
 }
 
 #[tokio::test]
+async fn imported_users_log_in_with_their_old_password_and_are_upgraded() {
+    let env = harness::env(12, 34, 0.0).await;
+    assert!(env.import(&env.options()).await.balanced);
+    let known: Vec<custos::demo::KnownPassword> =
+        serde_json::from_str(&std::fs::read_to_string(env.dir.join("passwords.json")).unwrap()).unwrap();
+    let (address, _pool, _clock) = crate::common::serve(&env.db, &env.keys, &[]).await;
+    let client = reqwest::Client::new();
+    for k in known {
+        let login = |password: String| {
+            let client = client.clone();
+            let url = format!("{address}/v1/auth/login");
+            let email = k.email.clone();
+            async move {
+                client
+                    .post(url)
+                    .json(&serde_json::json!({ "email": email, "password": password }))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(login(format!("{}x", k.password)).await.status(), 401, "a wrong password is refused");
+        let r = login(k.password.clone()).await;
+        assert_eq!(r.status(), 200, "{} logs in with the legacy password", k.role);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(body["access_token"].is_string() || body["mfa_required"] == true, "{body}");
+        let uid = new_id(&env, "users", &k.legacy_id).await.unwrap();
+        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(uid)
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+        assert!(hash.starts_with("$argon2id$"), "bcrypt was replaced by Argon2id at login");
+        // And the upgraded hash still accepts the same password.
+        assert_eq!(login(k.password.clone()).await.status(), 200);
+    }
+}
+
+#[tokio::test]
 async fn activity_logs_enter_the_audit_inbox_imported_in_order_after_their_data() {
     let env = harness::env(40, 33, 0.05).await;
     let report = env.import(&env.options()).await;
