@@ -15,7 +15,11 @@ CREATE POLICY audit_inbox_record ON audit_inbox FOR INSERT TO custos_app
         CASE
             WHEN custos.role() IN ('patient', 'clinician', 'admin', 'auditor')
                 THEN org_id = custos.org_id() AND actor_id = custos.user_id()
-            WHEN custos.role() IN ('auth', 'system')
+            -- sign-in flows: the pinned account's org (no org yet: the system ledger only)
+            WHEN custos.role() = 'auth'
+                THEN org_id IS NOT DISTINCT FROM custos.org_id()
+                     AND (actor_id IS NULL OR actor_id = custos.user_id())
+            WHEN custos.role() = 'system'
                 THEN custos.org_id() IS NULL OR org_id IS NOT DISTINCT FROM custos.org_id()
             -- no claims (e.g. a request with a bad token): the system ledger only
             ELSE org_id IS NULL AND actor_id IS NULL

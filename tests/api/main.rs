@@ -8,6 +8,7 @@ mod admin;
 mod basics;
 mod cli;
 mod done_when;
+mod hardening;
 mod helpers;
 mod invites;
 mod jwt;
