@@ -110,7 +110,9 @@ impl Application {
         let state = web::Data::from(Arc::new(state));
         let server = HttpServer::new(move || {
             let json_limit = state.settings.json_limit_bytes;
-            let auth_limiter = crate::auth::rate_limit::limiter(auth_rate.clone(), state.settings.auth.rate_per_minute);
+            let per_minute = state.settings.auth.rate_per_minute;
+            let auth_limiter = crate::auth::rate_limit::limiter(auth_rate.clone(), per_minute);
+            let account_limiter = crate::auth::rate_limit::account_limiter(auth_rate.clone(), per_minute);
             App::new()
                 .app_data(state.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))
@@ -120,8 +122,9 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
                 .wrap(Condition::new(!state.settings.cors_origins.is_empty(), cors(&state.settings.cors_origins)))
                 .wrap(Compress::default())
+                .wrap(from_fn(crate::auth::denials::audit_denials))
                 .wrap(from_fn(crate::middleware::request_context))
-                .configure(|cfg| crate::routes::configure(cfg, auth_limiter))
+                .configure(|cfg| crate::routes::configure(cfg, auth_limiter, account_limiter))
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
         .shutdown_timeout(shutdown.as_secs());

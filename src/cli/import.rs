@@ -77,19 +77,13 @@ pub async fn run(pool: &PgPool, keys: &RootKeys, args: MongoArgs) -> Result<(), 
 
 /// The organization by id, or by name (case-insensitive).
 async fn resolve_org(pool: &PgPool, org: &str) -> Result<Uuid, CliError> {
-    let mut tx = db::begin(pool, &Claims::auth(None)).await.context("database")?;
-    let found: Option<Uuid> = match Uuid::parse_str(org.trim()) {
-        Ok(id) => {
-            sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1").bind(id).fetch_optional(&mut *tx).await
-        }
-        Err(_) => {
-            sqlx::query_scalar("SELECT id FROM organizations WHERE lower(name) = lower($1)")
-                .bind(org.trim())
-                .fetch_optional(&mut *tx)
-                .await
-        }
-    }
-    .context("database")?;
+    // Organizations are invisible without claims; a narrow definer function resolves the name.
+    let mut tx = db::begin(pool, &Claims::system(None)).await.context("database")?;
+    let found: Option<Uuid> = sqlx::query_scalar("SELECT custos.organization_id($1)")
+        .bind(org)
+        .fetch_one(&mut *tx)
+        .await
+        .context("database")?;
     tx.commit().await.context("database")?;
     found.ok_or_else(|| CliError::Usage("--org: no such organization (create it with `custos bootstrap`)".into()))
 }
