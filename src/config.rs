@@ -36,6 +36,25 @@ pub struct Settings {
     pub json_limit_bytes: usize,
     pub shutdown_timeout: Duration,
     pub log_filter: String,
+    /// Audit ledger settings (sequencer, checkpoints).
+    pub ledger: LedgerSettings,
+}
+
+/// How the audit sequencer batches and signs.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// Checkpoint origin prefix and signing key name (`<origin>/<ledger id>` per ledger).
+    pub origin: String,
+    /// Also write every checkpoint under this directory (a copy outside the database).
+    pub checkpoint_mirror: Option<PathBuf>,
+    /// Run a sequencer candidate inside `custos serve`.
+    pub sequencer_in_server: bool,
+    /// Inbox rows claimed per batch.
+    pub batch_size: u32,
+    /// Pause between batches when the inbox is drained.
+    pub batch_interval: Duration,
+    /// A growing ledger gets a new signed checkpoint at least this often.
+    pub checkpoint_interval: Duration,
 }
 
 /// A setting that is present but unusable; the message names the variable, never its value.
@@ -84,6 +103,30 @@ impl Settings {
             json_limit_bytes: parse_num(&non_empty, "CUSTOS_JSON_LIMIT_BYTES", 256 * 1024, 1024, 64 << 20)?,
             shutdown_timeout: Duration::from_secs(parse_num(&non_empty, "CUSTOS_SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600)?),
             log_filter: non_empty("CUSTOS_LOG").unwrap_or_else(|| "info".into()),
+            ledger: LedgerSettings {
+                origin: ledger_origin(non_empty("CUSTOS_LEDGER_ORIGIN"))?,
+                checkpoint_mirror: non_empty("CUSTOS_CHECKPOINT_MIRROR").map(PathBuf::from),
+                sequencer_in_server: match non_empty("CUSTOS_SEQUENCER").as_deref() {
+                    None | Some("on") | Some("true") | Some("1") => true,
+                    Some("off") | Some("false") | Some("0") => false,
+                    Some(_) => return Err(bad("CUSTOS_SEQUENCER", "must be `on` or `off`")),
+                },
+                batch_size: parse_num(&non_empty, "CUSTOS_SEQUENCER_BATCH", 2000, 1, 50_000)?,
+                batch_interval: Duration::from_millis(parse_num(
+                    &non_empty,
+                    "CUSTOS_SEQUENCER_INTERVAL_MS",
+                    100,
+                    1,
+                    60_000,
+                )?),
+                checkpoint_interval: Duration::from_millis(parse_num(
+                    &non_empty,
+                    "CUSTOS_CHECKPOINT_INTERVAL_MS",
+                    1000,
+                    10,
+                    3_600_000,
+                )?),
+            },
         })
         .and_then(|s: Settings| s.checked())
     }
@@ -97,6 +140,19 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+/// The origin doubles as the signed-note key name: printable, no spaces, no '+'.
+fn ledger_origin(value: Option<String>) -> Result<String, ConfigError> {
+    let origin = value.unwrap_or_else(|| "custos.local/ledger".into());
+    let ok = origin.len() <= 200 && origin.chars().all(|c| c.is_ascii_graphic() && c != '+');
+    if !ok {
+        return Err(bad(
+            "CUSTOS_LEDGER_ORIGIN",
+            "must be printable ASCII without spaces or '+', like example.org/ledger",
+        ));
+    }
+    Ok(origin.trim_end_matches('/').to_owned())
 }
 
 fn bad(var: &'static str, problem: &str) -> ConfigError {
@@ -156,5 +212,12 @@ mod tests {
         assert_eq!(err.var, "DATABASE_URL");
         let cors = settings(&[("CUSTOS_CORS_ORIGINS", "https://a.example, https://b.example")]).unwrap();
         assert_eq!(cors.cors_origins, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(s.ledger.origin, "custos.local/ledger");
+        assert!(settings(&[("CUSTOS_LEDGER_ORIGIN", "a b")]).is_err());
+        assert!(settings(&[("CUSTOS_LEDGER_ORIGIN", "a+b")]).is_err());
+        assert!(settings(&[("CUSTOS_SEQUENCER", "maybe")]).is_err());
+        let l = settings(&[("CUSTOS_LEDGER_ORIGIN", "h.example/log/"), ("CUSTOS_SEQUENCER", "off")]).unwrap().ledger;
+        assert_eq!(l.origin, "h.example/log");
+        assert!(!l.sequencer_in_server);
     }
 }

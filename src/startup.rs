@@ -10,6 +10,7 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use sqlx::PgPool;
 
+use crate::audit::signing::LedgerSigner;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::keys::RootKeys;
@@ -19,11 +20,14 @@ pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
     pub keys: RootKeys,
+    /// Signs (sequencer) and publishes (routes) the ledger's checkpoints.
+    pub ledger_signer: LedgerSigner,
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    sequencer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -37,7 +41,13 @@ impl Application {
             _ => None,
         };
         let shutdown = settings.shutdown_timeout;
-        let state = web::Data::from(Arc::new(AppState { pool, settings, keys }));
+        let ledger_signer = LedgerSigner::new(&settings.ledger.origin, &keys)?;
+        // Every server is a sequencer candidate; the advisory lock picks one leader.
+        let sequencer = settings.ledger.sequencer_in_server.then(|| {
+            let opts = (*pool.connect_options()).clone();
+            tokio::spawn(crate::audit::sequencer::run_candidate(opts, ledger_signer.clone(), settings.ledger.clone()))
+        });
+        let state = web::Data::from(Arc::new(AppState { pool, settings, keys, ledger_signer }));
         let server = HttpServer::new(move || {
             let json_limit = state.settings.json_limit_bytes;
             App::new()
@@ -59,7 +69,7 @@ impl Application {
             None => server.listen(listener)?,
         }
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, sequencer })
     }
 
     pub fn port(&self) -> u16 {
@@ -69,7 +79,12 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (actix handles both: in-flight requests finish within the
     /// shutdown timeout, then the future resolves).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let res = self.server.await;
+        // Aborting mid-batch is safe: the open transaction dies with its connection.
+        if let Some(task) = self.sequencer {
+            task.abort();
+        }
+        res
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a thin wrapper over library functions.
 
 pub mod bootstrap;
+pub mod ledger;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,12 @@ pub enum Command {
     },
     /// Apply migrations, then every policy file; running it twice changes nothing.
     Migrate,
+    /// Run the audit sequencer on its own (leader election by advisory lock).
+    Sequencer {
+        /// Integrate everything waiting, sign checkpoints, and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Create an organization and its first admin (prints a one-time password once).
     Bootstrap {
         /// The organization's name.
@@ -84,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     crate::telemetry::init(&settings.log_filter);
     match cli.command {
         Command::Serve { no_migrate } => serve(settings, no_migrate).await,
+        Command::Sequencer { once } => ledger::sequencer(&settings, once).await,
         Command::Migrate => {
             let pool = pool(&settings).await?;
             crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
