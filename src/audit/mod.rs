@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod checkpointer;
 pub mod event;
 pub mod merkle;
+pub mod proofs;
 pub mod sequencer;
 pub mod signing;
 pub mod store;
