@@ -4,11 +4,13 @@
 //! checkpoints (checkpoint, signing); proofs, verification and exports read it back.
 
 pub mod batch;
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod event;
 pub mod merkle;
+pub mod offline;
 pub mod proofs;
 pub mod sequencer;
 pub mod signing;

@@ -31,6 +31,27 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Verify every ledger in the database, or (--bundle) an export offline. Exit 1 on failure.
+    Verify {
+        /// Verify this export bundle offline (no database needed).
+        #[arg(long)]
+        bundle: Option<std::path::PathBuf>,
+        /// A trusted verifier key (`name+keyid+base64`) or a file of them; repeatable.
+        #[arg(long)]
+        key: Vec<String>,
+        /// A signed checkpoint kept earlier; the ledger must be consistent with it. Repeatable.
+        #[arg(long)]
+        checkpoint: Vec<std::path::PathBuf>,
+    },
+    /// Write a ledger's self-contained, offline-verifiable bundle.
+    Export {
+        /// The organization id, or `system`.
+        #[arg(long)]
+        ledger: String,
+        /// Output file.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Create an organization and its first admin (prints a one-time password once).
     Bootstrap {
         /// The organization's name.
@@ -91,6 +112,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     crate::telemetry::init(&settings.log_filter);
     match cli.command {
         Command::Serve { no_migrate } => serve(settings, no_migrate).await,
+        Command::Verify { bundle, key, checkpoint } => ledger::verify(&settings, bundle, &key, &checkpoint).await,
+        Command::Export { ledger: id, out } => ledger::export(&settings, &id, &out).await,
         Command::Sequencer { once } => ledger::sequencer(&settings, once).await,
         Command::Migrate => {
             let pool = pool(&settings).await?;

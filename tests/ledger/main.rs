@@ -6,6 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bundle;
+mod cli;
 mod proofs;
 mod sequencer;
 mod tamper;
@@ -30,6 +32,8 @@ pub struct World {
     pub org_b: Uuid,
     pub signer: LedgerSigner,
     pub cfg: LedgerSettings,
+    /// What the `custos` binary needs in its environment to act on this world.
+    pub env: Vec<(String, String)>,
 }
 
 impl World {
@@ -44,12 +48,29 @@ impl World {
                 .unwrap();
             orgs.push(id);
         }
-        let signer = LedgerSigner::new(ORIGIN, &RootKeys::random()).unwrap();
-        let mut cfg = db.settings(&[("CUSTOS_LEDGER_ORIGIN", ORIGIN)]).ledger;
+        let key = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            RootKeys::random().ledger_signing.expose(),
+        );
+        let env: Vec<(String, String)> = [
+            ("CUSTOS_LEDGER_ORIGIN", ORIGIN.to_owned()),
+            ("CUSTOS_KEK", key.clone()),
+            ("CUSTOS_JWT_SIGNING_KEY", key.clone()),
+            ("CUSTOS_LEDGER_SIGNING_KEY", key),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let settings = db.settings(&pairs);
+        let signer = LedgerSigner::new(ORIGIN, &RootKeys::load(&settings).unwrap()).unwrap();
+        let mut cfg = settings.ledger.clone();
         cfg.batch_size = 50;
         cfg.batch_interval = std::time::Duration::from_millis(5);
         cfg.checkpoint_interval = std::time::Duration::from_millis(20);
-        Self { org_a: orgs[0], org_b: orgs[1], db, signer, cfg }
+        let mut env = env;
+        env.push(("DATABASE_URL".into(), db.url.clone()));
+        Self { org_a: orgs[0], org_b: orgs[1], db, signer, cfg, env }
     }
 
     pub async fn leader(&self) -> Leader {
