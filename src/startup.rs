@@ -20,8 +20,6 @@ pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
     pub keys: RootKeys,
-    /// Signs (sequencer) and publishes (routes) the ledger's checkpoints.
-    pub ledger_signer: LedgerSigner,
 }
 
 pub struct Application {
@@ -45,9 +43,9 @@ impl Application {
         // Every server is a sequencer candidate; the advisory lock picks one leader.
         let sequencer = settings.ledger.sequencer_in_server.then(|| {
             let opts = (*pool.connect_options()).clone();
-            tokio::spawn(crate::audit::sequencer::run_candidate(opts, ledger_signer.clone(), settings.ledger.clone()))
+            tokio::spawn(crate::audit::sequencer::run_candidate(opts, ledger_signer, settings.ledger.clone()))
         });
-        let state = web::Data::from(Arc::new(AppState { pool, settings, keys, ledger_signer }));
+        let state = web::Data::from(Arc::new(AppState { pool, settings, keys }));
         let server = HttpServer::new(move || {
             let json_limit = state.settings.json_limit_bytes;
             App::new()

@@ -65,7 +65,8 @@ impl Checkpointer {
                 .sign(*id, size, root)
                 .map_err(|e| StoreError::Corrupt { ledger_id: *id, problem: e.to_string() })?;
             sqlx::query(
-                "INSERT INTO audit_checkpoints (ledger_id, tree_size, root_hash, signed_note) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO audit_checkpoints (ledger_id, tree_size, root_hash, signed_note, created_at) \
+                 VALUES ($1, $2, $3, $4, clock_timestamp())",
             )
             .bind(id)
             .bind(size as i64)

@@ -60,3 +60,28 @@ async fn verify_export_and_offline_verify_from_the_command_line() {
     assert!(out.contains("FAILED at index 5: leaf mismatch"), "{out}");
     std::fs::remove_file(&file).ok();
 }
+
+/// `custos serve` runs a sequencer candidate: events written through the app's path are
+/// integrated and signed without anything else running.
+#[tokio::test]
+async fn the_server_runs_the_sequencer() {
+    let app =
+        crate::common::spawn_app_with(&[("CUSTOS_SEQUENCER", "on"), ("CUSTOS_CHECKPOINT_INTERVAL_MS", "50")]).await;
+    let org: uuid::Uuid = sqlx::query_scalar("INSERT INTO organizations (name) VALUES ('S') RETURNING id")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    crate::write_events(&app.db.pool, Some(org), 5).await;
+    for _ in 0..300 {
+        let signed: Option<i64> = sqlx::query_scalar("SELECT checkpoint_size FROM audit_ledgers WHERE ledger_id = $1")
+            .bind(org)
+            .fetch_optional(&app.db.pool)
+            .await
+            .unwrap();
+        if signed == Some(5) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the server's sequencer never integrated the events");
+}

@@ -6,9 +6,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../db/fixture.rs"]
+#[allow(dead_code)]
+mod fixture;
+
 mod bundle;
 mod cli;
 mod proofs;
+mod queries;
 mod sequencer;
 mod tamper;
 
