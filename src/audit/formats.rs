@@ -163,3 +163,61 @@ pub fn fhir_audit_event(row: &LogRow, observer: &str) -> Value {
     }
     ev
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::store::EventFields;
+
+    fn row(action: &str, break_glass: bool, user_agent: &str) -> LogRow {
+        LogRow {
+            ledger_id: uuid::Uuid::nil(),
+            seq: 7,
+            event: EventFields {
+                event_id: uuid::Uuid::nil(),
+                occurred_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_001).unwrap(),
+                org_id: None,
+                actor_id: Some(uuid::Uuid::max()),
+                actor_role: Some("clinician".into()),
+                action: action.into(),
+                resource_type: "prescription".into(),
+                resource_ids: vec!["a".into(), "b".into()],
+                patient_id: Some(uuid::Uuid::max()),
+                outcome: "denied".into(),
+                request_id: None,
+                client_ip: Some("10.0.0.1".into()),
+                user_agent: Some(user_agent.into()),
+                reason: break_glass.then(|| "unconscious".into()),
+                break_glass,
+                imported: false,
+            },
+            leaf_hash: vec![0; 32],
+            chain_hash: vec![1; 32],
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let line = csv_row(&row("read", false, "=HYPERLINK(\"x\"), ok"));
+        assert!(line.contains(",\"'=HYPERLINK(\"\"x\"\"), ok\","), "{line}");
+        assert!(line.starts_with("00000000-0000-0000-0000-000000000000,7,"));
+        assert_eq!(line.matches(',').count(), CSV_HEADER.matches(',').count() + 1, "only the quoted comma extra");
+    }
+
+    #[test]
+    fn fhir_maps_actions_outcomes_and_break_glass() {
+        let ev = fhir_audit_event(&row("read", true, "ua"), "Custos test");
+        assert_eq!(ev["resourceType"], "AuditEvent");
+        assert_eq!(ev["type"]["code"], "rest");
+        assert_eq!(ev["subtype"][0]["code"], "read");
+        assert_eq!(ev["action"], "R");
+        assert_eq!(ev["outcome"], "4");
+        assert_eq!(ev["recorded"], "2023-11-14T22:13:20.000001Z");
+        assert_eq!(ev["agent"][0]["purposeOfUse"][0]["coding"][0]["code"], "BTG");
+        assert_eq!(ev["entity"][0]["what"]["reference"], format!("Patient/{}", uuid::Uuid::max()));
+        let login = fhir_audit_event(&row("login", false, "ua"), "Custos test");
+        assert_eq!((login["type"]["code"].as_str(), login["action"].as_str()), (Some("110114"), Some("E")));
+        assert!(login["agent"][0].get("purposeOfUse").is_none());
+        assert_eq!(fhir_audit_event(&row("create", false, "ua"), "o")["action"], "C");
+    }
+}
