@@ -55,6 +55,11 @@ pub struct LedgerSettings {
     pub batch_interval: Duration,
     /// A growing ledger gets a new signed checkpoint at least this often.
     pub checkpoint_interval: Duration,
+    /// Key rotation: a second signing key (base64 seed) that co-signs every checkpoint during
+    /// a change-over, so verifiers can move to it before the old key is retired.
+    pub next_signing_key: Option<SecretString>,
+    /// Key rotation: retired verifier keys (`name+id+key`) still accepted for old checkpoints.
+    pub previous_keys: Vec<String>,
 }
 
 /// A setting that is present but unusable; the message names the variable, never its value.
@@ -126,6 +131,10 @@ impl Settings {
                     10,
                     3_600_000,
                 )?),
+                next_signing_key: secret("CUSTOS_LEDGER_NEXT_SIGNING_KEY"),
+                previous_keys: non_empty("CUSTOS_LEDGER_PREVIOUS_KEYS")
+                    .map(|v| v.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
+                    .unwrap_or_default(),
             },
         })
         .and_then(|s: Settings| s.checked())

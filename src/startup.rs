@@ -39,7 +39,7 @@ impl Application {
             _ => None,
         };
         let shutdown = settings.shutdown_timeout;
-        let ledger_signer = LedgerSigner::new(&settings.ledger.origin, &keys)?;
+        let ledger_signer = LedgerSigner::from_settings(&settings, &keys)?;
         // Every server is a sequencer candidate; the advisory lock picks one leader.
         let sequencer = settings.ledger.sequencer_in_server.then(|| {
             let opts = (*pool.connect_options()).clone();

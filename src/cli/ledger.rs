@@ -22,7 +22,7 @@ use crate::keys::RootKeys;
 /// signs, and exits.
 pub async fn sequencer(settings: &Settings, once: bool) -> Result<(), CliError> {
     let keys = RootKeys::load(settings)?;
-    let signer = LedgerSigner::new(&settings.ledger.origin, &keys).map_err(|e| CliError::Usage(e.to_string()))?;
+    let signer = LedgerSigner::from_settings(settings, &keys).map_err(|e| CliError::Usage(e.to_string()))?;
     let pool = super::pool(settings).await?;
     crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
     let opts = (*pool.connect_options()).clone();
@@ -78,8 +78,8 @@ pub async fn verify(
         return verify_offline(&path, (!keys.is_empty()).then_some(&keys[..]), &external);
     }
     let root_keys = RootKeys::load(settings)?;
-    let signer = LedgerSigner::new(&settings.ledger.origin, &root_keys).map_err(|e| CliError::Usage(e.to_string()))?;
-    keys.push(signer.verifier());
+    let signer = LedgerSigner::from_settings(settings, &root_keys).map_err(|e| CliError::Usage(e.to_string()))?;
+    keys.extend(signer.verifiers());
     let mut external = external;
     if let Some(dir) = &settings.ledger.checkpoint_mirror {
         external.extend(mirror_latest(dir));
@@ -157,14 +157,14 @@ pub async fn export(settings: &Settings, ledger: &str, out: &Path) -> Result<(),
         s => s.parse::<Uuid>().map_err(|_| CliError::Usage("--ledger: an organization id or `system`".into()))?,
     };
     let keys = RootKeys::load(settings)?;
-    let signer = LedgerSigner::new(&settings.ledger.origin, &keys).map_err(|e| CliError::Usage(e.to_string()))?;
+    let signer = LedgerSigner::from_settings(settings, &keys).map_err(|e| CliError::Usage(e.to_string()))?;
     let pool = super::pool(settings).await?;
     let file = std::fs::File::create(out).map_err(|e| CliError::Usage(format!("--out {}: {e}", out.display())))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?.detach();
     sqlx::query("SET ROLE custos_auditor").execute(&mut conn).await.map_err(anyhow::Error::from)?;
     let summary =
-        crate::audit::bundle::export(&mut conn, ledger_id, &settings.ledger.origin, &[signer.verifier()], &mut w)
+        crate::audit::bundle::export(&mut conn, ledger_id, &settings.ledger.origin, &signer.verifiers(), &mut w)
             .await
             .map_err(anyhow::Error::from)?;
     drop(conn);

@@ -59,7 +59,7 @@ where
 }
 
 pub(crate) fn signer(state: &AppState) -> Result<LedgerSigner, ApiError> {
-    LedgerSigner::new(&state.settings.ledger.origin, &state.keys).map_err(ApiError::internal)
+    LedgerSigner::from_settings(&state.settings, &state.keys).map_err(ApiError::internal)
 }
 
 impl From<ProofError> for ApiError {
@@ -77,7 +77,7 @@ pub async fn keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     let s = signer(&state)?;
     Ok(HttpResponse::Ok().json(json!({
         "origin": state.settings.ledger.origin,
-        "keys": [s.verifier().encode()],
+        "keys": s.verifiers().iter().map(|v| v.encode()).collect::<Vec<_>>(),
     })))
 }
 
