@@ -5,7 +5,7 @@
 //! keys are used, which proves integrity but not authorship (the report says so).
 
 use std::io::BufRead;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -80,62 +80,110 @@ impl Rec {
 
 const BATCH: usize = 4096;
 
-/// The reader stage: classifies lines and hashes event leaves, in batches. Stops at the first
-/// malformed line (sent as `Rec::Bad`) or at the end of the input.
-fn read_records<R: BufRead>(mut input: R, first: Option<Vec<u8>>, mut n: u64, tx: SyncSender<Vec<Rec>>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut line = Vec::with_capacity(4096);
-    let mut pending = first;
-    loop {
-        let current = match pending.take() {
-            Some(l) => l,
-            None => {
-                line.clear();
-                n += 1;
-                match input.read_until(b'\n', &mut line) {
-                    Ok(0) => break,
-                    Ok(_) if line.last() == Some(&b'\n') => {
-                        line.pop();
-                        std::mem::take(&mut line)
-                    }
-                    Ok(_) => {
-                        batch.push(Rec::Bad(malformed(n, "bundle is truncated (last line has no newline)")));
-                        break;
-                    }
-                    Err(e) => {
-                        batch.push(Rec::Bad(e.into()));
-                        break;
-                    }
+/// A batch of raw lines: one buffer, and where each line is in it.
+struct RawBatch {
+    data: Vec<u8>,
+    lines: Vec<Raw>,
+}
+
+enum Raw {
+    Line { line: u64, start: usize, end: usize },
+    Bad(BundleError),
+}
+
+/// Stage 1: reads lines into batches, handed alternately to the hashers. Stops at the end of
+/// the input or at a read error / unterminated last line (sent as `Raw::Bad`).
+fn read_batches<R: BufRead>(mut input: R, first: Option<Vec<u8>>, mut n: u64, txs: [SyncSender<RawBatch>; 2]) {
+    let new_batch = || RawBatch { data: Vec::with_capacity(BATCH * 700), lines: Vec::with_capacity(BATCH) };
+    let mut batch = new_batch();
+    if let Some(l) = first {
+        batch.data.extend_from_slice(&l);
+        batch.lines.push(Raw::Line { line: n, start: 0, end: l.len() });
+    }
+    for k in 0usize.. {
+        let mut stop = false;
+        while batch.lines.len() < BATCH {
+            n += 1;
+            let start = batch.data.len();
+            match input.read_until(b'\n', &mut batch.data) {
+                Ok(0) => {
+                    stop = true;
+                    break;
+                }
+                Ok(_) if batch.data.last() == Some(&b'\n') => {
+                    batch.lines.push(Raw::Line { line: n, start, end: batch.data.len() - 1 });
+                }
+                Ok(_) => {
+                    batch.lines.push(Raw::Bad(malformed(n, "bundle is truncated (last line has no newline)")));
+                    stop = true;
+                    break;
+                }
+                Err(e) => {
+                    batch.lines.push(Raw::Bad(e.into()));
+                    stop = true;
+                    break;
                 }
             }
-        };
-        let rec = if let Some(json) = current.strip_prefix(b"event ") {
-            Rec::Event { line: n, leaf: merkle::leaf_hash(json), index: event_index(json) }
-        } else if let Some(b64) = current.strip_prefix(b"checkpoint ") {
-            match B64.decode(b64) {
-                Ok(note) => Rec::Checkpoint { line: n, note },
-                Err(_) => Rec::Bad(malformed(n, "checkpoint is not base64")),
-            }
-        } else if let Some(text) = current.strip_prefix(b"end ") {
-            match std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()) {
-                Some(size) => Rec::End { line: n, size },
-                None => Rec::Bad(malformed(n, "bad end size")),
-            }
-        } else {
-            Rec::Bad(malformed(n, "unknown line"))
-        };
-        let stop = matches!(rec, Rec::Bad(_));
-        batch.push(rec);
-        line = current;
-        if stop {
-            break;
         }
-        // A send error means the verifier stopped (it found a malformed record).
-        if batch.len() == BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+        // A send error means the verifier stopped early (a malformed record).
+        if txs[k % 2].send(std::mem::replace(&mut batch, new_batch())).is_err() || stop {
             return;
         }
     }
-    let _ = tx.send(batch);
+}
+
+/// Stage 2 (two of them): classifies lines and hashes event leaves.
+fn hash_batches(rx: Receiver<RawBatch>, tx: SyncSender<Vec<Rec>>) {
+    for batch in rx {
+        let mut out = Vec::with_capacity(batch.lines.len());
+        for raw in batch.lines {
+            let (n, text) = match raw {
+                Raw::Bad(e) => {
+                    out.push(Rec::Bad(e));
+                    break;
+                }
+                Raw::Line { line, start, end } => (line, &batch.data[start..end]),
+            };
+            let rec = if let Some(json) = text.strip_prefix(b"event ") {
+                Rec::Event { line: n, leaf: merkle::leaf_hash(json), index: event_index(json) }
+            } else if let Some(b64) = text.strip_prefix(b"checkpoint ") {
+                match B64.decode(b64) {
+                    Ok(note) => Rec::Checkpoint { line: n, note },
+                    Err(_) => Rec::Bad(malformed(n, "checkpoint is not base64")),
+                }
+            } else if let Some(t) = text.strip_prefix(b"end ") {
+                match std::str::from_utf8(t).ok().and_then(|t| t.parse().ok()) {
+                    Some(size) => Rec::End { line: n, size },
+                    None => Rec::Bad(malformed(n, "bad end size")),
+                }
+            } else {
+                Rec::Bad(malformed(n, "unknown line"))
+            };
+            let bad = matches!(rec, Rec::Bad(_));
+            out.push(rec);
+            if bad {
+                break;
+            }
+        }
+        if tx.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+/// Receives hashed batches in reading order (alternating between the two hashers).
+struct InOrder {
+    rx: [Receiver<Vec<Rec>>; 2],
+    k: usize,
+}
+
+impl Iterator for InOrder {
+    type Item = Vec<Rec>;
+    fn next(&mut self) -> Option<Vec<Rec>> {
+        let batch = self.rx[self.k % 2].recv().ok()?;
+        self.k += 1;
+        Some(batch)
+    }
 }
 
 /// Verifies a bundle. `trusted`: keys from the command line (None: the bundle's). `external`:
@@ -204,13 +252,19 @@ pub fn verify_bundle<R: BufRead + Send>(
     let fail = |f: &mut Option<Finding>, index: u64, kind: Kind, detail: String| {
         f.get_or_insert(Finding { index, kind, detail });
     };
-    // Two stages on two threads: this reader hashes leaves (most of the SHA-256 work) while
-    // the caller's thread extends the chain and the tree and checks checkpoints.
+    // A pipeline: a reader thread splits lines, two hasher threads hash event leaves (most of
+    // the SHA-256 work) batch by batch, and this thread consumes the batches in order,
+    // extending the chain and the tree and checking checkpoints.
     let first = more.then(|| std::mem::take(&mut line));
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Rec>>(8);
+    let (raw0, raw_rx0) = sync_channel::<RawBatch>(2);
+    let (raw1, raw_rx1) = sync_channel::<RawBatch>(2);
+    let (out0, rx0) = sync_channel::<Vec<Rec>>(2);
+    let (out1, rx1) = sync_channel::<Vec<Rec>>(2);
     std::thread::scope(|scope| -> Result<(), BundleError> {
-        scope.spawn(move || read_records(input, first, n, tx));
-        for batch in rx {
+        scope.spawn(move || read_batches(input, first, n, [raw0, raw1]));
+        scope.spawn(move || hash_batches(raw_rx0, out0));
+        scope.spawn(move || hash_batches(raw_rx1, out1));
+        for batch in (InOrder { rx: [rx0, rx1], k: 0 }) {
             for rec in batch {
                 last_line = last_line.max(rec.line());
                 if end.is_some() {
