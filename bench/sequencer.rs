@@ -119,4 +119,33 @@ pub async fn run(total: u64, writers: usize) {
     let cps: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_checkpoints").fetch_one(&db.pool).await.unwrap();
     println!("  checkpoints signed: {cps}");
     db.drop().await;
+    capacity(total, &signer, &cfg).await;
+}
+
+/// The sequencer's own ceiling: drain an inbox pre-filled in bulk (no writer contention).
+async fn capacity(total: u64, signer: &LedgerSigner, cfg: &custos::config::LedgerSettings) {
+    let db = BenchDb::new(4).await;
+    let org = db.org().await;
+    sqlx::query(
+        "INSERT INTO audit_inbox (org_id, actor_role, action, resource_type, resource_ids, patient_id, outcome, \
+         client_ip, user_agent) SELECT $1, 'clinician', 'read', 'patient', ARRAY[gen_random_uuid()::text], \
+         gen_random_uuid(), 'success', '10.0.0.7', 'bench' FROM generate_series(1, $2::int8)",
+    )
+    .bind(org)
+    .bind(total as i64)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut leader = Leader::try_acquire(&db.pool.connect_options()).await.unwrap().unwrap();
+    let t = Instant::now();
+    let n = leader.drain(signer, cfg).await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(n as u64, total);
+    println!(
+        "  sequencer capacity (pre-filled inbox, batches of {}): {:>9.0} events/s ({secs:.2} s)",
+        cfg.batch_size,
+        total as f64 / secs
+    );
+    leader.release().await;
+    db.drop().await;
 }
