@@ -24,7 +24,7 @@ pub async fn sequencer(settings: &Settings, once: bool) -> Result<(), CliError> 
     let keys = RootKeys::load(settings)?;
     let signer = LedgerSigner::from_settings(settings, &keys).map_err(|e| CliError::Usage(e.to_string()))?;
     let pool = super::pool(settings).await?;
-    crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+    crate::db::migrate::run_startup(&pool).await.map_err(anyhow::Error::from)?;
     let opts = (*pool.connect_options()).clone();
     pool.close().await;
     if !once {

@@ -149,7 +149,7 @@ async fn serve(settings: Settings, no_migrate: bool) -> Result<(), CliError> {
     let keys = RootKeys::load(&settings)?;
     let pool = pool(&settings).await?;
     if !no_migrate {
-        crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+        crate::db::migrate::run_startup(&pool).await.map_err(anyhow::Error::from)?;
         tracing::info!("migrations and policies applied");
     }
     let app = crate::startup::Application::build(settings.clone(), pool.clone(), keys)

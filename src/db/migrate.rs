@@ -35,6 +35,19 @@ pub async fn run(pool: &PgPool) -> Result<(), MigrateError> {
     apply_policies(pool).await
 }
 
+/// What servers and the sequencer run at start-up: pending migrations, and the policies only
+/// when the database's policy digest differs from this build's. Re-applying identical
+/// policies takes ACCESS EXCLUSIVE locks on every table, which deadlocks with live request
+/// transactions when a second process starts beside a busy one; `custos migrate` (`run`)
+/// still re-applies unconditionally, to repair drift.
+pub async fn run_startup(pool: &PgPool) -> Result<(), MigrateError> {
+    MIGRATOR.run(pool).await?;
+    if status(pool).await?.policies_current {
+        return Ok(());
+    }
+    apply_policies(pool).await
+}
+
 /// Errors while migrating; the policy file name says where a policy failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {

@@ -15,6 +15,7 @@ mod cli;
 mod proofs;
 mod queries;
 mod sequencer;
+mod startup;
 mod tamper;
 
 use custos::audit::sequencer::Leader;
@@ -113,7 +114,7 @@ pub async fn write_events(pool: &PgPool, org: Option<Uuid>, n: usize) -> Vec<Uui
             .patient(Uuid::new_v4())
             .break_glass(i % 7 == 3)
             .reason(if i % 7 == 3 { "emergency: unconscious patient" } else { "" });
-        ids.push(custos::audit::record(&mut tx, &ctx, &ev).await.unwrap());
+        ids.push(custos::audit::record(&mut tx, &ctx, &ev).await.expect("record an event"));
     }
     tx.commit().await.unwrap();
     ids
