@@ -41,8 +41,8 @@ CREATE TRIGGER audit_tree_nodes_no_truncate BEFORE TRUNCATE ON audit_tree_nodes
 ALTER TABLE audit_tree_nodes ENABLE ALWAYS TRIGGER audit_tree_nodes_append_only;
 ALTER TABLE audit_tree_nodes ENABLE ALWAYS TRIGGER audit_tree_nodes_no_truncate;
 
--- Checkpoint listings per ledger, newest first (GET /v1/audit/checkpoint, verify).
-CREATE INDEX audit_checkpoints_created_idx ON audit_checkpoints (ledger_id, created_at);
+-- The latest checkpoint of any ledger (/readyz); per ledger, the primary key serves.
+CREATE INDEX audit_checkpoints_created_idx ON audit_checkpoints (created_at);
 
 -- The canonical event form writes occurred_at as a 4-digit year: keep inbox timestamps in
 -- range so one odd imported event can never stall the sequencer.

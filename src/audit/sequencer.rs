@@ -138,6 +138,11 @@ pub async fn run_candidate(opts: PgConnectOptions, signer: LedgerSigner, cfg: Le
 pub struct LedgerHealth {
     pub inbox_depth: i64,
     pub lag_seconds: f64,
+    /// Tree size of the most recently signed checkpoint (any ledger).
+    pub last_checkpoint_size: Option<i64>,
+    pub last_checkpoint_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Integrated entries not yet covered by a signed checkpoint, all ledgers.
+    pub unsigned_entries: i64,
     pub leader_here: bool,
     pub last_batch_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -151,9 +156,24 @@ pub async fn health(conn: &mut PgConnection) -> Result<LedgerHealth, sqlx::Error
     )
     .fetch_one(&mut *tx)
     .await?;
+    let unsigned: i64 = sqlx::query_scalar("SELECT coalesce(sum(size - checkpoint_size), 0)::int8 FROM audit_ledgers")
+        .fetch_one(&mut *tx)
+        .await?;
+    let last: Option<(i64, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT tree_size, created_at FROM audit_checkpoints ORDER BY created_at DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.rollback().await?;
     let lag = lag.unwrap_or(0.0).max(0.0);
     metrics::gauge!(INBOX_DEPTH).set(depth as f64);
     let (leader_here, last_batch_at) = local_status();
-    Ok(LedgerHealth { inbox_depth: depth, lag_seconds: lag, leader_here, last_batch_at })
+    Ok(LedgerHealth {
+        inbox_depth: depth,
+        lag_seconds: lag,
+        last_checkpoint_size: last.map(|l| l.0),
+        last_checkpoint_at: last.map(|l| l.1),
+        unsigned_entries: unsigned,
+        leader_here,
+        last_batch_at,
+    })
 }

@@ -19,7 +19,15 @@ async fn integrates_per_ledger_with_hashes_that_recompute() {
     write_events(&w.db.pool, Some(w.org_a), 30).await;
     write_events(&w.db.pool, Some(w.org_b), 5).await;
     write_events(&w.db.pool, None, 3).await;
+    let mut conn = w.db.pool.acquire().await.unwrap();
+    let before = custos::audit::sequencer::health(&mut conn).await.unwrap();
+    assert_eq!((before.inbox_depth, before.last_checkpoint_size, before.unsigned_entries), (38, None, 0));
+    assert!(before.lag_seconds >= 0.0);
     assert_eq!(w.drain().await, 38);
+    let after = custos::audit::sequencer::health(&mut conn).await.unwrap();
+    assert_eq!((after.inbox_depth, after.lag_seconds, after.unsigned_entries), (0, 0.0, 0));
+    assert!(after.last_checkpoint_size.is_some());
+    drop(conn);
 
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_inbox").fetch_one(&w.db.pool).await.unwrap();
     assert_eq!(inbox, 0);
