@@ -2,6 +2,8 @@
 
 pub mod admin_users;
 pub mod attachments;
+pub mod audit;
+pub mod audit_export;
 pub mod auth;
 pub mod care_team;
 pub mod clinical;
@@ -50,6 +52,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, accoun
         )
         .service(resource("/v1/admin/users/{id}/{action}").route(web::post().to(admin_users::act)))
         .service(resource("/v1/patients/{id}/invite").route(web::post().to(invites::issue)));
+    cfg.service(resource("/v1/audit/keys").route(web::get().to(audit::keys)));
+    audit::configure::<crate::auth::extractor::AuthUser>(cfg);
     cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
     clinical::configure(cfg);
 }

@@ -51,6 +51,8 @@ impl TestDb {
             ("DATABASE_URL".into(), self.url.clone()),
             ("CUSTOS_BIND".into(), "127.0.0.1:0".into()),
             ("CUSTOS_DB_MAX_CONNECTIONS".into(), "5".into()),
+            // Tests that look at audit_inbox must not race a sequencer; ledger tests opt in.
+            ("CUSTOS_SEQUENCER".into(), "off".into()),
         ]);
         for (k, v) in extra {
             map.insert(k.to_string(), v.to_string());
