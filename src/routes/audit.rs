@@ -167,6 +167,17 @@ fn parse_cursor(c: Option<&str>) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
+/// `from` ≤ `to` when both are given (an inverted range is a client mistake, not an empty page).
+pub(crate) fn time_range(
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), ApiError> {
+    match (from, to) {
+        (Some(f), Some(t)) if f > t => Err(ApiError::validation("from", "must not be after `to`")),
+        _ => Ok(()),
+    }
+}
+
 fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(100),
@@ -184,6 +195,7 @@ async fn events<U: Into<Caller>>(
     let caller = user.into();
     let ledger = q.ledger.map_or_else(|| caller.org(), Ok)?;
     caller.ledger_reader(ledger)?;
+    time_range(q.from, q.to)?;
     let f = EventFilter {
         patient: q.patient,
         actor: q.actor,
@@ -222,11 +234,10 @@ async fn access_report<U: Into<Caller>>(
     let caller = user.into();
     let patient = path.into_inner();
     let org = caller.org()?;
+    // Only the patient themself and their organization's admins; to anyone else the report
+    // does not exist (as for a patient outside one's reach: 404, never a hint that it exists).
     if !matches!(caller.claims.role, ClaimRole::Patient | ClaimRole::Admin) {
-        return Err(ApiError::Forbidden {
-            code: "access_report_forbidden",
-            message: "the access report is for the patient and their organization's admins".into(),
-        });
+        return Err(ApiError::NotFound);
     }
     let (after, limit) = (parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)?);
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;

@@ -61,18 +61,14 @@ pub async fn export<U: Into<Caller>>(
         Some(l) => l,
         None => caller.claims.org_id.ok_or(ApiError::Unauthorized)?,
     };
+    caller.ledger_reader(ledger)?;
     let format = match q.format.as_deref().unwrap_or("ndjson") {
         "ndjson" => Format::Ndjson,
         "csv" => Format::Csv,
         "fhir" => Format::Fhir,
         _ => return Err(ApiError::validation("format", "must be ndjson, csv or fhir")),
     };
-    if let (Some(f), Some(t)) = (q.from, q.to)
-        && f > t
-    {
-        return Err(ApiError::validation("from", "must not be after `to`"));
-    }
-    caller.ledger_reader(ledger)?;
+    super::audit::time_range(q.from, q.to)?;
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
     let ev = AuditEvent::new(Action::Export, "audit_log", Outcome::Success)
         .resource(ledger)
@@ -87,7 +83,8 @@ pub async fn export<U: Into<Caller>>(
         filter: EventFilter { from: q.from, to: q.to, limit: PAGE, ..EventFilter::default() },
         format,
         observer: format!("Custos {}", state.settings.ledger.origin),
-        phase: Phase::Header,
+        // NDJSON has no header: start with the rows.
+        phase: if format == Format::Ndjson { Phase::Rows } else { Phase::Header },
         first: true,
     };
     let content_type = match format {
@@ -129,8 +126,7 @@ async fn next_chunk(c: &mut Cursor) -> Result<Option<Bytes>, ApiError> {
             c.phase = Phase::Rows;
             Ok(Some(Bytes::from_static(match c.format {
                 Format::Csv => formats::CSV_HEADER.as_bytes(),
-                Format::Fhir => b"{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[",
-                Format::Ndjson => b"",
+                Format::Fhir | Format::Ndjson => b"{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[",
             })))
         }
         Phase::Rows => {

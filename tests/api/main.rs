@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod audit;
 mod basics;
 mod cli;
 mod clinical;
