@@ -81,8 +81,10 @@ pub async fn keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
+    /// The ledger: the organization's id.
     ledger: Uuid,
 }
 
@@ -100,10 +102,14 @@ async fn checkpoint<U: Into<Caller>>(
     Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
+    /// The ledger: the organization's id.
     ledger: Uuid,
+    /// 0-based leaf index (the event's `seq`); below `tree_size`.
     index: u64,
+    /// Size of the tree to prove against (e.g. a checkpoint's); at most the ledger's size.
     tree_size: u64,
 }
 
@@ -124,10 +130,14 @@ async fn inclusion<U: Into<Caller>>(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
+    /// The ledger: the organization's id.
     ledger: Uuid,
+    /// The older tree size (≤ `to`).
     from: u64,
+    /// The newer tree size (≤ the ledger's size).
     to: u64,
 }
 
@@ -148,17 +158,31 @@ async fn consistency<U: Into<Caller>>(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// The ledger (organization id); default: the caller's organization.
     ledger: Option<Uuid>,
+    /// Events about this patient.
     patient: Option<Uuid>,
+    /// Events by this user.
     actor: Option<Uuid>,
+    /// read, create, update, delete, login, login_failed, logout, mfa, refresh, export,
+    /// break_glass, admin, import, security, key_management.
+    #[param(value_type = Option<String>)]
     action: Option<Action>,
+    /// success, denied, error.
+    #[param(value_type = Option<String>)]
     outcome: Option<Outcome>,
+    /// Occurred at or after (RFC 3339).
     from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Occurred before (RFC 3339); not before `from`.
     to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only (or no) break-glass accesses.
     break_glass: Option<bool>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// 1–1000, default 100.
     limit: Option<i64>,
 }
 
@@ -217,9 +241,12 @@ async fn events<U: Into<Caller>>(
     Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// 1–1000, default 100.
     limit: Option<i64>,
 }
 

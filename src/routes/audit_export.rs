@@ -26,11 +26,16 @@ enum Format {
     Fhir,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// ndjson (default), csv or fhir.
     format: Option<String>,
+    /// The ledger (organization id); default: the caller's organization.
     ledger: Option<Uuid>,
+    /// Occurred at or after (RFC 3339).
     from: Option<DateTime<Utc>>,
+    /// Occurred before (RFC 3339); not before `from`.
     to: Option<DateTime<Utc>>,
 }
 

@@ -3,6 +3,7 @@
 pub mod admin_users;
 pub mod attachments;
 pub mod audit;
+mod audit_doc;
 pub mod audit_export;
 pub mod auth;
 pub mod care_team;

@@ -4,6 +4,7 @@
 
 mod events;
 mod export;
+mod openapi;
 mod proofs;
 mod report;
 
