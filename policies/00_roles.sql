@@ -5,11 +5,14 @@
 --   custos_sequencer     moves audit_inbox rows into audit_log and signs checkpoints.
 --   custos_auditor       read-only on the audit tables, for independent verification.
 --   custos_ledger_owner  owns audit_log and audit_checkpoints; NOLOGIN, so nobody acts as it.
+--   custos_auth_lookup, custos_invite_redeemer  own the narrow SECURITY DEFINER functions of
+--                        the pre-authentication steps (policies/30_rls_identity.sql); NOLOGIN.
 DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['custos_app', 'custos_sequencer', 'custos_auditor', 'custos_ledger_owner'] LOOP
+    FOREACH r IN ARRAY ARRAY['custos_app', 'custos_sequencer', 'custos_auditor', 'custos_ledger_owner',
+                             'custos_auth_lookup', 'custos_invite_redeemer'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT', r);

@@ -24,7 +24,11 @@ CREATE POLICY audit_inbox_record ON audit_inbox FOR INSERT TO custos_app
                      -- (a patient's refused attempt on another record is still recorded)
                      AND (custos.role() <> 'patient' OR patient_id IS NULL OR outcome = 'denied'
                           OR custos.is_own_patient(patient_id))
-            WHEN custos.role() IN ('auth', 'system')
+            -- sign-in flows: the pinned account's org (no org yet: the system ledger only)
+            WHEN custos.role() = 'auth'
+                THEN org_id IS NOT DISTINCT FROM custos.org_id()
+                     AND (actor_id IS NULL OR actor_id = custos.user_id())
+            WHEN custos.role() = 'system'
                 THEN custos.org_id() IS NULL OR org_id IS NOT DISTINCT FROM custos.org_id()
             -- no claims (e.g. a request with a bad token): the system ledger only
             ELSE org_id IS NULL AND actor_id IS NULL

@@ -40,6 +40,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Attachment limits and break-glass duration.
     pub clinical: ClinicalSettings,
+    /// Audit ledger settings (sequencer, checkpoints).
+    pub ledger: LedgerSettings,
 }
 
 /// Clinical API limits.
@@ -125,6 +127,28 @@ impl AuthSettings {
     }
 }
 
+/// How the audit sequencer batches and signs.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// Checkpoint origin prefix and signing key name (`<origin>/<ledger id>` per ledger).
+    pub origin: String,
+    /// Also write every checkpoint under this directory (a copy outside the database).
+    pub checkpoint_mirror: Option<PathBuf>,
+    /// Run a sequencer candidate inside `custos serve`.
+    pub sequencer_in_server: bool,
+    /// Inbox rows claimed per batch.
+    pub batch_size: u32,
+    /// Pause between batches when the inbox is drained.
+    pub batch_interval: Duration,
+    /// A growing ledger gets a new signed checkpoint at least this often.
+    pub checkpoint_interval: Duration,
+    /// Key rotation: a second signing key (base64 seed) that co-signs every checkpoint during
+    /// a change-over, so verifiers can move to it before the old key is retired.
+    pub next_signing_key: Option<SecretString>,
+    /// Key rotation: retired verifier keys (`name+id+key`) still accepted for old checkpoints.
+    pub previous_keys: Vec<String>,
+}
+
 /// A setting that is present but unusable; the message names the variable, never its value.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -173,6 +197,34 @@ impl Settings {
             log_filter: non_empty("CUSTOS_LOG").unwrap_or_else(|| "info".into()),
             auth: AuthSettings::from_lookup(&non_empty)?,
             clinical: ClinicalSettings::from_lookup(&non_empty)?,
+            ledger: LedgerSettings {
+                origin: ledger_origin(non_empty("CUSTOS_LEDGER_ORIGIN"))?,
+                checkpoint_mirror: non_empty("CUSTOS_CHECKPOINT_MIRROR").map(PathBuf::from),
+                sequencer_in_server: match non_empty("CUSTOS_SEQUENCER").as_deref() {
+                    None | Some("on") | Some("true") | Some("1") => true,
+                    Some("off") | Some("false") | Some("0") => false,
+                    Some(_) => return Err(bad("CUSTOS_SEQUENCER", "must be `on` or `off`")),
+                },
+                batch_size: parse_num(&non_empty, "CUSTOS_SEQUENCER_BATCH", 2000, 1, 50_000)?,
+                batch_interval: Duration::from_millis(parse_num(
+                    &non_empty,
+                    "CUSTOS_SEQUENCER_INTERVAL_MS",
+                    100,
+                    1,
+                    60_000,
+                )?),
+                checkpoint_interval: Duration::from_millis(parse_num(
+                    &non_empty,
+                    "CUSTOS_CHECKPOINT_INTERVAL_MS",
+                    1000,
+                    10,
+                    3_600_000,
+                )?),
+                next_signing_key: secret("CUSTOS_LEDGER_NEXT_SIGNING_KEY"),
+                previous_keys: non_empty("CUSTOS_LEDGER_PREVIOUS_KEYS")
+                    .map(|v| v.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
+                    .unwrap_or_default(),
+            },
         })
         .and_then(|s: Settings| s.checked())
     }
@@ -186,6 +238,19 @@ impl Settings {
         }
         Ok(self)
     }
+}
+
+/// The origin doubles as the signed-note key name: printable, no spaces, no '+'.
+fn ledger_origin(value: Option<String>) -> Result<String, ConfigError> {
+    let origin = value.unwrap_or_else(|| "custos.local/ledger".into());
+    let ok = origin.len() <= 200 && origin.chars().all(|c| c.is_ascii_graphic() && c != '+');
+    if !ok {
+        return Err(bad(
+            "CUSTOS_LEDGER_ORIGIN",
+            "must be printable ASCII without spaces or '+', like example.org/ledger",
+        ));
+    }
+    Ok(origin.trim_end_matches('/').to_owned())
 }
 
 fn bad(var: &'static str, problem: &str) -> ConfigError {
@@ -245,6 +310,13 @@ mod tests {
         assert_eq!(err.var, "DATABASE_URL");
         let cors = settings(&[("CUSTOS_CORS_ORIGINS", "https://a.example, https://b.example")]).unwrap();
         assert_eq!(cors.cors_origins, vec!["https://a.example", "https://b.example"]);
+        assert_eq!(s.ledger.origin, "custos.local/ledger");
+        assert!(settings(&[("CUSTOS_LEDGER_ORIGIN", "a b")]).is_err());
+        assert!(settings(&[("CUSTOS_LEDGER_ORIGIN", "a+b")]).is_err());
+        assert!(settings(&[("CUSTOS_SEQUENCER", "maybe")]).is_err());
+        let l = settings(&[("CUSTOS_LEDGER_ORIGIN", "h.example/log/"), ("CUSTOS_SEQUENCER", "off")]).unwrap().ledger;
+        assert_eq!(l.origin, "h.example/log");
+        assert!(!l.sequencer_in_server);
     }
 
     #[test]

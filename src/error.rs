@@ -158,7 +158,11 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(db) => {
                 let constraint = db.constraint().unwrap_or("constraint").to_owned();
                 match db.code().as_deref() {
-                    Some("23505") => Self::Conflict(format!("already exists ({constraint})")),
+                    Some("23505") => {
+                        // The constraint name describes the schema: logs only, never the client.
+                        tracing::info!(constraint = %constraint, "unique violation answered with 409");
+                        Self::Conflict("already exists".into())
+                    }
                     Some("23514") => Self::validation(constraint, "violates a check constraint"),
                     Some("23503") => Self::validation(constraint, "refers to a record that does not exist"),
                     Some("23502") => Self::validation("field", "a required value is missing"),

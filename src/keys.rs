@@ -106,6 +106,22 @@ impl RootKeys {
                 "using DEVELOPMENT keys generated on this machine: not for production, set CUSTOS_KEK, CUSTOS_JWT_SIGNING_KEY and CUSTOS_LEDGER_SIGNING_KEY"
             );
         }
+        // One secret in two roles would let a leak of either (or a confusion between them)
+        // break both: production refuses it.
+        if settings.environment == Environment::Production {
+            for i in 0..keys.len() {
+                for j in i + 1..keys.len() {
+                    if let (Some(a), Some(b)) = (&keys[i], &keys[j])
+                        && a.expose() == b.expose()
+                    {
+                        return Err(KeyError::Invalid {
+                            var: VARS[j],
+                            problem: "must differ from the other root keys",
+                        });
+                    }
+                }
+            }
+        }
         let mut it = keys.into_iter().flatten();
         match (it.next(), it.next(), it.next()) {
             (Some(kek), Some(jwt_signing), Some(ledger_signing)) => {
@@ -217,11 +233,16 @@ mod tests {
         let err = RootKeys::load(&settings(&dir, &prod)).unwrap_err();
         assert!(matches!(err, KeyError::MissingInProduction("CUSTOS_KEK")));
         assert!(!dir.join("dev-keys").exists(), "production must not generate keys");
-        let k = B64.encode([7u8; 32]);
+        let (k, j, l) = (B64.encode([7u8; 32]), B64.encode([8u8; 32]), B64.encode([9u8; 32]));
         let full =
-            [prod[0], prod[1], ("CUSTOS_KEK", &k), ("CUSTOS_JWT_SIGNING_KEY", &k), ("CUSTOS_LEDGER_SIGNING_KEY", &k)];
+            [prod[0], prod[1], ("CUSTOS_KEK", &k), ("CUSTOS_JWT_SIGNING_KEY", &j), ("CUSTOS_LEDGER_SIGNING_KEY", &l)];
         let keys = RootKeys::load(&settings(&dir, &full)).unwrap();
         assert!(!keys.development);
+        // One secret in two roles is refused in production.
+        let same =
+            [prod[0], prod[1], ("CUSTOS_KEK", &k), ("CUSTOS_JWT_SIGNING_KEY", &j), ("CUSTOS_LEDGER_SIGNING_KEY", &k)];
+        let err = RootKeys::load(&settings(&dir, &same)).unwrap_err();
+        assert!(matches!(err, KeyError::Invalid { var: "CUSTOS_LEDGER_SIGNING_KEY", .. }), "{err}");
         let short = [("CUSTOS_KEK", "AAAA")];
         assert!(matches!(RootKeys::load(&settings(&dir, &short)), Err(KeyError::Invalid { var: "CUSTOS_KEK", .. })));
     }

@@ -18,10 +18,14 @@ pub mod config;
 pub mod crypto;
 /// Pool, local database discovery, migrations + policies, claims-carrying transactions.
 pub mod db;
+/// Deterministic synthetic legacy exports (`custos demo generate`).
+pub mod demo;
 /// Parse-don't-validate domain types (Email, Mrn, Icd10Code, ...).
 pub mod domain;
 /// The HTTP error type and its mapping to status codes.
 pub mod error;
+/// Legacy MongoDB import with a no-data-loss report.
+pub mod import;
 /// Root key material (KEK, JWT and ledger signing keys), development key generation.
 pub mod keys;
 /// Prometheus recorder and request metrics.

@@ -10,6 +10,7 @@ use actix_web::middleware::{Compress, Condition, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use sqlx::PgPool;
 
+use crate::audit::signing::LedgerSigner;
 use crate::auth::tokens::{JwtKeys, TokenError};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -78,6 +79,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    sequencer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -107,10 +109,18 @@ impl Application {
         };
         let shutdown = state.settings.shutdown_timeout;
         let auth_rate = crate::auth::rate_limit::WindowBackend::default();
+        let ledger_signer = LedgerSigner::from_settings(&state.settings, &state.keys)?;
+        // Every server is a sequencer candidate; the advisory lock picks one leader.
+        let sequencer = state.settings.ledger.sequencer_in_server.then(|| {
+            let opts = (*state.pool.connect_options()).clone();
+            tokio::spawn(crate::audit::sequencer::run_candidate(opts, ledger_signer, state.settings.ledger.clone()))
+        });
         let state = web::Data::from(Arc::new(state));
         let server = HttpServer::new(move || {
             let json_limit = state.settings.json_limit_bytes;
-            let auth_limiter = crate::auth::rate_limit::limiter(auth_rate.clone(), state.settings.auth.rate_per_minute);
+            let per_minute = state.settings.auth.rate_per_minute;
+            let auth_limiter = crate::auth::rate_limit::limiter(auth_rate.clone(), per_minute);
+            let account_limiter = crate::auth::rate_limit::account_limiter(auth_rate.clone(), per_minute);
             App::new()
                 .app_data(state.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))
@@ -120,8 +130,9 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
                 .wrap(Condition::new(!state.settings.cors_origins.is_empty(), cors(&state.settings.cors_origins)))
                 .wrap(Compress::default())
+                .wrap(from_fn(crate::auth::denials::audit_denials))
                 .wrap(from_fn(crate::middleware::request_context))
-                .configure(|cfg| crate::routes::configure(cfg, auth_limiter))
+                .configure(|cfg| crate::routes::configure(cfg, auth_limiter, account_limiter))
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
         .shutdown_timeout(shutdown.as_secs());
@@ -130,7 +141,7 @@ impl Application {
             None => server.listen(listener)?,
         }
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, sequencer })
     }
 
     pub fn port(&self) -> u16 {
@@ -140,7 +151,12 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (actix handles both: in-flight requests finish within the
     /// shutdown timeout, then the future resolves).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let res = self.server.await;
+        // Aborting mid-batch is safe: the open transaction dies with its connection.
+        if let Some(task) = self.sequencer {
+            task.abort();
+        }
+        res
     }
 }
 

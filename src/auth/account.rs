@@ -95,7 +95,12 @@ pub async fn change_password(
             .resource(user.user_id)
             .reason("password change refused: wrong current password");
         audit::record(&mut tx, &ctx, &event).await?;
+        // A stolen access token must not become an unlimited password oracle.
+        let escalation = super::lockout::count_session_failure(&mut tx, state, user, &ctx, state.clock.now()).await?;
         tx.commit().await?;
+        if escalation != super::lockout::Escalation::None {
+            return Err(ApiError::Unauthorized);
+        }
         return Err(ApiError::Forbidden {
             code: "invalid_current_password",
             message: "the current password is not correct".into(),

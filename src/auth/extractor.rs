@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::denials::{Accepted, Refusal};
 use crate::audit::AuditContext;
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
@@ -210,12 +211,23 @@ async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
     let token = bearer(req).ok_or(ApiError::Unauthorized)?;
     let now = state.clock.now();
-    let claims = state.jwt.validate(token, now.timestamp()).map_err(|e| {
-        tracing::debug!(reason = %e, "access token rejected");
-        ApiError::Unauthorized
-    })?;
-    let role = ClaimRole::from_user_role(&claims.role).ok_or(ApiError::Unauthorized)?;
     let meta = RequestMeta::of(req);
+    let refuse = |claims: Claims, reason: &'static str| {
+        req.extensions_mut().insert(Refusal { claims, reason });
+        ApiError::Unauthorized
+    };
+    let anonymous = Claims::anonymous(meta.request_id);
+    let claims = match state.jwt.validate(token, now.timestamp()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(reason = %e, "access token rejected");
+            return Err(refuse(anonymous, "access token rejected (signature, algorithm, issuer, audience or expiry)"));
+        }
+    };
+    let Some(role) = ClaimRole::from_user_role(&claims.role) else {
+        return Err(refuse(anonymous, "access token with an unknown role"));
+    };
+    let token_claims = Claims::user(claims.sub, claims.org, role, meta.request_id);
     let idle = span(state.settings.auth.idle_timeout);
 
     let mut tx = db::begin(&state.pool, &Claims::user(claims.sub, claims.org, role, meta.request_id)).await?;
@@ -234,12 +246,13 @@ async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     .await?;
     tx.commit().await?;
     let Some((org_id, db_role, mfa_verified, must_change_password, expires_at, last_seen)) = row else {
-        return Err(ApiError::Unauthorized);
+        return Err(refuse(token_claims, "session not live (revoked, past its lifetime, idle or account disabled)"));
     };
     // A token minted before a role or organization change is not honoured.
     if org_id != claims.org || db_role != claims.role {
-        return Err(ApiError::Unauthorized);
+        return Err(refuse(token_claims, "access token does not match the account's role or organization"));
     }
+    req.extensions_mut().insert(Accepted(token_claims));
     Ok(AuthUser {
         user_id: claims.sub,
         org_id,

@@ -2,7 +2,7 @@
 //! the request span), at most `CUSTOS_PASSWORD_HASH_CONCURRENCY` at a time so a login burst
 //! queues here instead of taking every core from the server's other requests.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::password::{PasswordError, PasswordPolicy};
 use crate::error::ApiError;
@@ -24,6 +24,11 @@ async fn blocking<R: Send + 'static>(state: &AppState, f: impl FnOnce() -> R + S
 /// Verifies `password` against `stored`, or against a dummy hash when there is no account
 /// (same work, so timing does not reveal whether the email exists).
 pub async fn verify(state: &AppState, password: SecretString, stored: Option<String>) -> Result<Checked, ApiError> {
+    // Oversized input is refused before anything depends on whether the account exists: no
+    // hashing for known or unknown emails alike, so the response time tells nothing.
+    if password.expose_secret().len() > super::password::MAX_VERIFY_BYTES {
+        return Ok(Checked { matched: false, rehash: None });
+    }
     let params = state.settings.auth.argon2;
     blocking(state, move || {
         let Some(stored) = stored else {

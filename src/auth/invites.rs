@@ -1,6 +1,7 @@
 //! Patient portal accounts: an admin or a clinician with access to the patient issues a
 //! single-use invite (opaque code, stored hashed, valid 72 hours); the patient redeems it
-//! with `POST /v1/auth/register`, which creates a `patient` account linked to the record.
+//! with `POST /v1/auth/register` (code + the patient's date of birth), which creates a
+//! `patient` account linked to the record.
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -20,12 +21,23 @@ use crate::startup::AppState;
 /// How long an invite stays valid.
 pub const INVITE_TTL_HOURS: i64 = 72;
 
-#[derive(Debug, Serialize)]
+/// A new invite with its code (Debug redacts the code).
+#[derive(Serialize)]
 pub struct Invite {
     pub invite_id: Uuid,
     /// Shown once; hand it to the patient.
     pub invite_code: String,
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Invite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invite")
+            .field("invite_id", &self.invite_id)
+            .field("invite_code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// `POST /v1/patients/{id}/invite`.
@@ -68,85 +80,124 @@ pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Resul
     Ok(Invite { invite_id: id, invite_code: code.expose_secret().to_owned(), expires_at })
 }
 
-type InviteRow = (Uuid, Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);
+/// Wrong dates of birth after which an invite is consumed.
+pub const MAX_INVITE_FAILURES: i32 = 5;
+
+/// The one answer to every failed redemption (bad, used or expired code, wrong date of birth,
+/// email already registered), so an invite cannot be used to probe which emails have accounts
+/// or to tell a wrong code from a wrong date of birth.
+fn refused() -> ApiError {
+    ApiError::BadRequest("the invite code, date of birth or email cannot be used".into())
+}
+
+type InviteRow = (Uuid, Uuid, Uuid, Uuid, Vec<u8>);
 
 /// `POST /v1/auth/register`: redeem an invite. Returns the new user id.
+///
+/// Knowing the code is not enough: the registrant must also give the patient's date of birth
+/// as on file (sealed in `patients.birth_date_enc`), so the staff member who issued the code
+/// cannot redeem it for an account of their own without the patient's data — and that attempt
+/// is audited in the organization's ledger with the issuer's id. Five wrong dates of birth
+/// consume the invite; an email that already has an account consumes it at once (one probe
+/// per audited invite). The account creation, the link `patients.user_id` and the use of the
+/// invite happen together inside `custos.redeem_invite` (policies/30_rls_identity.sql): the app
+/// itself may neither insert patient accounts nor link records.
 pub async fn register(
     state: &AppState,
     meta: &RequestMeta,
     code: &str,
     email: &str,
+    birth_date: &str,
     password: SecretString,
 ) -> Result<Uuid, ApiError> {
     let email = Email::parse(email)?;
-    let hash = hash_opaque_token(code);
-    let find = async |tx: &mut sqlx::PgConnection, lock: bool| -> Result<Option<InviteRow>, ApiError> {
-        let Some(hash) = hash else { return Ok(None) };
-        let sql = format!(
-            "SELECT id, org_id, patient_id, expires_at, used_at FROM patient_invites WHERE code_hash = $1{}",
-            if lock { " FOR UPDATE" } else { "" }
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&hash[..]).fetch_optional(tx).await?)
-    };
+    let birth_date = crate::domain::parse_date("birth_date", birth_date)?;
     let now = state.clock.now();
-    let usable = |row: &Option<InviteRow>| row.as_ref().filter(|r| r.4.is_none() && r.3 > now).copied();
+    let hash = hash_opaque_token(code);
 
     let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-    let Some(_) = usable(&find(&mut tx, false).await?) else {
+    let found: Option<InviteRow> =
+        match hash {
+            None => None,
+            Some(hash) => sqlx::query_as(
+                "SELECT invite_id, org_id, patient_id, created_by, birth_date_enc FROM custos.invite_by_code($1, $2)",
+            )
+            .bind(&hash[..])
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?,
+        };
+    let (Some(hash), Some((invite_id, org_id, patient_id, issued_by, birth_enc))) = (hash, found) else {
         let event = AuditEvent::new(Action::Create, "user", Outcome::Denied)
             .reason("registration: unknown, used or expired invite");
         audit::record(&mut tx, &meta.audit_context(), &event).await?;
         tx.commit().await?;
-        return Err(ApiError::BadRequest("the invite code is invalid, used or expired".into()));
+        return Err(refused());
     };
     tx.commit().await?;
+    let org_ctx = AuditContext { org_id: Some(org_id), ..meta.audit_context() };
+    let on_file = state
+        .crypto
+        .keyring
+        .open_string("patients", "birth_date_enc", patient_id, &birth_enc)
+        .map_err(ApiError::internal)?;
+    if on_file.as_str() != birth_date.format("%Y-%m-%d").to_string() {
+        let consumed = invite_failed(state, meta, &hash, org_id, false).await?;
+        let event = AuditEvent::new(Action::Create, "user", Outcome::Denied)
+            .resource(invite_id)
+            .patient(patient_id)
+            .reason(format!(
+                "registration refused: date of birth does not match (invite issued by {issued_by}){}",
+                if consumed { "; invite consumed" } else { "" }
+            ));
+        record_in_org(state, meta, org_id, &org_ctx, &event).await?;
+        return Err(refused());
+    }
 
     let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
     let password_hash = super::hashing::check_and_hash(state, password, PasswordPolicy::MFA_OPTIONAL, local).await?;
 
-    let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-    // Re-read under lock: two registrations racing for one invite, only one wins.
-    let Some((invite_id, org_id, patient_id, _, _)) = usable(&find(&mut tx, true).await?) else {
-        return Err(ApiError::BadRequest("the invite code is invalid, used or expired".into()));
-    };
     let user_id = Uuid::now_v7();
     let email_enc =
         state.crypto.keyring.seal_str("users", "email_enc", user_id, email.as_str()).map_err(ApiError::internal)?;
     let bidx = state.crypto.blind.index(BlindIndexKind::Email, email.as_str());
-    sqlx::query(
-        "INSERT INTO users (id, org_id, role, email_enc, email_bidx, password_hash) VALUES ($1, $2, 'patient', $3, $4, $5)",
+    let mut tx = db::begin(&state.pool, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
+    let redeemed: Result<Option<(Uuid, Uuid, Uuid, Uuid)>, sqlx::Error> = sqlx::query_as(
+        "SELECT org_id, patient_id, invite_id, created_by FROM custos.redeem_invite($1, $2, $3, $4, $5, $6)",
     )
+    .bind(&hash[..])
+    .bind(now)
     .bind(user_id)
-    .bind(org_id)
     .bind(&email_enc)
     .bind(&bidx[..])
     .bind(&password_hash)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => ApiError::Conflict("that email is already registered".into()),
-        other => other,
-    })?;
-    sqlx::query("UPDATE patient_invites SET used_at = $2, used_by = $3 WHERE id = $1 AND used_at IS NULL")
-        .bind(invite_id)
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    // Linking the record is an org-management write that the pre-auth context may not do;
-    // the invite, verified above under lock, is the authorization, so this one statement
-    // runs in the `system` context confined to the invite's organization.
-    db::tx::set_claims(&mut tx, &Claims::system(Some(org_id))).await?;
-    let linked = sqlx::query("UPDATE patients SET user_id = $1 WHERE id = $2 AND org_id = $3 AND user_id IS NULL")
-        .bind(user_id)
-        .bind(patient_id)
-        .bind(org_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if linked != 1 {
-        return Err(ApiError::Conflict("this patient already has a portal account".into()));
-    }
+    .fetch_optional(&mut *tx)
+    .await;
+    let redeemed = match redeemed {
+        Ok(r) => r,
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505") => {
+            drop(tx);
+            invite_failed(state, meta, &hash, org_id, true).await?;
+            let event = AuditEvent::new(Action::Create, "user", Outcome::Denied)
+                .resource(invite_id)
+                .patient(patient_id)
+                .reason(format!(
+                    "registration refused: email already registered (invite issued by {issued_by}); invite consumed"
+                ));
+            record_in_org(state, meta, org_id, &org_ctx, &event).await?;
+            return Err(refused());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some((org_id, patient_id, invite_id, issued_by)) = redeemed else {
+        drop(tx);
+        let event = AuditEvent::new(Action::Create, "user", Outcome::Denied)
+            .resource(invite_id)
+            .patient(patient_id)
+            .reason("registration: invite used concurrently or record already linked");
+        record_in_org(state, meta, org_id, &org_ctx, &event).await?;
+        return Err(refused());
+    };
     let ctx = AuditContext {
         org_id: Some(org_id),
         actor_id: Some(user_id),
@@ -157,8 +208,42 @@ pub async fn register(
         .resource(user_id)
         .resource(invite_id)
         .patient(patient_id)
-        .reason("patient portal account registered; invite used");
+        .reason(format!("patient portal account registered; invite used (issued by {issued_by})"));
     audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
     Ok(user_id)
+}
+
+/// Counts a failed redemption of a live invite (consuming it at the limit, or at once).
+async fn invite_failed(
+    state: &AppState,
+    meta: &RequestMeta,
+    hash: &[u8; 32],
+    org_id: Uuid,
+    consume: bool,
+) -> Result<bool, ApiError> {
+    let mut tx = db::begin(&state.pool, &Claims::auth_in_org(org_id, meta.request_id)).await?;
+    let consumed: Option<bool> = sqlx::query_scalar("SELECT consumed FROM custos.invite_failed($1, $2, $3, $4)")
+        .bind(&hash[..])
+        .bind(state.clock.now())
+        .bind(MAX_INVITE_FAILURES)
+        .bind(consume)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(consumed.unwrap_or(false))
+}
+
+/// Records a refused registration in the invite's organization ledger (no actor yet).
+async fn record_in_org(
+    state: &AppState,
+    meta: &RequestMeta,
+    org_id: Uuid,
+    ctx: &AuditContext,
+    event: &AuditEvent,
+) -> Result<(), ApiError> {
+    let mut tx = db::begin(&state.pool, &Claims::auth_in_org(org_id, meta.request_id)).await?;
+    audit::record(&mut tx, ctx, event).await?;
+    tx.commit().await?;
+    Ok(())
 }

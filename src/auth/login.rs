@@ -5,6 +5,16 @@
 //! in the same 401 after the same Argon2 work (a dummy hash for unknown emails); only the
 //! audit event says which it was. The password is verified *outside* any transaction, so a
 //! burst of logins holds no database connections while hashing.
+//!
+//! The database context: the account is resolved by `custos.auth_user_by_email` (or the MFA
+//! challenge look-up), then every statement runs in the `auth` context pinned to that account
+//! (`Claims::auth_for`), which sees nothing else. An unknown email writes its failed-login
+//! event to the system ledger only.
+//!
+//! Second-factor brute force: for an account with confirmed MFA, a correct password does NOT
+//! reset the failure counter (only a completed MFA step does), and a challenge token is voided
+//! after [`MAX_CHALLENGE_FAILURES`] bad codes — so alternating password + wrong codes still
+//! reaches the lockout.
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -13,10 +23,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::extractor::RequestMeta;
+use super::lockout;
 use super::sessions::{self, Account, TokenResponse};
 use super::tokens::{hash_opaque_token, new_opaque_token};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
-use crate::clock::span;
 use crate::crypto::BlindIndexKind;
 use crate::db::{self, ClaimRole, Claims};
 use crate::domain::Email;
@@ -25,15 +35,30 @@ use crate::startup::AppState;
 
 /// How long an MFA challenge token lives.
 pub const MFA_TOKEN_TTL_SECS: i64 = 300;
+/// Bad codes after which an MFA challenge token is voided (a new password step is needed).
+pub const MAX_CHALLENGE_FAILURES: i32 = 3;
 
-/// What a correct password leads to.
-#[derive(Debug, Serialize)]
+/// What a correct password leads to (Debug redacts the tokens).
+#[derive(Serialize)]
 #[serde(untagged)]
 pub enum LoginOutcome {
     /// The account has confirmed MFA: exchange `mfa_token` plus a code at `/v1/auth/mfa/verify`.
     MfaRequired { mfa_required: bool, mfa_token: String, expires_in: i64 },
     /// Signed in.
     Tokens(TokenResponse),
+}
+
+impl std::fmt::Debug for LoginOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MfaRequired { expires_in, .. } => f
+                .debug_struct("MfaRequired")
+                .field("mfa_token", &"<redacted>")
+                .field("expires_in", expires_in)
+                .finish_non_exhaustive(),
+            Self::Tokens(t) => f.debug_tuple("Tokens").field(t).finish(),
+        }
+    }
 }
 
 /// The account row a login works on (read again `FOR UPDATE` before any change).
@@ -44,14 +69,13 @@ struct UserRow {
     role: String,
     password_hash: String,
     status: String,
-    failed_attempts: i32,
     locked_until: Option<DateTime<Utc>>,
     must_change_password: bool,
     mfa_confirmed: bool,
 }
 
 const USER_COLUMNS: &str = "u.id, u.org_id, u.role::text AS role, u.password_hash, u.status::text AS status, \
-    u.failed_attempts, u.locked_until, u.must_change_password, \
+    u.locked_until, u.must_change_password, \
     EXISTS (SELECT 1 FROM mfa_credentials m WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL) AS mfa_confirmed";
 
 impl UserRow {
@@ -81,28 +105,41 @@ pub async fn login(
     password: SecretString,
 ) -> Result<LoginOutcome, ApiError> {
     let bidx = Email::parse(email).ok().map(|e| state.crypto.blind.index(BlindIndexKind::Email, e.as_str()));
-    let found: Option<(Uuid, String)> = match bidx {
+    let found: Option<(Uuid, Uuid, String)> = match bidx {
         None => None,
         Some(bidx) => {
             let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-            let row = sqlx::query_as("SELECT id, password_hash FROM users WHERE email_bidx = $1")
-                .bind(&bidx[..])
-                .fetch_optional(&mut *tx)
-                .await?;
+            let account: Option<(Uuid, Uuid)> =
+                sqlx::query_as("SELECT user_id, org_id FROM custos.auth_user_by_email($1)")
+                    .bind(&bidx[..])
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let row = match account {
+                None => None,
+                Some((user_id, org_id)) => {
+                    db::tx::set_claims(&mut tx, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
+                    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    Some((user_id, org_id, hash))
+                }
+            };
             tx.commit().await?;
             row
         }
     };
-    let checked = super::hashing::verify(state, password, found.as_ref().map(|(_, h)| h.clone())).await?;
+    let checked = super::hashing::verify(state, password, found.as_ref().map(|(_, _, h)| h.clone())).await?;
 
     let now = state.clock.now();
-    let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-    let Some((user_id, verified_hash)) = found else {
+    let Some((user_id, org_id, verified_hash)) = found else {
+        let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
         let event = AuditEvent::new(Action::LoginFailed, "user", Outcome::Denied).reason("unknown user");
         audit::record(&mut tx, &meta.audit_context(), &event).await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     };
+    let mut tx = db::begin(&state.pool, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
     let user = lock_user(&mut tx, user_id).await?;
     let ctx = fail_context(meta, &user);
     let failure = if let Some(reason) = user.blocked(now) {
@@ -120,14 +157,12 @@ pub async fn login(
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     }
-    sqlx::query(
-        "UPDATE users SET failed_attempts = 0, locked_until = NULL, password_hash = coalesce($2, password_hash) \
-         WHERE id = $1",
-    )
-    .bind(user.id)
-    .bind(checked.rehash.as_deref())
-    .execute(&mut *tx)
-    .await?;
+    // With MFA enrolled the sign-in is not complete yet: the counters stay until the second
+    // factor succeeds, or password + wrong codes could be alternated forever.
+    let reset =
+        if user.mfa_confirmed { "" } else { "failed_attempts = 0, consecutive_failures = 0, locked_until = NULL, " };
+    let sql = format!("UPDATE users SET {reset}password_hash = coalesce($2, password_hash) WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user.id).bind(checked.rehash.as_deref()).execute(&mut *tx).await?;
     let account = user.account()?;
     let ctx = account.audit_context(meta);
     if checked.rehash.is_some() {
@@ -179,9 +214,19 @@ pub async fn verify_mfa(
 ) -> Result<TokenResponse, ApiError> {
     let now = state.clock.now();
     let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-    let challenge: Option<ChallengeRow> = match hash_opaque_token(mfa_token) {
+    let hash = hash_opaque_token(mfa_token);
+    let owner: Option<(Uuid, Uuid)> = match hash {
         None => None,
         Some(hash) => {
+            sqlx::query_as("SELECT user_id, org_id FROM custos.auth_user_by_mfa_challenge($1)")
+                .bind(&hash[..])
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+    };
+    let challenge: Option<ChallengeRow> = match (owner, hash) {
+        (Some((user_id, org_id)), Some(hash)) => {
+            db::tx::set_claims(&mut tx, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
             sqlx::query_as(
                 "SELECT id, user_id, expires_at, used_at FROM mfa_challenges WHERE token_hash = $1 FOR UPDATE",
             )
@@ -189,11 +234,13 @@ pub async fn verify_mfa(
             .fetch_optional(&mut *tx)
             .await?
         }
+        _ => None,
     };
     let live = challenge.filter(|(_, _, expires_at, used_at)| used_at.is_none() && *expires_at > now);
     let Some((challenge_id, user_id, _, _)) = live else {
+        let ctx = AuditContext { org_id: owner.map(|(_, org)| org), ..meta.audit_context() };
         let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied).reason("unknown, used or expired MFA token");
-        audit::record(&mut tx, &meta.audit_context(), &event).await?;
+        audit::record(&mut tx, &ctx, &event).await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     };
@@ -206,6 +253,15 @@ pub async fn verify_mfa(
     }
     let Some(factor) = super::mfa::check_code(&mut tx, state, user.id, code, now).await? else {
         fail(&mut tx, state, &ctx, &user, Action::Mfa, "bad or replayed MFA code", true, now).await?;
+        sqlx::query(
+            "UPDATE mfa_challenges SET failed_attempts = failed_attempts + 1, \
+             used_at = CASE WHEN failed_attempts + 1 >= $3 THEN $2 END WHERE id = $1",
+        )
+        .bind(challenge_id)
+        .bind(now)
+        .bind(MAX_CHALLENGE_FAILURES)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     };
@@ -218,7 +274,7 @@ pub async fn verify_mfa(
     if used != 1 {
         return Err(ApiError::Unauthorized);
     }
-    sqlx::query("UPDATE users SET failed_attempts = 0, locked_until = NULL WHERE id = $1")
+    sqlx::query("UPDATE users SET failed_attempts = 0, consecutive_failures = 0, locked_until = NULL WHERE id = $1")
         .bind(user.id)
         .execute(&mut *tx)
         .await?;
@@ -260,29 +316,8 @@ async fn fail(
 ) -> Result<(), ApiError> {
     let event = AuditEvent::new(action, "user", Outcome::Denied).resource(user.id).reason(reason);
     audit::record(&mut *conn, ctx, &event).await?;
-    if !counts {
-        return Ok(());
-    }
-    let threshold = state.settings.auth.lockout_threshold;
-    let attempts = user.failed_attempts.saturating_add(1);
-    if attempts >= threshold {
-        let until = now + span(state.settings.auth.lockout_duration);
-        sqlx::query("UPDATE users SET failed_attempts = 0, locked_until = $2 WHERE id = $1")
-            .bind(user.id)
-            .bind(until)
-            .execute(&mut *conn)
-            .await?;
-        let lock = AuditEvent::new(Action::Security, "user", Outcome::Success).resource(user.id).reason(format!(
-            "account locked after {attempts} consecutive failed attempts until {}",
-            until.to_rfc3339()
-        ));
-        audit::record(&mut *conn, ctx, &lock).await?;
-    } else {
-        sqlx::query("UPDATE users SET failed_attempts = $2 WHERE id = $1")
-            .bind(user.id)
-            .bind(attempts)
-            .execute(&mut *conn)
-            .await?;
+    if counts {
+        lockout::count_failure(conn, state, ctx, user.id, now).await?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::extractor::AuthUser;
 use super::totp::{self, TotpSecret};
 use crate::audit::{self, Action, AuditEvent, Outcome};
+use crate::db::{self, Claims};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -34,17 +35,29 @@ impl Factor {
     }
 }
 
-/// What `POST /v1/me/mfa/enroll` shows once, for the authenticator app.
-#[derive(Debug, Serialize)]
+/// What `POST /v1/me/mfa/enroll` shows once, for the authenticator app (Debug redacts).
+#[derive(Serialize)]
 pub struct Enrolment {
     pub secret_base32: String,
     pub otpauth_uri: String,
 }
 
-/// Recovery codes, shown once.
-#[derive(Debug, Serialize)]
+/// Recovery codes, shown once (Debug redacts).
+#[derive(Serialize)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment").field("secret_base32", &"<redacted>").field("otpauth_uri", &"<redacted>").finish()
+    }
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCodes").field("count", &self.recovery_codes.len()).finish_non_exhaustive()
+    }
 }
 
 fn open_secret(state: &AppState, credential_id: Uuid, sealed: &[u8]) -> Result<TotpSecret, ApiError> {
@@ -113,34 +126,41 @@ pub async fn check_code(
 }
 
 /// `POST /v1/me/mfa/enroll`: a fresh TOTP secret (replacing any unconfirmed one).
+///
+/// The secret is sealed for the id of the row it ends up in: the row is created (or found)
+/// first and locked, then sealed and written — two concurrent enrolments serialise on the lock
+/// instead of one storing a ciphertext bound to an id the row does not have.
 pub async fn enroll(state: &AppState, user: &AuthUser) -> Result<Enrolment, ApiError> {
     let (mut tx, ctx) = user.begin(&state.pool).await?;
-    let existing: Option<(Uuid, Option<DateTime<Utc>>)> =
+    sqlx::query(
+        "INSERT INTO mfa_credentials (id, org_id, user_id, secret_enc) VALUES ($1, $2, $3, '\\x') \
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user.org_id)
+    .bind(user.user_id)
+    .execute(&mut *tx)
+    .await?;
+    let (id, confirmed): (Uuid, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT id, confirmed_at FROM mfa_credentials WHERE user_id = $1 FOR UPDATE")
             .bind(user.user_id)
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-    if existing.is_some_and(|(_, confirmed)| confirmed.is_some()) {
+    if confirmed.is_some() {
         return Err(ApiError::Conflict("MFA is already enabled; an admin can reset it".into()));
     }
     let email = super::account::email_of(&mut tx, state, user.user_id).await?;
     let secret = totp::new_secret();
-    let id = existing.map_or_else(Uuid::now_v7, |(id, _)| id);
     let sealed = state
         .crypto
         .keyring
         .seal("mfa_credentials", "secret_enc", id, secret.as_bytes())
         .map_err(ApiError::internal)?;
-    sqlx::query(
-        "INSERT INTO mfa_credentials (id, org_id, user_id, secret_enc) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (user_id) DO UPDATE SET secret_enc = EXCLUDED.secret_enc, last_used_step = NULL",
-    )
-    .bind(id)
-    .bind(user.org_id)
-    .bind(user.user_id)
-    .bind(&sealed)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE mfa_credentials SET secret_enc = $2, last_used_step = NULL WHERE id = $1")
+        .bind(id)
+        .bind(&sealed)
+        .execute(&mut *tx)
+        .await?;
     let event =
         AuditEvent::new(Action::Mfa, "mfa_credential", Outcome::Success).resource(id).reason("TOTP enrolment started");
     audit::record(&mut tx, &ctx, &event).await?;
@@ -176,13 +196,19 @@ pub async fn confirm(state: &AppState, user: &AuthUser, code: &str) -> Result<Re
             .resource(id)
             .reason("TOTP confirmation failed");
         audit::record(&mut tx, &ctx, &event).await?;
+        let escalation = super::lockout::count_session_failure(&mut tx, state, user, &ctx, now).await?;
         tx.commit().await?;
-        return Err(ApiError::validation("code", "is not the current code of your authenticator app"));
+        return Err(refused(escalation));
     }
-    sqlx::query("UPDATE sessions SET mfa_verified = true WHERE id = $1")
+    // Only the sign-in context may mark a session MFA-verified (policies/30_rls_identity.sql):
+    // switch to it, pinned to this user, for that one statement.
+    db::tx::set_claims(&mut tx, &Claims::auth_for(user.user_id, user.org_id, user.meta.request_id)).await?;
+    sqlx::query("UPDATE sessions SET mfa_verified = true WHERE id = $1 AND user_id = $2")
         .bind(user.session_id)
+        .bind(user.user_id)
         .execute(&mut *tx)
         .await?;
+    db::tx::set_claims(&mut tx, &user.claims()).await?;
     let codes = replace_recovery_codes(&mut tx, state, user, now).await?;
     let event = AuditEvent::new(Action::Mfa, "mfa_credential", Outcome::Success)
         .resource(id)
@@ -202,8 +228,9 @@ pub async fn regenerate(state: &AppState, user: &AuthUser, code: &str) -> Result
         let event = AuditEvent::new(Action::Mfa, "recovery_codes", Outcome::Denied)
             .reason("regeneration refused: bad TOTP code");
         audit::record(&mut tx, &ctx, &event).await?;
+        let escalation = super::lockout::count_session_failure(&mut tx, state, user, &ctx, now).await?;
         tx.commit().await?;
-        return Err(ApiError::validation("code", "is not the current code of your authenticator app"));
+        return Err(refused(escalation));
     }
     let codes = replace_recovery_codes(&mut tx, state, user, now).await?;
     let event = AuditEvent::new(Action::Mfa, "recovery_codes", Outcome::Success)
@@ -211,6 +238,16 @@ pub async fn regenerate(state: &AppState, user: &AuthUser, code: &str) -> Result
     audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
     Ok(codes)
+}
+
+/// A wrong step-up code: 422 — or 401 once the guesses locked the account (and revoked the
+/// session).
+fn refused(escalation: super::lockout::Escalation) -> ApiError {
+    if escalation == super::lockout::Escalation::None {
+        ApiError::validation("code", "is not the current code of your authenticator app")
+    } else {
+        ApiError::Unauthorized
+    }
 }
 
 async fn replace_recovery_codes(

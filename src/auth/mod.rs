@@ -6,9 +6,11 @@
 //! Password hashing/verification is blocking CPU work: go through `hashing`.
 
 pub mod account;
+pub mod denials;
 pub mod extractor;
 pub mod hashing;
 pub mod invites;
+pub mod lockout;
 pub mod login;
 pub mod mfa;
 pub mod password;

@@ -26,7 +26,7 @@ pub const MAX_LEN: usize = 128;
 pub const MIN_STRENGTH_SCORE: u8 = 3;
 /// Inputs longer than this many bytes are refused by verification without hashing
 /// (generous: 128 code points of up to 4 bytes, plus NFKC expansion and legacy passwords).
-const MAX_VERIFY_BYTES: usize = 2048;
+pub const MAX_VERIFY_BYTES: usize = 2048;
 
 /// Why a password was refused by [`PasswordPolicy::check`]. Messages never echo the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +288,10 @@ impl Argon2Params {
     /// Spends the same Argon2 work as a real verification and always fails: call it when
     /// the account does not exist so the response time does not reveal that. Blocking.
     pub fn dummy_verify(&self, password: &SecretString) -> Result<Verified, PasswordError> {
+        // Oversized input is refused without hashing by `verify_password` too: same cost.
+        if password.expose_secret().len() > MAX_VERIFY_BYTES {
+            return Err(PasswordError::Mismatch);
+        }
         let pw = normalize(password);
         let mut out = Zeroizing::new([0u8; 32]);
         let argon = self.argon2()?;

@@ -3,6 +3,11 @@
 //! naming it (`sid`), and an opaque single-use refresh token (stored as SHA-256) rotated on
 //! every refresh. Presenting a refresh token that was already used revokes the whole session
 //! (the token family) and records a security event.
+//!
+//! Automatic logoff (HIPAA §164.312(a)(2)(iii)): only requests the user makes with an access
+//! token move `last_seen_at`. A refresh does not — a client that refreshes on a timer would
+//! otherwise keep an unattended session alive forever. A session whose user has been idle for
+//! the idle timeout cannot be refreshed either.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,8 +22,8 @@ use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
-/// The token pair a successful sign-in or refresh returns.
-#[derive(Debug, Serialize)]
+/// The token pair a successful sign-in or refresh returns (Debug redacts the tokens).
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
@@ -30,6 +35,17 @@ pub struct TokenResponse {
     pub mfa_enrollment_required: bool,
     /// Only `/v1/me` and `/v1/me/password` work until the password is changed.
     pub password_change_required: bool,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The account a session is opened for.
@@ -155,9 +171,19 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
     let now = state.clock.now();
     let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
     let deny = |reason: &str| AuditEvent::new(Action::Refresh, "session", Outcome::Denied).reason(reason);
-    let row: Option<RefreshRow> = match hash_opaque_token(presented) {
+    let hash = hash_opaque_token(presented);
+    let owner: Option<(Uuid, Uuid)> = match hash {
         None => None,
         Some(hash) => {
+            sqlx::query_as("SELECT user_id, org_id FROM custos.auth_user_by_refresh_token($1)")
+                .bind(&hash[..])
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+    };
+    let row: Option<RefreshRow> = match (owner, hash) {
+        (Some((user_id, org_id)), Some(hash)) => {
+            db::tx::set_claims(&mut tx, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
             sqlx::query_as(
                 "SELECT rt.id, rt.used_at, s.id, s.user_id, s.org_id, s.revoked_at, s.last_seen_at, s.expires_at, \
                         s.mfa_verified, u.role::text, u.status::text, u.must_change_password \
@@ -168,6 +194,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
             .fetch_optional(&mut *tx)
             .await?
         }
+        _ => None,
     };
     let Some((
         token_id,
@@ -233,11 +260,6 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
     if changed != 1 {
         return Err(ApiError::Unauthorized);
     }
-    sqlx::query("UPDATE sessions SET last_seen_at = greatest(last_seen_at, $2) WHERE id = $1")
-        .bind(session_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
     let event = AuditEvent::new(Action::Refresh, "session", Outcome::Success).resource(session_id);
     audit::record(&mut tx, &ctx, &event).await?;
     let out = token_response(state, &account, session_id, mfa, new_token, now)?;

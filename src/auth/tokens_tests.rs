@@ -227,3 +227,58 @@ fn missing_claims_rejected() {
     let token = jsonwebtoken::encode(&header, &no_sid, &enc).unwrap();
     assert!(matches!(k.validate(&token, NOW), Err(TokenError::Malformed)));
 }
+
+#[test]
+fn responses_carrying_secrets_redact_them_in_debug() {
+    use uuid::Uuid;
+    let secret = "s3cr3t-value-that-must-not-print";
+    let tokens = crate::auth::sessions::TokenResponse {
+        access_token: secret.into(),
+        refresh_token: secret.into(),
+        token_type: "Bearer",
+        expires_in: 600,
+        session_id: Uuid::nil(),
+        mfa_enrollment_required: false,
+        password_change_required: false,
+    };
+    let outputs = [
+        format!("{tokens:?}"),
+        format!("{:?}", crate::auth::login::LoginOutcome::Tokens(tokens)),
+        format!(
+            "{:?}",
+            crate::auth::login::LoginOutcome::MfaRequired {
+                mfa_required: true,
+                mfa_token: secret.into(),
+                expires_in: 300
+            }
+        ),
+        format!(
+            "{:?}",
+            crate::auth::mfa::Enrolment { secret_base32: secret.into(), otpauth_uri: format!("otpauth://{secret}") }
+        ),
+        format!("{:?}", crate::auth::mfa::RecoveryCodes { recovery_codes: vec![secret.into()] }),
+        format!(
+            "{:?}",
+            crate::auth::users::CreatedUser {
+                id: Uuid::nil(),
+                email: "a@b.example".into(),
+                role: "clinician",
+                display_name: "A".into(),
+                one_time_password: secret.into(),
+                must_change_password: true,
+            }
+        ),
+        format!(
+            "{:?}",
+            crate::auth::invites::Invite {
+                invite_id: Uuid::nil(),
+                invite_code: secret.into(),
+                expires_at: chrono::Utc::now()
+            }
+        ),
+    ];
+    for out in outputs {
+        assert!(!out.contains(secret), "{out}");
+        assert!(out.contains("redacted") || out.contains("count"), "{out}");
+    }
+}

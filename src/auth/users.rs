@@ -28,7 +28,8 @@ pub fn one_time_password() -> SecretString {
     SecretString::from(s)
 }
 
-#[derive(Debug, Serialize)]
+/// A new account with its one-time password (Debug redacts the password).
+#[derive(Serialize)]
 pub struct CreatedUser {
     pub id: Uuid,
     pub email: String,
@@ -37,6 +38,16 @@ pub struct CreatedUser {
     /// Shown once; the user must change it at first login.
     pub one_time_password: String,
     pub must_change_password: bool,
+}
+
+impl std::fmt::Debug for CreatedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedUser")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("one_time_password", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /v1/admin/users`.
@@ -211,7 +222,9 @@ impl UserAction {
 /// `POST /v1/admin/users/{id}/disable|enable|unlock|reset-mfa`.
 pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserAction) -> Result<(), ApiError> {
     admin.require_role(&[ClaimRole::Admin])?;
-    if target == admin.user_id && matches!(action, UserAction::Disable | UserAction::ResetMfa) {
+    // Every action on oneself goes through another admin (a locked or disabled admin cannot
+    // lift their own restriction; the column guards refuse it too).
+    if target == admin.user_id {
         return Err(ApiError::Forbidden {
             code: "self_action",
             message: "ask another admin to do this to your account".into(),
@@ -221,8 +234,8 @@ pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserA
     let (mut tx, ctx) = admin.begin(&state.pool).await?;
     let set = match action {
         UserAction::Disable => "status = 'disabled'",
-        UserAction::Enable => "status = 'active'",
-        UserAction::Unlock => "failed_attempts = 0, locked_until = NULL",
+        UserAction::Enable => "status = 'active', failed_attempts = 0, consecutive_failures = 0, locked_until = NULL",
+        UserAction::Unlock => "failed_attempts = 0, consecutive_failures = 0, locked_until = NULL",
         // Touch the row so "not found" is detected the same way; MFA rows are deleted below.
         UserAction::ResetMfa => "failed_attempts = failed_attempts",
     };
@@ -230,6 +243,14 @@ pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserA
     let n =
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(target).bind(admin.org_id).execute(&mut *tx).await?.rows_affected();
     if n != 1 {
+        // Unknown, or another organization's user (RLS hides it): record the refusal.
+        drop(tx);
+        let (mut tx, ctx) = admin.begin(&state.pool).await?;
+        let event = AuditEvent::new(Action::Admin, "user", Outcome::Denied)
+            .resource(target)
+            .reason("admin action on an unknown user or a user of another organization");
+        audit::record(&mut tx, &ctx, &event).await?;
+        tx.commit().await?;
         return Err(ApiError::NotFound);
     }
     let reason = match action {

@@ -33,25 +33,17 @@ pub async fn run(pool: &PgPool, keys: &RootKeys, org_name: &str, admin_email: &s
     let crypto = crate::crypto::store::load(pool, &kek).await.map_err(anyhow::Error::from)?;
     let email_bidx = crypto.blind.index(BlindIndexKind::Email, email.as_str());
 
+    // The sign-in context sees no rows until an account is pinned; the email look-up function
+    // is how it (and this early check) asks "is this email taken?". A taken organization name
+    // is caught by its unique index below.
     let mut tx = db::begin(pool, &Claims::auth(None)).await.context("database")?;
-    let taken: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE email_bidx = $1)")
+    let taken: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM custos.auth_user_by_email($1))")
         .bind(&email_bidx[..])
         .fetch_one(&mut *tx)
         .await
         .context("database")?;
     if taken {
         return Err(CliError::Runtime(anyhow::anyhow!("a user with that email already exists; nothing was created")));
-    }
-    let org_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM organizations WHERE lower(name) = lower($1))")
-            .bind(org_name)
-            .fetch_one(&mut *tx)
-            .await
-            .context("database")?;
-    if org_exists {
-        return Err(CliError::Runtime(anyhow::anyhow!(
-            "an organization with that name already exists; nothing was created"
-        )));
     }
 
     let password = one_time_password();

@@ -1,7 +1,10 @@
 //! The command line. Each subcommand is a thin wrapper over library functions.
 
 pub mod bootstrap;
+pub mod demo;
+pub mod import;
 pub mod keys;
+pub mod ledger;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +35,33 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Run the audit sequencer on its own (leader election by advisory lock).
+    Sequencer {
+        /// Integrate everything waiting, sign checkpoints, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Verify every ledger in the database, or (--bundle) an export offline. Exit 1 on failure.
+    Verify {
+        /// Verify this export bundle offline (no database needed).
+        #[arg(long)]
+        bundle: Option<std::path::PathBuf>,
+        /// A trusted verifier key (`name+keyid+base64`) or a file of them; repeatable.
+        #[arg(long)]
+        key: Vec<String>,
+        /// A signed checkpoint kept earlier; the ledger must be consistent with it. Repeatable.
+        #[arg(long)]
+        checkpoint: Vec<std::path::PathBuf>,
+    },
+    /// Write a ledger's self-contained, offline-verifiable bundle.
+    Export {
+        /// The organization id, or `system`.
+        #[arg(long)]
+        ledger: String,
+        /// Output file.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Create an organization and its first admin (prints a one-time password once).
     Bootstrap {
         /// The organization's name.
@@ -40,6 +70,16 @@ pub enum Command {
         /// The first admin's email address.
         #[arg(long)]
         admin_email: String,
+    },
+    /// Import legacy data into an organization (`import mongo --dir … --org …`).
+    Import {
+        #[command(subcommand)]
+        source: import::ImportSource,
+    },
+    /// Demo data (`demo generate`: a synthetic legacy export).
+    Demo {
+        #[command(subcommand)]
+        command: demo::DemoCommand,
     },
 }
 
@@ -104,6 +144,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     crate::telemetry::init(&settings.log_filter);
     match cli.command {
         Command::Serve { no_migrate } => serve(settings, no_migrate).await,
+        Command::Verify { bundle, key, checkpoint } => ledger::verify(&settings, bundle, &key, &checkpoint).await,
+        Command::Export { ledger: id, out } => ledger::export(&settings, &id, &out).await,
+        Command::Sequencer { once } => ledger::sequencer(&settings, once).await,
         Command::Migrate => {
             let pool = pool(&settings).await?;
             crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
@@ -145,6 +188,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
+        Command::Import { source: import::ImportSource::Mongo(args) } => {
+            let keys = RootKeys::load(&settings)?;
+            let pool = pool(&settings).await?;
+            crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+            import::run(&pool, &keys, args).await
+        }
+        Command::Demo { command: demo::DemoCommand::Generate(args) } => demo::run(args),
     }
 }
 
@@ -160,7 +210,7 @@ async fn serve(settings: Settings, no_migrate: bool) -> Result<(), CliError> {
     let keys = RootKeys::load(&settings)?;
     let pool = pool(&settings).await?;
     if !no_migrate {
-        crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+        crate::db::migrate::run_startup(&pool).await.map_err(anyhow::Error::from)?;
         tracing::info!("migrations and policies applied");
     }
     let app = crate::startup::Application::build(settings.clone(), pool.clone(), keys).await.map_err(|e| match e {

@@ -70,9 +70,22 @@ impl Claims {
         Self { user_id: None, org_id, role: ClaimRole::System, request_id: None }
     }
 
-    /// Pre-authentication work (login, token refresh).
+    /// Pre-authentication work before any account is known: sees no rows; may only call the
+    /// look-up functions and write to the system ledger.
     pub fn auth(request_id: Option<Uuid>) -> Self {
         Self { user_id: None, org_id: None, role: ClaimRole::Auth, request_id }
+    }
+
+    /// A sign-in flow pinned to the one account a look-up function resolved: sees and
+    /// changes that account's identity rows only.
+    pub fn auth_for(user_id: Uuid, org_id: Uuid, request_id: Option<Uuid>) -> Self {
+        Self { user_id: Some(user_id), org_id: Some(org_id), role: ClaimRole::Auth, request_id }
+    }
+
+    /// A sign-in flow that knows the organization but no account yet (a patient invite):
+    /// sees no identity rows; records events in that organization's ledger.
+    pub fn auth_in_org(org_id: Uuid, request_id: Option<Uuid>) -> Self {
+        Self { user_id: None, org_id: Some(org_id), role: ClaimRole::Auth, request_id }
     }
 }
 

@@ -65,6 +65,8 @@ pub async fn logout(state: web::Data<AppState>, user: AnySessionUser) -> Result<
 #[derive(Deserialize)]
 pub struct RegisterBody {
     invite_code: String,
+    /// The patient's date of birth (`YYYY-MM-DD`), checked against the record.
+    birth_date: String,
     email: String,
     password: SecretString,
 }
@@ -75,7 +77,7 @@ pub async fn register(
     meta: RequestMeta,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let RegisterBody { invite_code, email, password } = body.into_inner();
-    let user_id = invites::register(&state, &meta, &invite_code, &email, password).await?;
+    let RegisterBody { invite_code, birth_date, email, password } = body.into_inner();
+    let user_id = invites::register(&state, &meta, &invite_code, &email, &birth_date, password).await?;
     Ok(HttpResponse::Created().json(json!({ "user_id": user_id })))
 }

@@ -18,7 +18,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let check = tokio::time::timeout(Duration::from_secs(2), crate::db::migrate::status(&state.pool)).await;
     match check {
         Ok(Ok(schema)) if schema.ready() => {
-            HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok", "schema": schema }))
+            let ledger = ledger_details(&state).await;
+            HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok", "schema": schema, "ledger": ledger }))
         }
         Ok(Ok(schema)) => HttpResponse::ServiceUnavailable()
             .json(json!({ "status": "not_ready", "database": "ok", "schema": schema })),
@@ -30,11 +31,30 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Inbox depth, integration lag and sequencer leadership: informative, not a readiness
+/// condition (a backlog must not take servers out of the load balancer).
+async fn ledger_details(state: &AppState) -> serde_json::Value {
+    let probe = async {
+        let mut conn = state.pool.acquire().await?;
+        crate::audit::sequencer::health(&mut conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(h)) => json!(h),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check: ledger status");
+            json!({ "error": "unavailable" })
+        }
+        Err(_) => json!({ "error": "timeout" }),
+    }
+}
+
 /// Prometheus text exposition.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let Some(handle) = crate::metrics::handle() else {
         return HttpResponse::ServiceUnavailable().finish();
     };
+    // Refreshes the inbox depth gauge (the sequencer sets lag and checkpoint sizes itself).
+    let _ = ledger_details(&state).await;
     metrics::gauge!(crate::metrics::DB_POOL_SIZE).set(f64::from(state.pool.size()));
     metrics::gauge!(crate::metrics::DB_POOL_IDLE).set(state.pool.num_idle() as f64);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())

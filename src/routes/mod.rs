@@ -2,6 +2,8 @@
 
 pub mod admin_users;
 pub mod attachments;
+pub mod audit;
+pub mod audit_export;
 pub mod auth;
 pub mod care_team;
 pub mod clinical;
@@ -20,8 +22,10 @@ use actix_web::{Resource, web};
 use crate::auth::rate_limit::AuthLimiter;
 use crate::error::ApiError;
 
-/// Registers every route. `auth_limiter` guards `/v1/auth/*` (per-IP rate limit).
-pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter) {
+/// Registers every route. `auth_limiter` guards `/v1/auth/*` (per-IP rate limit);
+/// `account_limiter` the credential checks of a signed-in session (`/v1/me/password`,
+/// `/v1/me/mfa/*`), so a stolen token cannot guess passwords or codes at full speed.
+pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, account_limiter: AuthLimiter) {
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)));
@@ -35,12 +39,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter) {
             .service(resource("/register").route(web::post().to(auth::register))),
     );
     cfg.service(resource("/v1/me").route(web::get().to(me::me)))
-        .service(resource("/v1/me/password").route(web::post().to(me::change_password)))
+        .service(resource("/v1/me/password").wrap(account_limiter.clone()).route(web::post().to(me::change_password)))
         .service(resource("/v1/me/sessions").route(web::get().to(me::sessions)))
         .service(resource("/v1/me/sessions/{id}").route(web::delete().to(me::revoke_session)))
-        .service(resource("/v1/me/mfa/enroll").route(web::post().to(me::mfa_enroll)))
-        .service(resource("/v1/me/mfa/confirm").route(web::post().to(me::mfa_confirm)))
-        .service(resource("/v1/me/mfa/recovery-codes").route(web::post().to(me::recovery_codes)))
+        .service(resource("/v1/me/mfa/enroll").wrap(account_limiter.clone()).route(web::post().to(me::mfa_enroll)))
+        .service(resource("/v1/me/mfa/confirm").wrap(account_limiter.clone()).route(web::post().to(me::mfa_confirm)))
+        .service(resource("/v1/me/mfa/recovery-codes").wrap(account_limiter).route(web::post().to(me::recovery_codes)))
         .service(
             resource("/v1/admin/users")
                 .route(web::post().to(admin_users::create))
@@ -48,6 +52,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter) {
         )
         .service(resource("/v1/admin/users/{id}/{action}").route(web::post().to(admin_users::act)))
         .service(resource("/v1/patients/{id}/invite").route(web::post().to(invites::issue)));
+    cfg.service(resource("/v1/audit/keys").route(web::get().to(audit::keys)));
+    audit::configure::<crate::auth::extractor::AuthUser>(cfg);
     cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
     clinical::configure(cfg);
 }

@@ -69,6 +69,10 @@ async fn bootstrap_creates_org_and_admin_once() {
     assert_eq!(again.status.code(), Some(1));
     assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
     assert!(!text(&again.stderr).contains("stmary"), "the email is not echoed");
+    // Same organization name (any case), new email: refused by the unique index, nothing created.
+    let again = custos(&db, &dir, &["bootstrap", "--org", "st. mary clinic", "--admin-email", "b@other.example"], &[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
     let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations").fetch_one(&db.pool).await.unwrap();
     assert_eq!(orgs, 1);
 }

@@ -9,18 +9,25 @@ use uuid::Uuid;
 
 use crate::common::{TestApp, spawn_app};
 
-/// A bare patient record (the clinical endpoints come later), inserted as the superuser.
-async fn patient(app: &TestApp, org: &str) -> Uuid {
+pub const BIRTH_DATE: &str = "1980-02-03";
+
+/// A bare patient record born on [`BIRTH_DATE`] (sealed with the server's keys, as the
+/// clinical endpoints do), inserted as the superuser.
+pub async fn patient(app: &TestApp, org: &str) -> Uuid {
     let id = Uuid::new_v4();
     let blob = vec![0u8; 40];
+    let kek = custos::crypto::Kek::from_bytes(*app.keys.kek.expose());
+    let crypto = custos::crypto::store::load(&app.pool, &kek).await.unwrap();
+    let birth = crypto.keyring.seal_str("patients", "birth_date_enc", id, BIRTH_DATE).unwrap();
     sqlx::query(
         "INSERT INTO patients (id, org_id, mrn_enc, mrn_bidx, given_name_enc, family_name_enc, birth_date_enc) \
-         VALUES ($1, $2::uuid, $3, $4, $3, $3, $3)",
+         VALUES ($1, $2::uuid, $3, $4, $3, $3, $5)",
     )
     .bind(id)
     .bind(org)
     .bind(&blob)
     .bind(Uuid::new_v4().as_bytes().repeat(2))
+    .bind(&birth)
     .execute(&app.db.pool)
     .await
     .unwrap();
@@ -40,7 +47,7 @@ async fn an_invite_registers_one_patient_account_once() {
         sqlx::query_scalar("SELECT code_hash FROM patient_invites").fetch_one(&app.db.pool).await.unwrap();
     assert_eq!(stored.len(), 32, "stored hashed");
 
-    let reg = |email: &str, password: &str| json!({ "invite_code": code, "email": email, "password": password });
+    let reg = |email: &str, password: &str| json!({ "invite_code": code, "birth_date": BIRTH_DATE, "email": email, "password": password });
     let (s, b) = app.post("/v1/auth/register", None, reg("jdoe@mail.example", "short")).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("password_policy")));
     let (s, _) = app.post("/v1/auth/register", None, reg("nope", "a long patient passphrase 42")).await;
@@ -78,7 +85,7 @@ async fn invites_expire_and_are_confined_to_who_may_see_the_patient() {
     let (_, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
     app.clock.advance(Duration::from_secs(73 * 3600));
     let admin = app.login_mfa(&admin.email, &admin.password, &admin.secret).await;
-    let body = json!({ "invite_code": inv["invite_code"], "email": "jdoe@mail.example", "password": "a long patient passphrase 42" });
+    let body = json!({ "invite_code": inv["invite_code"], "birth_date": BIRTH_DATE, "email": "jdoe@mail.example", "password": "a long patient passphrase 42" });
     let (s, _) = app.post("/v1/auth/register", None, body).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "expired after 72 h");
     assert!(app.has_event("create", "denied", "unknown, used or expired invite").await);

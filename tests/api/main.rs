@@ -9,6 +9,7 @@ mod basics;
 mod cli;
 mod clinical;
 mod done_when;
+mod hardening;
 mod helpers;
 mod invites;
 mod jwt;

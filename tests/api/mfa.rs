@@ -131,17 +131,34 @@ async fn mfa_token_expires_after_five_minutes() {
 }
 
 #[tokio::test]
-async fn five_bad_mfa_codes_lock_the_account() {
+async fn five_bad_mfa_codes_lock_the_account_even_across_password_steps() {
+    // Security review finding 1: a correct password must not reset the counter when MFA is
+    // enrolled, or "password, 4 wrong codes, password again" guesses codes forever.
     let app = spawn_app().await;
     let admin = app.admin().await;
+    let wrong = app.totp(&admin.secret, 7);
     let t = challenge(&app, &admin.email, &admin.password).await;
-    for _ in 0..5 {
-        assert_eq!(verify(&app, &t, "000000").await, StatusCode::UNAUTHORIZED);
+    for _ in 0..3 {
+        assert_eq!(verify(&app, &t, &wrong).await, StatusCode::UNAUTHORIZED);
     }
+    // Three bad codes void the challenge: even the right code no longer works with it.
     let code = app.fresh_totp(&admin.secret);
-    assert_eq!(verify(&app, &t, &code).await, StatusCode::UNAUTHORIZED, "locked");
-    assert_eq!(app.login(&admin.email, &admin.password).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(verify(&app, &t, &code).await, StatusCode::UNAUTHORIZED, "challenge voided");
+    // A new password step does not reset the count...
+    let t = challenge(&app, &admin.email, &admin.password).await;
+    let wrong = app.totp(&admin.secret, 7);
+    for _ in 0..2 {
+        assert_eq!(verify(&app, &t, &wrong).await, StatusCode::UNAUTHORIZED);
+    }
+    // ...so the fifth bad code locked the account.
+    assert_eq!(app.login(&admin.email, &admin.password).await.0, StatusCode::UNAUTHORIZED, "locked");
     assert!(app.has_event("security", "success", "account locked").await);
+    let n: i32 = sqlx::query_scalar("SELECT consecutive_failures FROM users WHERE id = $1::uuid")
+        .bind(&admin.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 5, "the lock does not reset the consecutive count");
 }
 
 #[tokio::test]

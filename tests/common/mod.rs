@@ -51,6 +51,8 @@ impl TestDb {
             ("DATABASE_URL".into(), self.url.clone()),
             ("CUSTOS_BIND".into(), "127.0.0.1:0".into()),
             ("CUSTOS_DB_MAX_CONNECTIONS".into(), "5".into()),
+            // Tests that look at audit_inbox must not race a sequencer; ledger tests opt in.
+            ("CUSTOS_SEQUENCER".into(), "off".into()),
         ]);
         for (k, v) in extra {
             map.insert(k.to_string(), v.to_string());
@@ -95,8 +97,16 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let db = TestDb::new().await;
-    let settings = db.settings(extra);
     let keys = RootKeys::random();
+    let (address, pool, clock) = serve(&db, &keys, extra).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { address, db, pool, client, keys, clock }
+}
+
+/// Starts the server on an existing database (e.g. one a test filled first) with the given
+/// keys; returns its base URL, its pool and its clock.
+pub async fn serve(db: &TestDb, keys: &RootKeys, extra: &[(&str, &str)]) -> (String, PgPool, Arc<Clock>) {
+    let settings = db.settings(extra);
     let pool = custos::db::connect(settings.database_url.as_ref().unwrap(), 5).await.expect("app pool");
     let clock = Arc::new(Clock::system());
     let app = custos::startup::Application::build_with_clock(settings, pool.clone(), keys.clone(), clock.clone())
@@ -104,8 +114,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, db, pool, client, keys, clock }
+    (address, pool, clock)
 }
 
 impl TestApp {

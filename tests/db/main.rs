@@ -11,5 +11,6 @@ mod catalog;
 mod fixture;
 mod locate;
 mod migrate;
+mod rls_auth;
 mod rls_matrix;
 mod rls_writes;

@@ -9,13 +9,13 @@ use crate::common::TestDb;
 use crate::fixture::{self, World};
 
 #[derive(Debug, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Ok(u64),
     Denied,
 }
 
 /// Runs one statement under `claims` (rolled back) and reports what the database did.
-async fn attempt(pool: &PgPool, claims: &Claims, sql: &'static str, binds: &[Uuid]) -> Outcome {
+pub(crate) async fn attempt(pool: &PgPool, claims: &Claims, sql: &'static str, binds: &[Uuid]) -> Outcome {
     let mut tx = db::begin(pool, claims).await.unwrap();
     let mut q = sqlx::query(sql);
     for b in binds {

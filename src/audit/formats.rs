@@ -1,0 +1,223 @@
+//! How exported and listed events look outside the ledger: JSON items (API and NDJSON), CSV
+//! rows, and FHIR R4 AuditEvent resources. Rendering only; no I/O.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use super::canonical::format_timestamp;
+use super::store::LogRow;
+
+fn ts(row: &LogRow) -> String {
+    format_timestamp(&row.event.occurred_at).unwrap_or_else(|_| row.event.occurred_at.to_rfc3339())
+}
+
+/// The API form of one event, with its ledger position and hashes (base64).
+pub fn event_json(row: &LogRow) -> Value {
+    let e = &row.event;
+    json!({
+        "ledger_id": row.ledger_id,
+        "seq": row.seq,
+        "event_id": e.event_id,
+        "occurred_at": ts(row),
+        "actor_id": e.actor_id,
+        "actor_role": e.actor_role,
+        "action": e.action,
+        "resource_type": e.resource_type,
+        "resource_ids": e.resource_ids,
+        "patient_id": e.patient_id,
+        "outcome": e.outcome,
+        "reason": e.reason,
+        "request_id": e.request_id,
+        "client_ip": e.client_ip,
+        "user_agent": e.user_agent,
+        "break_glass": e.break_glass,
+        "imported": e.imported,
+        "leaf_hash": B64.encode(&row.leaf_hash),
+        "chain_hash": B64.encode(&row.chain_hash),
+    })
+}
+
+pub const CSV_HEADER: &str = "ledger_id,seq,event_id,occurred_at,actor_id,actor_role,action,resource_type,\
+resource_ids,patient_id,outcome,reason,request_id,client_ip,user_agent,break_glass,imported,leaf_hash,chain_hash\n";
+
+/// RFC 4180 quoting, plus a leading `'` on text a spreadsheet would run as a formula.
+fn csv_field(out: &mut String, s: &str) {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula || s.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        if formula {
+            out.push('\'');
+        }
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// One CSV line (with the newline) in [`CSV_HEADER`] order.
+pub fn csv_row(row: &LogRow) -> String {
+    let e = &row.event;
+    let opt = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    let fields = [
+        row.ledger_id.to_string(),
+        row.seq.to_string(),
+        e.event_id.to_string(),
+        ts(row),
+        opt(e.actor_id),
+        e.actor_role.clone().unwrap_or_default(),
+        e.action.clone(),
+        e.resource_type.clone(),
+        e.resource_ids.join(";"),
+        opt(e.patient_id),
+        e.outcome.clone(),
+        e.reason.clone().unwrap_or_default(),
+        opt(e.request_id),
+        e.client_ip.clone().unwrap_or_default(),
+        e.user_agent.clone().unwrap_or_default(),
+        e.break_glass.to_string(),
+        e.imported.to_string(),
+        B64.encode(&row.leaf_hash),
+        B64.encode(&row.chain_hash),
+    ];
+    let mut out = String::with_capacity(400);
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(&mut out, f);
+    }
+    out.push('\n');
+    out
+}
+
+/// A FHIR R4 AuditEvent for one ledger entry. `observer` names this Custos instance.
+pub fn fhir_audit_event(row: &LogRow, observer: &str) -> Value {
+    let e = &row.event;
+    let dcm = "http://dicom.nema.org/resources/ontology/DCM";
+    let (event_type, subtype) = match e.action.as_str() {
+        "login" | "login_failed" | "logout" | "mfa" | "refresh" => {
+            (json!({"system": dcm, "code": "110114", "display": "User Authentication"}), None)
+        }
+        "export" => (json!({"system": dcm, "code": "110106", "display": "Export"}), None),
+        "read" | "create" | "update" | "delete" => (
+            json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}),
+            Some(json!({"system": "http://hl7.org/fhir/restful-interaction", "code": e.action})),
+        ),
+        _ => (json!({"system": dcm, "code": "110100", "display": "Application Activity"}), None),
+    };
+    let action = match e.action.as_str() {
+        "create" => "C",
+        "read" | "export" => "R",
+        "update" => "U",
+        "delete" => "D",
+        _ => "E",
+    };
+    let outcome = match e.outcome.as_str() {
+        "success" => "0",
+        "denied" => "4",
+        _ => "8",
+    };
+    let mut agent = json!({
+        "requestor": true,
+        "who": e.actor_id.map_or(json!({"display": "system"}), |a| json!({"identifier": {"value": a}})),
+    });
+    if let Some(role) = &e.actor_role {
+        agent["role"] = json!([{"text": role}]);
+    }
+    if let Some(ip) = &e.client_ip {
+        agent["network"] = json!({"address": ip, "type": "2"});
+    }
+    if e.break_glass {
+        agent["purposeOfUse"] = json!([{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG", "display": "break the glass"
+        }]}]);
+    }
+    let mut entity = Vec::new();
+    if let Some(p) = e.patient_id {
+        entity.push(json!({"what": {"reference": format!("Patient/{p}")}, "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}}));
+    }
+    for id in &e.resource_ids {
+        entity
+            .push(json!({"what": {"identifier": {"system": format!("urn:custos:{}", e.resource_type), "value": id}}}));
+    }
+    let mut ev = json!({
+        "resourceType": "AuditEvent",
+        "id": e.event_id,
+        "type": event_type,
+        "action": action,
+        "recorded": ts(row),
+        "outcome": outcome,
+        "agent": [agent],
+        "source": {"observer": {"display": observer}},
+        "entity": entity,
+        "extension": [{"url": "urn:custos:ledger-index", "valueString": format!("{}/{}", row.ledger_id, row.seq)}],
+    });
+    if let Some(s) = subtype {
+        ev["subtype"] = json!([s]);
+    }
+    if let Some(r) = &e.reason {
+        ev["outcomeDesc"] = json!(r);
+    }
+    ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::store::EventFields;
+
+    fn row(action: &str, break_glass: bool, user_agent: &str) -> LogRow {
+        LogRow {
+            ledger_id: uuid::Uuid::nil(),
+            seq: 7,
+            event: EventFields {
+                event_id: uuid::Uuid::nil(),
+                occurred_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_001).unwrap(),
+                org_id: None,
+                actor_id: Some(uuid::Uuid::max()),
+                actor_role: Some("clinician".into()),
+                action: action.into(),
+                resource_type: "prescription".into(),
+                resource_ids: vec!["a".into(), "b".into()],
+                patient_id: Some(uuid::Uuid::max()),
+                outcome: "denied".into(),
+                request_id: None,
+                client_ip: Some("10.0.0.1".into()),
+                user_agent: Some(user_agent.into()),
+                reason: break_glass.then(|| "unconscious".into()),
+                break_glass,
+                imported: false,
+            },
+            leaf_hash: vec![0; 32],
+            chain_hash: vec![1; 32],
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let line = csv_row(&row("read", false, "=HYPERLINK(\"x\"), ok"));
+        assert!(line.contains(",\"'=HYPERLINK(\"\"x\"\"), ok\","), "{line}");
+        assert!(line.starts_with("00000000-0000-0000-0000-000000000000,7,"));
+        assert_eq!(line.matches(',').count(), CSV_HEADER.matches(',').count() + 1, "only the quoted comma extra");
+    }
+
+    #[test]
+    fn fhir_maps_actions_outcomes_and_break_glass() {
+        let ev = fhir_audit_event(&row("read", true, "ua"), "Custos test");
+        assert_eq!(ev["resourceType"], "AuditEvent");
+        assert_eq!(ev["type"]["code"], "rest");
+        assert_eq!(ev["subtype"][0]["code"], "read");
+        assert_eq!(ev["action"], "R");
+        assert_eq!(ev["outcome"], "4");
+        assert_eq!(ev["recorded"], "2023-11-14T22:13:20.000001Z");
+        assert_eq!(ev["agent"][0]["purposeOfUse"][0]["coding"][0]["code"], "BTG");
+        assert_eq!(ev["entity"][0]["what"]["reference"], format!("Patient/{}", uuid::Uuid::max()));
+        let login = fhir_audit_event(&row("login", false, "ua"), "Custos test");
+        assert_eq!((login["type"]["code"].as_str(), login["action"].as_str()), (Some("110114"), Some("E")));
+        assert!(login["agent"][0].get("purposeOfUse").is_none());
+        assert_eq!(fhir_audit_event(&row("create", false, "ua"), "o")["action"], "C");
+    }
+}

@@ -1,0 +1,109 @@
+//! Proofs and tree heads from the database: RFC 9162 inclusion and consistency proofs built
+//! from the stored complete subtrees (O(log n) primary-key reads whatever the ledger size),
+//! and the latest signed checkpoint. Every function runs on the caller's connection, so in a
+//! request the RLS policies decide which ledgers are visible.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::merkle::{self, Hash, MerkleError};
+use super::store::{self, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    /// No such ledger (or not visible to the caller).
+    #[error("ledger not found")]
+    UnknownLedger,
+    /// Index or size beyond what the ledger holds, or sizes in the wrong order.
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ProofError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// `PATH(index, D[tree_size])` and the leaf it starts from.
+#[derive(Debug, Clone)]
+pub struct Inclusion {
+    pub leaf_hash: Hash,
+    pub proof: Vec<Hash>,
+    pub root: Hash,
+}
+
+/// Current size of a visible ledger.
+pub async fn ledger_size(conn: &mut PgConnection, ledger_id: Uuid) -> Result<u64, ProofError> {
+    let size: Option<i64> = sqlx::query_scalar("SELECT size FROM audit_ledgers WHERE ledger_id = $1")
+        .bind(ledger_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    size.map(|s| s as u64).ok_or(ProofError::UnknownLedger)
+}
+
+fn range_err(e: MerkleError) -> ProofError {
+    match e {
+        MerkleError::IndexOutOfRange { .. } | MerkleError::SizeDecreased { .. } => {
+            ProofError::OutOfRange(e.to_string())
+        }
+        other => ProofError::Store(other.into()),
+    }
+}
+
+/// Inclusion proof of leaf `index` in the tree of `tree_size` leaves (≤ the ledger's size).
+pub async fn inclusion(
+    conn: &mut PgConnection,
+    ledger_id: Uuid,
+    index: u64,
+    tree_size: u64,
+) -> Result<Inclusion, ProofError> {
+    let size = ledger_size(conn, ledger_id).await?;
+    if tree_size > size {
+        return Err(ProofError::OutOfRange(format!("tree_size {tree_size} is beyond the ledger size {size}")));
+    }
+    let mut ids = merkle::inclusion_proof_nodes(index, tree_size).map_err(range_err)?;
+    ids.push(merkle::NodeId::new(0, index));
+    ids.extend(merkle::root_nodes(tree_size));
+    let nodes = store::fetch_nodes(conn, ledger_id, &ids).await?;
+    let proof = merkle::inclusion_proof(&nodes, index, tree_size).map_err(range_err)?;
+    let root = merkle::root_from_source(&nodes, tree_size).map_err(range_err)?;
+    let leaf_hash = *nodes
+        .get(&merkle::NodeId::new(0, index))
+        .ok_or(ProofError::Store(StoreError::Merkle(MerkleError::MissingNode(merkle::NodeId::new(0, index)))))?;
+    Ok(Inclusion { leaf_hash, proof, root })
+}
+
+/// Consistency proof between tree sizes `from` ≤ `to` (≤ the ledger's size), with both roots.
+pub async fn consistency(
+    conn: &mut PgConnection,
+    ledger_id: Uuid,
+    from: u64,
+    to: u64,
+) -> Result<(Vec<Hash>, Hash, Hash), ProofError> {
+    let size = ledger_size(conn, ledger_id).await?;
+    if to > size {
+        return Err(ProofError::OutOfRange(format!("to {to} is beyond the ledger size {size}")));
+    }
+    let mut ids = merkle::consistency_proof_nodes(from, to).map_err(range_err)?;
+    ids.extend(merkle::root_nodes(from));
+    ids.extend(merkle::root_nodes(to));
+    let nodes = store::fetch_nodes(conn, ledger_id, &ids).await?;
+    let proof = merkle::consistency_proof(&nodes, from, to).map_err(range_err)?;
+    let old = merkle::root_from_source(&nodes, from).map_err(range_err)?;
+    let new = merkle::root_from_source(&nodes, to).map_err(range_err)?;
+    Ok((proof, old, new))
+}
+
+/// The latest signed checkpoint note of a visible ledger.
+pub async fn latest_checkpoint(conn: &mut PgConnection, ledger_id: Uuid) -> Result<(u64, String), ProofError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT tree_size, signed_note FROM audit_checkpoints WHERE ledger_id = $1 ORDER BY tree_size DESC LIMIT 1",
+    )
+    .bind(ledger_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|(s, n)| (s as u64, n)).ok_or(ProofError::UnknownLedger)
+}

@@ -1,0 +1,97 @@
+//! `custos import mongo`: resolve the organization, load the field keys, run the import,
+//! print the report (text or `--json`); exit 0 only when the report balances.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::CliError;
+use crate::crypto::Kek;
+use crate::db::{self, Claims};
+use crate::import::{self, Options};
+use crate::keys::RootKeys;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ImportSource {
+    /// A `mongoexport` directory: users.json, conversations.json, prescriptions.json,
+    /// activity_logs.json (one Extended JSON document per line).
+    Mongo(MongoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MongoArgs {
+    /// Directory holding the exported collection files.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The target organization: its id or its name.
+    #[arg(long)]
+    pub org: String,
+    /// Parse, validate and report without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Documents per batch (one transaction each); memory use follows it.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Where rejected documents go (NDJSON, mode 0600) [default: DIR/import-rejects.ndjson].
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Testing only: abort the process just before committing this batch (like kill -9).
+    #[arg(long, hide = true)]
+    pub crash_before_commit: Option<u64>,
+}
+
+pub async fn run(pool: &PgPool, keys: &RootKeys, args: MongoArgs) -> Result<(), CliError> {
+    if !args.dir.is_dir() {
+        return Err(CliError::Usage(format!("--dir {}: not a directory", args.dir.display())));
+    }
+    let org = resolve_org(pool, &args.org).await?;
+    let kek = Kek::from_bytes(*keys.kek.expose());
+    let crypto = crate::crypto::store::load(pool, &kek).await.map_err(anyhow::Error::from)?;
+    let opts = Options {
+        rejects: args.rejects.clone().unwrap_or_else(|| args.dir.join("import-rejects.ndjson")),
+        dir: args.dir,
+        org,
+        dry_run: args.dry_run,
+        batch_size: args.batch_size as usize,
+        quiet: false,
+        operator: operator(),
+        crash_before_commit: args.crash_before_commit,
+    };
+    let report = import::run(pool, &crypto, &opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("report")?);
+    } else {
+        print!("{}", report.render());
+    }
+    if report.balanced {
+        Ok(())
+    } else {
+        Err(CliError::Runtime(anyhow::anyhow!("the import report does not balance (see above)")))
+    }
+}
+
+/// The organization by id, or by name (case-insensitive).
+async fn resolve_org(pool: &PgPool, org: &str) -> Result<Uuid, CliError> {
+    // Organizations are invisible without claims; a narrow definer function resolves the name.
+    let mut tx = db::begin(pool, &Claims::system(None)).await.context("database")?;
+    let found: Option<Uuid> = sqlx::query_scalar("SELECT custos.organization_id($1)")
+        .bind(org)
+        .fetch_one(&mut *tx)
+        .await
+        .context("database")?;
+    tx.commit().await.context("database")?;
+    found.ok_or_else(|| CliError::Usage("--org: no such organization (create it with `custos bootstrap`)".into()))
+}
+
+/// The OS account running the command, as recorded in the audit event.
+fn operator() -> String {
+    let name = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok { name } else { "unknown".into() }
+}

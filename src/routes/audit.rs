@@ -1,0 +1,261 @@
+//! The ledger over HTTP: verifier keys, checkpoints, proofs, event listings, exports and the
+//! patient access report. Auditors and admins see their own organization's ledger (the ledger
+//! id is the organization id); patients see their own access report. RLS enforces the same.
+//!
+//! Handlers take any extractor that converts into [`Caller`], so the routes are wired to the
+//! identity issue's `AuthUser` with `configure::<AuthUser>` plus a `From<AuthUser> for Caller`.
+
+use actix_web::{FromRequest, HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::proofs::{self, ProofError};
+use crate::audit::query::{self, EventFilter};
+use crate::audit::signing::LedgerSigner;
+use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
+use crate::db::{ClaimRole, Claims};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The signed-in caller, as these routes need it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: Claims,
+    pub ctx: AuditContext,
+}
+
+impl Caller {
+    fn org(&self) -> Result<Uuid, ApiError> {
+        self.claims.org_id.ok_or(ApiError::Unauthorized)
+    }
+
+    /// Auditors and admins read their organization's ledger; nobody else does.
+    pub(crate) fn ledger_reader(&self, ledger: Uuid) -> Result<(), ApiError> {
+        match self.claims.role {
+            ClaimRole::Auditor | ClaimRole::Admin if self.claims.org_id == Some(ledger) => Ok(()),
+            ClaimRole::Auditor | ClaimRole::Admin => Err(ApiError::NotFound),
+            _ => Err(ApiError::Forbidden {
+                code: "audit_role_required",
+                message: "only auditors and admins read the audit ledger".into(),
+            }),
+        }
+    }
+}
+
+/// Registers the authenticated ledger routes with the app's user extractor `U`.
+pub fn configure<U>(cfg: &mut web::ServiceConfig)
+where
+    U: FromRequest + Into<Caller> + 'static,
+{
+    cfg.route("/v1/audit/checkpoint", web::get().to(checkpoint::<U>))
+        .route("/v1/audit/proofs/inclusion", web::get().to(inclusion::<U>))
+        .route("/v1/audit/proofs/consistency", web::get().to(consistency::<U>))
+        .route("/v1/audit/events", web::get().to(events::<U>))
+        .route("/v1/audit/export", web::get().to(super::audit_export::export::<U>))
+        .route("/v1/patients/{id}/access-report", web::get().to(access_report::<U>));
+}
+
+pub(crate) fn signer(state: &AppState) -> Result<LedgerSigner, ApiError> {
+    LedgerSigner::from_settings(&state.settings, &state.keys).map_err(ApiError::internal)
+}
+
+impl From<ProofError> for ApiError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::UnknownLedger => ApiError::NotFound,
+            ProofError::OutOfRange(m) => ApiError::validation("tree_size", m),
+            ProofError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// `GET /v1/audit/keys`: the checkpoint verifier keys (public; no authentication).
+pub async fn keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let s = signer(&state)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "origin": state.settings.ledger.origin,
+        "keys": s.verifiers().iter().map(|v| v.encode()).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LedgerQuery {
+    ledger: Uuid,
+}
+
+/// `GET /v1/audit/checkpoint?ledger=`: the latest signed note, as text/plain.
+async fn checkpoint<U: Into<Caller>>(
+    user: U,
+    state: web::Data<AppState>,
+    q: web::Query<LedgerQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = user.into();
+    caller.ledger_reader(q.ledger)?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let (_, note) = proofs::latest_checkpoint(&mut tx, q.ledger).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InclusionQuery {
+    ledger: Uuid,
+    index: u64,
+    tree_size: u64,
+}
+
+async fn inclusion<U: Into<Caller>>(
+    user: U,
+    state: web::Data<AppState>,
+    q: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = user.into();
+    caller.ledger_reader(q.ledger)?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let p = proofs::inclusion(&mut tx, q.ledger, q.index, q.tree_size).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "ledger": q.ledger, "index": q.index, "tree_size": q.tree_size,
+        "leaf_hash": B64.encode(p.leaf_hash), "root_hash": B64.encode(p.root),
+        "proof": p.proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsistencyQuery {
+    ledger: Uuid,
+    from: u64,
+    to: u64,
+}
+
+async fn consistency<U: Into<Caller>>(
+    user: U,
+    state: web::Data<AppState>,
+    q: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = user.into();
+    caller.ledger_reader(q.ledger)?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let (proof, old, new) = proofs::consistency(&mut tx, q.ledger, q.from, q.to).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "ledger": q.ledger, "from": q.from, "to": q.to,
+        "from_root": B64.encode(old), "to_root": B64.encode(new),
+        "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    ledger: Option<Uuid>,
+    patient: Option<Uuid>,
+    actor: Option<Uuid>,
+    action: Option<Action>,
+    outcome: Option<Outcome>,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    break_glass: Option<bool>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_cursor(c: Option<&str>) -> Result<Option<i64>, ApiError> {
+    c.map(|c| c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::validation("cursor", "invalid cursor")))
+        .transpose()
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=query::MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::validation("limit", format!("must be 1 to {}", query::MAX_PAGE))),
+    }
+}
+
+/// `GET /v1/audit/events`: filtered, cursor-paginated; the listing is itself audited.
+async fn events<U: Into<Caller>>(
+    user: U,
+    state: web::Data<AppState>,
+    q: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = user.into();
+    let ledger = q.ledger.map_or_else(|| caller.org(), Ok)?;
+    caller.ledger_reader(ledger)?;
+    let f = EventFilter {
+        patient: q.patient,
+        actor: q.actor,
+        action: q.action,
+        outcome: q.outcome,
+        from: q.from,
+        to: q.to,
+        break_glass: q.break_glass,
+        after: parse_cursor(q.cursor.as_deref())?,
+        limit: page_limit(q.limit)?,
+    };
+    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let rows = query::list_events(&mut tx, ledger, &f).await?;
+    let ev = AuditEvent::new(Action::Read, "audit_log", Outcome::Success).resource(ledger);
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    tx.commit().await?;
+    let next = (rows.len() as i64 == f.limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
+    let items: Vec<_> = rows.iter().map(formats::event_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/patients/{id}/access-report`: who accessed the record, when, what, as which role
+/// and (break-glass) why, each line with its ledger index. The patient themself or an admin.
+async fn access_report<U: Into<Caller>>(
+    user: U,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    q: web::Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = user.into();
+    let patient = path.into_inner();
+    let org = caller.org()?;
+    if !matches!(caller.claims.role, ClaimRole::Patient | ClaimRole::Admin) {
+        return Err(ApiError::Forbidden {
+            code: "access_report_forbidden",
+            message: "the access report is for the patient and their organization's admins".into(),
+        });
+    }
+    let (after, limit) = (parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)?);
+    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    if !query::patient_visible(&mut tx, patient).await? {
+        return Err(ApiError::NotFound);
+    }
+    let rows = query::access_report(&mut tx, org, patient, after, limit).await?;
+    let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    tx.commit().await?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let e = &r.event;
+            json!({
+                "ledger_id": r.ledger_id, "seq": r.seq, "occurred_at": e.occurred_at,
+                "actor_id": e.actor_id, "actor_role": e.actor_role, "action": e.action,
+                "resource_type": e.resource_type, "resource_ids": e.resource_ids, "outcome": e.outcome,
+                "break_glass": e.break_glass, "reason": if e.break_glass { e.reason.clone() } else { None },
+                "leaf_hash": B64.encode(&r.leaf_hash),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "patient_id": patient, "items": items, "next_cursor": next })))
+}
+
+impl From<crate::auth::extractor::AuthUser> for Caller {
+    fn from(user: crate::auth::extractor::AuthUser) -> Self {
+        Self { claims: user.claims(), ctx: user.audit_context() }
+    }
+}
