@@ -115,3 +115,56 @@ async fn a_closed_conversation_refuses_replies_and_messages_never_change() {
     }
     assert_eq!(count(&app, "SELECT count(*) FROM messages").await, 3);
 }
+
+/// A `multipart/form-data` body with one part; returns (Content-Type, body).
+fn form(part: &str, filename: &str, ctype: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "custos-test-boundary-7f3a";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; filename=\"{filename}\"\r\nContent-Type: {ctype}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn multipart_uploads_follow_the_same_rules_as_raw_ones() {
+    let app = spawn_app_with(&[("CUSTOS_ATTACHMENT_MAX_BYTES", "1024")]).await;
+    let w = world::build(&app).await;
+    let path = format!("/v1/patients/{}/attachments", w.p1);
+    let png = b"\x89PNG\r\n\x1a\n-multipart-".to_vec();
+
+    for (part, ctype, content, want) in [
+        ("file", "text/html", b"<p>x</p>".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("file", "image/png", vec![b'x'; 1025], StatusCode::PAYLOAD_TOO_LARGE),
+        ("upload", "image/png", png.clone(), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (t, body) = form(part, "x.png", ctype, &content);
+        assert_eq!(upload(&app, &w.pa1.token, &path, &t, body).await, want, "{part} {ctype}");
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM attachments").await, 0, "nothing stored");
+
+    let (t, body) = form("file", "elbow.png", "image/png", &png);
+    let resp = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&w.pa1.token)
+        .header("content-type", t)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let meta: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!((meta["filename"].as_str(), meta["content_type"].as_str()), (Some("elbow.png"), Some("image/png")));
+    let resp = app
+        .client
+        .get(app.url(&format!("/v1/attachments/{}", meta["id"].as_str().unwrap())))
+        .bearer_auth(&w.ca1.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), png);
+}
