@@ -35,6 +35,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub json_limit_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// How often a server re-reads `encryption_keys`, so new writes move to a rotated data
+    /// key (`CUSTOS_KEY_RELOAD_SECS`, 30). Start `custos keys rewrap` one interval after
+    /// `custos keys rotate`.
+    pub key_reload: Duration,
     pub log_filter: String,
     /// Sign-in, session and lockout rules.
     pub auth: AuthSettings,
@@ -194,6 +198,7 @@ impl Settings {
                 .unwrap_or_default(),
             json_limit_bytes: parse_num(&non_empty, "CUSTOS_JSON_LIMIT_BYTES", 256 * 1024, 1024, 64 << 20)?,
             shutdown_timeout: Duration::from_secs(parse_num(&non_empty, "CUSTOS_SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600)?),
+            key_reload: Duration::from_secs(parse_num(&non_empty, "CUSTOS_KEY_RELOAD_SECS", 30, 1, 3600)?),
             log_filter: non_empty("CUSTOS_LOG").unwrap_or_else(|| "info".into()),
             auth: AuthSettings::from_lookup(&non_empty)?,
             clinical: ClinicalSettings::from_lookup(&non_empty)?,

@@ -9,8 +9,10 @@
 //!
 //! Both run on the maintenance connection (the role that runs `custos migrate`, which must
 //! bypass RLS) and record a `key_management` event in the system ledger.
-//! Running servers load the key ring at start-up: restart them after `rotate` and before
-//! `rewrap`, so they can open values on the new version.
+//! Running servers re-read the keys every `CUSTOS_KEY_RELOAD_SECS` (30 s by default), and at
+//! once when they meet a value sealed under a version they have not loaded. Start `rewrap`
+//! one reload interval after `rotate`, so that no server still seals new values with the old
+//! key; `rewrap` goes round again until a pass finds nothing left to do, in case one did.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
@@ -65,6 +67,8 @@ pub struct RewrapReport {
     pub rewrapped: u64,
     /// Values that failed their integrity check (left untouched, reported).
     pub failed: u64,
+    /// Passes over every sealed column (the last one found nothing to rewrap).
+    pub passes: u32,
 }
 
 /// SQL: the 4-byte big-endian version header of a sealed value, as an integer.
@@ -83,7 +87,7 @@ pub async fn pending(pool: &PgPool, current: KeyVersion) -> anyhow::Result<u64> 
 
 /// Re-encrypts every sealed value to the newest key version, `batch` rows per transaction.
 pub async fn rewrap(pool: &PgPool, kek: &Kek, batch: i64, progress: bool) -> anyhow::Result<RewrapReport> {
-    let keyring = crate::crypto::store::load(pool, kek).await?.keyring;
+    let keyring = crate::crypto::store::load(pool, kek).await?.keyring.snapshot();
     let current = keyring.current_version();
     let total = pending(pool, current).await?;
     let bar = if progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
@@ -91,16 +95,32 @@ pub async fn rewrap(pool: &PgPool, kek: &Kek, batch: i64, progress: bool) -> any
         bar.set_style(style);
     }
     let mut report = RewrapReport::default();
-    for (table, column) in SEALED_COLUMNS {
-        bar.set_message(format!("{table}.{column}"));
-        let mut after = Uuid::nil();
-        loop {
-            let (n, last) = rewrap_batch(pool, &keyring, table, column, after, batch, &mut report).await?;
-            bar.inc(n);
-            match last {
-                Some(id) => after = id,
-                None => break,
+    // Passes until one rewraps nothing: a server that had not reloaded its keys yet may have
+    // sealed values under an older version behind the first pass. Values that fail their
+    // integrity check stay where they are; `failed` counts them once (the last pass).
+    for pass in 1u32.. {
+        let mut this = RewrapReport::default();
+        if pass > 1 {
+            let left = pending(pool, current).await?;
+            bar.inc_length(left);
+        }
+        for (table, column) in SEALED_COLUMNS {
+            bar.set_message(format!("{table}.{column}"));
+            let mut after = Uuid::nil();
+            loop {
+                let (n, last) = rewrap_batch(pool, &keyring, table, column, after, batch, &mut this).await?;
+                bar.inc(n);
+                match last {
+                    Some(id) => after = id,
+                    None => break,
+                }
             }
+        }
+        report.rewrapped += this.rewrapped;
+        report.failed = this.failed;
+        report.passes = pass;
+        if this.rewrapped == 0 {
+            break;
         }
     }
     bar.finish_with_message("done");

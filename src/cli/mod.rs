@@ -85,9 +85,11 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create a new data key version; new values are sealed with it.
+    /// Create a new data key version; new values are sealed with it once servers reload
+    /// their keys (every CUSTOS_KEY_RELOAD_SECS, 30 s by default).
     Rotate,
-    /// Re-encrypt every sealed value to the newest version (online, resumable).
+    /// Re-encrypt every sealed value to the newest version (online, resumable). Start it one
+    /// key reload interval after `rotate`; it repeats until a pass finds nothing left.
     Rewrap {
         /// Rows per transaction.
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=100_000))]
@@ -160,11 +162,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             match action {
                 KeysCommand::Rotate => {
                     let v = keys::rotate(&pool, &kek).await?;
-                    println!("data key version {v} created; restart servers, then run `custos keys rewrap`");
+                    println!(
+                        "data key version {v} created; running servers seal with it after their next key reload \
+                         (CUSTOS_KEY_RELOAD_SECS, default 30 s): run `custos keys rewrap` after that"
+                    );
                 }
                 KeysCommand::Rewrap { batch_size } => {
                     let r = keys::rewrap(&pool, &kek, batch_size, true).await?;
-                    println!("rewrapped {} values, {} failed", r.rewrapped, r.failed);
+                    println!("rewrapped {} values in {} passes, {} failed", r.rewrapped, r.passes, r.failed);
                     if r.failed > 0 {
                         return Err(CliError::Runtime(anyhow::anyhow!(
                             "{} values failed their integrity check",

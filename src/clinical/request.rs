@@ -10,11 +10,14 @@
 //!   outcome `denied` in a transaction of its own;
 //! - failure (integrity, internal): rolled back, recorded with outcome `error`.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::auth::AuthUser;
+use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole};
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -25,6 +28,8 @@ pub struct Req<'a> {
     tx: Transaction<'static, Postgres>,
     ctx: AuditContext,
     pub ev: AuditEvent,
+    /// A data key version met while opening that this server had not loaded (0: none).
+    unknown_key: AtomicU32,
 }
 
 impl<'a> Req<'a> {
@@ -36,7 +41,14 @@ impl<'a> Req<'a> {
         resource_type: &'static str,
     ) -> Result<Self, ApiError> {
         let (tx, ctx) = user.begin(&state.pool).await?;
-        Ok(Self { state, user, tx, ctx, ev: AuditEvent::new(action, resource_type, Outcome::Success) })
+        Ok(Self {
+            state,
+            user,
+            tx,
+            ctx,
+            ev: AuditEvent::new(action, resource_type, Outcome::Success),
+            unknown_key: AtomicU32::new(0),
+        })
     }
 
     /// The request's connection (inside its transaction).
@@ -82,7 +94,7 @@ impl<'a> Req<'a> {
     pub fn open(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<String, ApiError> {
         match self.state.crypto.keyring.open_string(table, column, id, stored) {
             Ok(text) => Ok(text.as_str().to_owned()),
-            Err(_) => Err(ApiError::Integrity { location: format!("{table}.{column}") }),
+            Err(e) => Err(self.open_failed(e, table, column)),
         }
     }
 
@@ -100,8 +112,27 @@ impl<'a> Req<'a> {
     pub fn open_bytes(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<Vec<u8>, ApiError> {
         match self.state.crypto.keyring.open(table, column, id, stored) {
             Ok(bytes) => Ok(bytes.to_vec()),
-            Err(_) => Err(ApiError::Integrity { location: format!("{table}.{column}") }),
+            Err(e) => Err(self.open_failed(e, table, column)),
         }
+    }
+
+    /// Any failure to open is an integrity error naming only the column; an unknown key
+    /// version is also noted, so the request can be retried once the keys are reloaded.
+    fn open_failed(&self, e: CryptoError, table: &str, column: &str) -> ApiError {
+        if let CryptoError::UnknownKeyVersion(v) = e {
+            self.unknown_key.store(v, Ordering::Relaxed);
+        }
+        ApiError::Integrity { location: format!("{table}.{column}") }
+    }
+
+    /// The data key version this request could not open values with, if any.
+    pub fn unknown_key_version(&self) -> Option<KeyVersion> {
+        KeyVersion::try_from(self.unknown_key.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Rolls back without recording anything: the request is about to be run again.
+    pub async fn abandon(self) {
+        let _ = self.tx.rollback().await;
     }
 
     /// Records the event and commits on success; records a denied/error event on failure.

@@ -91,9 +91,23 @@ impl Claims {
 
 /// Begins a transaction running as `custos_app` with `claims`.
 pub async fn begin(pool: &PgPool, claims: &Claims) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    set_claims(&mut tx, claims).await?;
-    Ok(tx)
+    pool.begin_with(sqlx::AssertSqlSafe(begin_sql(claims))).await
+}
+
+/// `BEGIN` and the claims as one simple query. The simple protocol has no bind parameters,
+/// so the values are spliced in — safe only because every one of them is a UUID (hex and
+/// dashes, from `Uuid`'s `Display`) or one of [`ClaimRole::as_str`]'s fixed words.
+fn begin_sql(claims: &Claims) -> String {
+    let opt = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
+    format!(
+        "BEGIN; SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
+         set_config('custos.org_id', '{}', true), set_config('custos.role', '{}', true), \
+         set_config('custos.request_id', '{}', true)",
+        opt(claims.user_id),
+        opt(claims.org_id),
+        claims.role.as_str(),
+        opt(claims.request_id)
+    )
 }
 
 /// Sets (or replaces, within the same transaction) the role and claims.
@@ -111,4 +125,21 @@ pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Resul
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_sql_splices_only_uuids_and_fixed_words() {
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let sql = begin_sql(&Claims::user(id, id, ClaimRole::Clinician, None));
+        assert!(sql.starts_with("BEGIN; SELECT set_config('role', 'custos_app', true)"), "{sql}");
+        assert!(sql.contains("'custos.user_id', '01234567-89ab-cdef-0123-456789abcdef', true"), "{sql}");
+        assert!(sql.contains("'custos.role', 'clinician', true"), "{sql}");
+        assert!(sql.contains("'custos.request_id', '', true"), "{sql}");
+        let anon = begin_sql(&Claims::anonymous(None));
+        assert!(anon.contains("'custos.user_id', '', true") && anon.contains("'custos.role', '', true"), "{anon}");
+    }
 }

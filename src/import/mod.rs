@@ -158,7 +158,7 @@ pub async fn run(pool: &PgPool, crypto: &FieldCrypto, opts: &Options) -> anyhow:
         None => own.insert(db::begin(pool, &claims).await.context("database")?),
     };
     run.report.sealed_sample =
-        report::verify_samples(conn, &crypto.keyring, &run.sealer.samples).await.context("database")?;
+        report::verify_samples(conn, &crypto.keyring.snapshot(), &run.sealer.samples).await.context("database")?;
     run.report.orphans = report::orphans(conn, opts.org, SOURCE).await.context("database")?;
     let (expected, actual) = (std::mem::take(&mut run.expected), std::mem::take(&mut run.actual));
     run.report.elapsed_seconds = clock.elapsed().as_secs_f64();

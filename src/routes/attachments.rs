@@ -1,5 +1,6 @@
-//! Attachments: raw-body upload (`Content-Type` + `?filename=`), metadata list, download
-//! with the checksum re-checked and returned in `X-Checksum-SHA256`.
+//! Attachments: upload as a raw body (`Content-Type` + `?filename=`) or as
+//! `multipart/form-data` (one part named `file`, its own filename and type), metadata list,
+//! download with the checksum re-checked and returned in `X-Checksum-SHA256`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -31,11 +32,19 @@ async fn read_upload(
     q: &UploadQuery,
     mut body: web::Payload,
 ) -> Result<(String, String, Vec<u8>), ApiError> {
-    let ctype = att::content_type(req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
-    let name = att::filename(q.filename.as_deref())?;
+    let header_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let max = state.settings.clinical.attachment_max_bytes;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if header_type.is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("multipart/form-data")) {
+        // The multipart framing adds a few hundred bytes around the file itself.
+        if declared.is_some_and(|n| n > max.saturating_add(MULTIPART_OVERHEAD)) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        return read_multipart(req, q, body, max).await;
+    }
+    let ctype = att::content_type(header_type)?;
+    let name = att::filename(q.filename.as_deref())?;
     if declared.is_some_and(|n| n > max) {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -50,8 +59,43 @@ async fn read_upload(
     Ok((ctype, name, bytes))
 }
 
+/// Room for boundaries and part headers on top of the file limit.
+const MULTIPART_OVERHEAD: usize = 16 * 1024;
+
+/// `multipart/form-data` with one part named `file`: its type must be on the allow-list, its
+/// filename (or `?filename=`, which wins) names the attachment; other parts are refused.
+async fn read_multipart(
+    req: &HttpRequest,
+    q: &UploadQuery,
+    body: web::Payload,
+    max: usize,
+) -> Result<(String, String, Vec<u8>), ApiError> {
+    let malformed = || ApiError::BadRequest("malformed multipart body".into());
+    let mut form = actix_multipart::Multipart::new(req.headers(), body);
+    let mut file: Option<(String, String, Vec<u8>)> = None;
+    while let Some(part) = form.next().await {
+        let mut part = part.map_err(|_| malformed())?;
+        if part.name() != Some("file") || file.is_some() {
+            return Err(ApiError::validation("file", "send exactly one part, named file"));
+        }
+        let ctype = att::content_type(part.content_type().map(|m| m.essence_str()))?;
+        let part_name = part.content_disposition().and_then(|d| d.get_filename()).map(str::to_owned);
+        let name = att::filename(q.filename.as_deref().or(part_name.as_deref()))?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = part.next().await {
+            let chunk = chunk.map_err(|_| malformed())?;
+            if bytes.len() + chunk.len() > max {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        file = Some((ctype, name, bytes));
+    }
+    file.ok_or_else(|| ApiError::validation("file", "send exactly one part, named file"))
+}
+
 #[utoipa::path(post, path = "/v1/patients/{id}/attachments", tag = "attachments", params(("id" = Uuid, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "raw file; Content-Type from the allow-list"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "raw file with its Content-Type from the allow-list, or multipart/form-data with one part named `file`"),
     responses((status = 201, body = att::Attachment), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upload_to_patient(

@@ -13,15 +13,27 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 
 /// Runs `f` inside an audited request as `user`.
+///
+/// If `f` met a value sealed under a data key version this server has not loaded (another
+/// server already writes with a rotated key), the keys are reloaded and, if that made the
+/// version available, `f` runs once more in a fresh transaction; the first attempt is rolled
+/// back unrecorded, so the request still leaves exactly one audit event.
 pub async fn audited<'a, T>(
     state: &'a AppState,
     user: &'a AuthUser,
     action: Action,
     resource_type: &'static str,
-    f: impl AsyncFnOnce(&mut Req<'a>) -> Result<T, ApiError>,
+    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let mut req = Req::begin(state, user, action, resource_type).await?;
-    let result = f(&mut req).await;
+    let mut result = f(&mut req).await;
+    if let (Err(_), Some(version)) = (&result, req.unknown_key_version())
+        && state.crypto.keyring.reload_for(version).await
+    {
+        req.abandon().await;
+        req = Req::begin(state, user, action, resource_type).await?;
+        result = f(&mut req).await;
+    }
     req.finish(result).await
 }
 

@@ -88,3 +88,75 @@ async fn every_sealed_column_of_the_schema_is_rewrapped() {
         SEALED_COLUMNS.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect();
     assert_eq!(catalog, listed);
 }
+
+/// The version header of a stored allergy reaction.
+async fn reaction_version(app: &crate::common::TestApp, id: &str) -> KeyVersion {
+    let v: Vec<u8> = sqlx::query_scalar("SELECT reaction_enc FROM allergies WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    Keyring::sealed_version(&v).unwrap()
+}
+
+#[tokio::test]
+async fn a_running_server_opens_values_under_a_rotated_key_and_then_seals_with_it() {
+    // The periodic reload is far away: only the on-demand reload can make this pass.
+    let app = crate::common::spawn_app_with(&[("CUSTOS_KEY_RELOAD_SECS", "3600")]).await;
+    let w = world::build(&app).await;
+    let p = w.p1;
+    let allergy = |substance: &str| json!({ "substance": substance, "reaction": format!("{substance} rash"), "severity": "mild" });
+    let (_, a1) = call(&app, "POST", &format!("/v1/patients/{p}/allergies"), &w.ca1, Some(allergy("oats"))).await;
+    let a1 = a1["id"].as_str().unwrap().to_owned();
+    assert_eq!(reaction_version(&app, &a1).await, KeyVersion::FIRST);
+
+    // Rotate and rewrap elsewhere (another server's operator): every value is now on v2,
+    // which this server has never loaded.
+    let kek = Kek::from_bytes(*app.keys.kek.expose());
+    let v2 = custos::cli::keys::rotate(&app.pool, &kek).await.unwrap();
+    let report = custos::cli::keys::rewrap(&app.pool, &kek, 100, false).await.unwrap();
+    assert!(report.rewrapped > 0 && report.failed == 0, "{report:?}");
+    assert_eq!(reaction_version(&app, &a1).await, v2);
+
+    let (s, chart) = call(&app, "GET", &format!("/v1/patients/{p}"), &w.ca1, None).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{chart}");
+    assert_eq!(chart["allergies"][0]["reaction"], "oats rash");
+    let (_, a2) = call(&app, "POST", &format!("/v1/patients/{p}/allergies"), &w.ca1, Some(allergy("rye"))).await;
+    assert_eq!(reaction_version(&app, a2["id"].as_str().unwrap()).await, v2, "new writes use the reloaded key");
+
+    // One event per request, the retried read included.
+    let reads: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_inbox WHERE actor_id = $1 AND resource_type = 'chart' AND action = 'read'",
+    )
+    .bind(w.ca1.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(reads, 1);
+}
+
+#[tokio::test]
+async fn servers_move_new_writes_to_the_newest_key_within_one_reload_interval() {
+    let app = crate::common::spawn_app_with(&[("CUSTOS_KEY_RELOAD_SECS", "1")]).await;
+    let w = world::build(&app).await;
+    let p = w.p1;
+    let kek = Kek::from_bytes(*app.keys.kek.expose());
+    let v2 = custos::cli::keys::rotate(&app.pool, &kek).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (s, a) = call(
+        &app,
+        "POST",
+        &format!("/v1/patients/{p}/allergies"),
+        &w.ca1,
+        Some(json!({ "substance": "soy", "reaction": "hives", "severity": "mild" })),
+    )
+    .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{a}");
+    assert_eq!(reaction_version(&app, a["id"].as_str().unwrap()).await, v2);
+    // Nothing was rewrapped yet: old values still open under version 1 after the reload.
+    let (s, chart) = call(&app, "GET", &format!("/v1/patients/{p}"), &w.ca1, None).await;
+    assert_eq!((s, chart["given_name"].as_str()), (reqwest::StatusCode::OK, Some("Pat")), "{chart}");
+    let report = custos::cli::keys::rewrap(&app.pool, &kek, 100, false).await.unwrap();
+    assert_eq!((report.failed, report.passes), (0, 2), "one pass that rewraps, one that finds nothing");
+    assert_eq!(custos::cli::keys::pending(&app.pool, v2).await.unwrap(), 0);
+}

@@ -1,6 +1,8 @@
 //! The clinical API over HTTP: access matrix, rules, encryption at rest, audit completeness.
 
 mod audit;
+mod cases;
+mod done_when;
 mod encryption;
 mod flow;
 mod keys;

@@ -1,0 +1,348 @@
+//! Chart-read benchmark: what do HTTP, JWT, the session check, RLS, decryption and JSON cost
+//! on top of the database work of an audited chart read?
+//!
+//! Run (release build, needs the local PostgreSQL the tests use and `pgbench` on the PATH):
+//!
+//! ```text
+//! cargo bench --bench chart_reads
+//! ```
+//!
+//! On a fresh database it starts the real server in-process (default settings: actix workers
+//! = CPUs, `CUSTOS_DB_MAX_CONNECTIONS` pooled connections), creates a clinician and, through
+//! the API, a patient whose chart holds medical info, 10 allergies, 10 medications, 10
+//! history rows and 3 prescriptions. Then, for each concurrency (8 and 32 clients):
+//! 1. baseline: `pgbench` (prepared statements, same concurrency, as the superuser so no RLS)
+//!    runs the chart's SELECTs and the audit INSERT in one transaction;
+//! 2. `GET /v1/patients/{id}` from as many keep-alive HTTP clients, each with its own session.
+//!
+//! Each phase runs `BENCH_SECS` (default 20) after a short warm-up, and prints requests/s,
+//! p50/p99 and the ratio to the baseline. `BENCH_RLS=1` adds a third measurement: the same
+//! pgbench script as `custos_app` with the clinician's claims, i.e. the database's share of
+//! the overhead (RLS policy functions) without any of the application's. The load generator shares the machine with the
+//! server and PostgreSQL, as pgbench does; read the load average it prints before comparing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use custos::auth::tokens::JwtKeys;
+use custos::clock::Clock;
+use custos::config::Settings;
+use custos::crypto::{BlindIndexKind, Kek};
+use custos::keys::RootKeys;
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+const CONCURRENCY: [usize; 2] = [8, 32];
+const ROWS: usize = 10;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let admin_url = std::env::var("CUSTOS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("custos_bench_{}", Uuid::new_v4().simple());
+    let admin: sqlx::postgres::PgConnectOptions = admin_url.parse()?;
+    let mut conn = PgConnection::connect_with(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    let db = admin.clone().database(&name);
+    let result = run(db.to_url_lossy().to_string(), &db).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
+    result
+}
+
+struct Fixture {
+    base: String,
+    patient: Uuid,
+    clinician: Uuid,
+    org: Uuid,
+    /// One token per client, each on its own session (as real clients would be).
+    tokens: Vec<String>,
+}
+
+async fn run(url: String, db: &sqlx::postgres::PgConnectOptions) -> anyhow::Result<()> {
+    let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let with_rls = std::env::var("BENCH_RLS").is_ok_and(|v| v == "1");
+    let settings = Settings::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(url.clone()),
+        "CUSTOS_BIND" => Some("127.0.0.1:0".into()),
+        "CUSTOS_LOG" => Some("warn".into()),
+        _ => std::env::var(k).ok(),
+    })?;
+    let db_url = settings.database_url.clone().ok_or_else(|| anyhow::anyhow!("DATABASE_URL"))?;
+    let pool_size = settings.db_max_connections;
+    let pool = custos::db::connect(&db_url, pool_size).await?;
+    custos::db::migrate::run(&pool).await?;
+    let keys = RootKeys::random();
+    let app =
+        custos::startup::Application::build_with_clock(settings, pool.clone(), keys.clone(), Arc::new(Clock::system()))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let fx = seed(&pool, &keys, base, *CONCURRENCY.iter().max().unwrap_or(&32)).await?;
+
+    println!(
+        "chart reads: GET /v1/patients/{{id}} ({ROWS} allergies, {ROWS} medications, {ROWS} history rows, 3 prescriptions), \
+         {} CPUs, pool {pool_size}, {secs} s per phase",
+        std::thread::available_parallelism()?.get()
+    );
+    println!("load average before: {}", loadavg());
+    for c in CONCURRENCY {
+        let base = pgbench(db, &fx, c, secs, false)?;
+        let rls = if with_rls { Some(pgbench(db, &fx, c, secs, true)?) } else { None };
+        let http = http(&fx, c, secs).await?;
+        println!(
+            "  {c:>2} clients  pgbench            {:>7.0} tx/s   p50 {:>6.2} ms  p99 {:>6.2} ms",
+            base.rate, base.p50, base.p99
+        );
+        if let Some(rls) = rls {
+            println!(
+                "  {c:>2} clients  pgbench, RLS on    {:>7.0} tx/s   p50 {:>6.2} ms  p99 {:>6.2} ms  ratio {:.2}",
+                rls.rate,
+                rls.p50,
+                rls.p99,
+                rls.rate / base.rate
+            );
+        }
+        println!(
+            "  {c:>2} clients  GET /v1/patients/{{id}} {:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ratio {:.2}",
+            http.rate,
+            http.p50,
+            http.p99,
+            http.rate / base.rate
+        );
+    }
+    println!("load average after: {}", loadavg());
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A clinician with one live, MFA-verified session per client (inserted directly, as the
+/// tests do), and a patient whose chart is filled through the API.
+async fn seed(pool: &PgPool, keys: &RootKeys, base: String, sessions: usize) -> anyhow::Result<Fixture> {
+    let kek = Kek::from_bytes(*keys.kek.expose());
+    let fc = custos::crypto::store::load(pool, &kek).await?;
+    let org: Uuid =
+        sqlx::query_scalar("INSERT INTO organizations (name) VALUES ('Bench') RETURNING id").fetch_one(pool).await?;
+    let clinician = Uuid::now_v7();
+    let email = "doc@bench.example";
+    sqlx::query(
+        "INSERT INTO users (id, org_id, role, email_enc, email_bidx, password_hash) \
+         VALUES ($1, $2, 'clinician', $3, $4, '$argon2id$bench')",
+    )
+    .bind(clinician)
+    .bind(org)
+    .bind(fc.keyring.seal_str("users", "email_enc", clinician, email)?)
+    .bind(&fc.blind.index(BlindIndexKind::Email, email)[..])
+    .execute(pool)
+    .await?;
+    let jwt = JwtKeys::from_seed(keys.jwt_signing.expose(), "custos", "custos-api")?;
+    let now = chrono::Utc::now().timestamp();
+    let mut tokens = Vec::new();
+    for _ in 0..sessions {
+        let sid: Uuid = sqlx::query_scalar(
+            "INSERT INTO sessions (org_id, user_id, mfa_verified, expires_at) \
+             VALUES ($1, $2, true, now() + interval '4 hours') RETURNING id",
+        )
+        .bind(org)
+        .bind(clinician)
+        .fetch_one(pool)
+        .await?;
+        tokens.push(jwt.issue(&jwt.claims(clinician, sid, org, "clinician", now, 3600))?);
+    }
+
+    let client = reqwest::Client::new();
+    let token = tokens[0].clone();
+    let post = async |path: String, body: Value| -> anyhow::Result<Value> {
+        let r = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body).send().await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        anyhow::ensure!(status.is_success(), "POST {path}: {status} {body}");
+        Ok(body)
+    };
+    let patient = post(
+        "/v1/patients".into(),
+        json!({ "mrn": "BENCH-1", "given_name": "Bench", "family_name": "Patient", "birth_date": "1970-01-01",
+                "sex": "female", "phone": "+1 555 0100", "email": "bench@mail.example", "address": "1 Main St" }),
+    )
+    .await?;
+    let p: Uuid = patient["id"].as_str().unwrap_or_default().parse()?;
+    let put = client
+        .put(format!("{base}/v1/patients/{p}/medical-info"))
+        .bearer_auth(&token)
+        .json(&json!({ "blood_type": "A+", "height_cm": 170, "weight_kg": 70, "emergency_contact": "Sam, 555 0101" }))
+        .send()
+        .await?;
+    anyhow::ensure!(put.status().is_success(), "medical info: {}", put.status());
+    for i in 0..ROWS {
+        post(
+            format!("/v1/patients/{p}/allergies"),
+            json!({ "substance": format!("substance {i}"), "reaction": "hives and itching", "severity": "moderate" }),
+        )
+        .await?;
+        post(
+            format!("/v1/patients/{p}/medications"),
+            json!({ "name": format!("drug {i}"), "dose": 10, "unit": "mg", "route": "oral", "frequency": "daily",
+                    "start_date": "2024-01-01", "notes": "take with food" }),
+        )
+        .await?;
+        post(
+            format!("/v1/patients/{p}/history"),
+            json!({ "icd10_code": "E11.9", "description": format!("diagnosis {i}"), "diagnosed_on": "2023-05-01",
+                    "notes": "diet and exercise first" }),
+        )
+        .await?;
+    }
+    for i in 0..3 {
+        post(
+            format!("/v1/patients/{p}/prescriptions"),
+            json!({ "medication": format!("rx {i}"), "dose": "500 mg", "quantity": 30, "refills_allowed": 2,
+                    "instructions": "one tablet twice daily" }),
+        )
+        .await?;
+    }
+    Ok(Fixture { base, patient: p, clinician, org, tokens })
+}
+
+struct Figures {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn percentiles(mut lat_ms: Vec<f64>, elapsed: Duration) -> Figures {
+    lat_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        let i = ((lat_ms.len() as f64 - 1.0) * p).round() as usize;
+        lat_ms.get(i).copied().unwrap_or(0.0)
+    };
+    Figures { rate: lat_ms.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.50), p99: pct(0.99) }
+}
+
+/// The chart's database work, as the request runs it (src/clinical/{patients,chart,
+/// allergies,medications,history,prescriptions}.rs, src/audit/writer.rs), minus RLS.
+const PGBENCH_SCRIPT: &str = r"BEGIN;
+SELECT id, user_id, mrn_enc, given_name_enc, family_name_enc, birth_date_enc, sex::text AS sex, phone_enc, email_enc, address_enc, created_at FROM patients WHERE id = CAST(:pid AS uuid);
+SELECT id, blood_type::text, height_cm::float8, weight_kg::float8, emergency_contact_enc FROM patient_medical_info WHERE patient_id = CAST(:pid AS uuid);
+SELECT id, patient_id, substance, reaction_enc, severity::text AS severity, status::text AS status, created_at FROM allergies WHERE patient_id = CAST(:pid AS uuid) AND (NOT true OR status = 'active') AND (CAST(NULL AS timestamptz) IS NULL) ORDER BY created_at, id LIMIT 101;
+SELECT id, patient_id, name, dose::float8 AS dose, unit, route::text AS route, frequency, start_date, end_date, status::text AS status, notes_enc, created_at FROM medications WHERE patient_id = CAST(:pid AS uuid) AND (NOT true OR status = 'active') AND (CAST(NULL AS timestamptz) IS NULL) ORDER BY created_at, id LIMIT 101;
+SELECT id, patient_id, icd10_code, description, diagnosed_on, resolved_on, notes_enc, created_at FROM medical_history WHERE patient_id = CAST(:pid AS uuid) AND (CAST(NULL AS timestamptz) IS NULL) ORDER BY created_at, id LIMIT 101;
+SELECT id, patient_id, prescriber_id, medication, dose, quantity, refills_allowed, refills_used, instructions_enc, issued_at, expires_at, (CASE WHEN status = 'active' AND expires_at <= now() THEN 'expired' ELSE status::text END) AS status, cancelled_at, created_at FROM prescriptions WHERE patient_id = CAST(:pid AS uuid) AND (NOT true OR (status = 'active' AND expires_at > now())) AND (CAST(NULL AS timestamptz) IS NULL) ORDER BY created_at, id LIMIT 101;
+INSERT INTO audit_inbox (event_id, occurred_at, org_id, actor_id, actor_role, action, resource_type, resource_ids, patient_id, outcome, request_id, client_ip, user_agent, reason, break_glass, imported) VALUES (gen_random_uuid(), clock_timestamp(), CAST(:org AS uuid), CAST(:uid AS uuid), 'clinician', 'read', 'chart', ARRAY[:pid], CAST(:pid AS uuid), 'success', gen_random_uuid(), '127.0.0.1', 'bench', NULL, false, false);
+COMMIT;
+";
+
+/// Claims as the request transaction sets them (src/db/tx.rs), for the `BENCH_RLS=1` run.
+const PGBENCH_CLAIMS: &str = "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', :uid, true), \
+    set_config('custos.org_id', :org, true), set_config('custos.role', 'clinician', true), \
+    set_config('custos.request_id', :rid, true);\n";
+
+fn pgbench(
+    db: &sqlx::postgres::PgConnectOptions,
+    fx: &Fixture,
+    clients: usize,
+    secs: u64,
+    rls: bool,
+) -> anyhow::Result<Figures> {
+    let dir = std::env::temp_dir().join(format!("custos_pgbench_{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("chart.sql");
+    let text = if rls {
+        // Same script, run as the app role with the clinician's claims; the audit row then
+        // has to carry the claimed request id, as the inbox policy demands.
+        PGBENCH_SCRIPT
+            .replacen("BEGIN;\n", &format!("BEGIN;\n{PGBENCH_CLAIMS}"), 1)
+            .replace("'success', gen_random_uuid()", "'success', CAST(:rid AS uuid)")
+    } else {
+        PGBENCH_SCRIPT.to_owned()
+    };
+    std::fs::write(&script, text)?;
+    let threads = clients.min(std::thread::available_parallelism()?.get()).to_string();
+    let common = |secs: u64, log: bool| {
+        let mut cmd = std::process::Command::new("pgbench");
+        cmd.current_dir(&dir)
+            .args(["-n", "-M", "prepared", "-h", db.get_host(), "-p", &db.get_port().to_string()])
+            .args(["-U", db.get_username(), "-c", &clients.to_string(), "-j", &threads])
+            .args(["-T", &secs.to_string(), "-f"])
+            .arg(&script)
+            .args(["-D", &format!("pid={}", fx.patient), "-D", &format!("uid={}", fx.clinician)])
+            .args(["-D", &format!("org={}", fx.org), "-D", &format!("rid={}", Uuid::nil())]);
+        if log {
+            cmd.args(["-l", "--log-prefix", "tx"]);
+        }
+        cmd.arg(db.get_database().unwrap_or("postgres"));
+        cmd
+    };
+    let warm = common(2, false).output().map_err(|e| anyhow::anyhow!("running pgbench: {e} (install it)"))?;
+    anyhow::ensure!(warm.status.success(), "pgbench: {}", String::from_utf8_lossy(&warm.stderr));
+    let started = Instant::now();
+    let out = common(secs, true).output()?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(out.status.success(), "pgbench: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Per-transaction log lines: client_id tx_no latency_us script_no epoch_s epoch_us.
+    let mut lat = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("tx.")) {
+            for line in std::fs::read_to_string(&path)?.lines() {
+                if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse::<f64>().ok()) {
+                    lat.push(us / 1000.0);
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut fig = percentiles(lat, elapsed);
+    // pgbench's own rate excludes connection set-up; prefer it when present.
+    if let Some(tps) = stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        fig.rate = tps;
+    }
+    Ok(fig)
+}
+
+async fn http(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result<Figures> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let url = format!("{}/v1/patients/{}", fx.base, fx.patient);
+    let phase = |d: Duration| {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..clients {
+            let (client, url, token) = (client.clone(), url.clone(), fx.tokens[i % fx.tokens.len()].clone());
+            set.spawn(async move {
+                let mut lat = Vec::new();
+                let started = Instant::now();
+                while started.elapsed() < d {
+                    let t = Instant::now();
+                    let r = client.get(&url).bearer_auth(&token).send().await?;
+                    let status = r.status();
+                    let body = r.bytes().await?;
+                    anyhow::ensure!(status.is_success(), "chart read: {status}");
+                    anyhow::ensure!(body.len() > 1000, "chart too small");
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                Ok::<Vec<f64>, anyhow::Error>(lat)
+            });
+        }
+        async move {
+            let started = Instant::now();
+            let mut all = Vec::new();
+            while let Some(r) = set.join_next().await {
+                all.extend(r??);
+            }
+            Ok::<(Vec<f64>, Duration), anyhow::Error>((all, started.elapsed()))
+        }
+    };
+    phase(Duration::from_secs(2)).await?;
+    let (lat, elapsed) = phase(Duration::from_secs(secs)).await?;
+    Ok(percentiles(lat, elapsed))
+}
