@@ -1,6 +1,10 @@
 //! Reads the import needs inside a batch's transaction: which documents are already mapped,
 //! the new ids (and roles, patients) of referenced documents, and the rows that exist for a
 //! batch's documents (the embedded-items check). All by `legacy_id_map`, one query each.
+//!
+//! These run as unnamed (not cached) statements, so every batch is planned for the tables as
+//! they are now: they grow from nothing during an import, and a plan cached while they were
+//! small (a generic plan, chosen after a few executions) scans what later holds 100k rows.
 
 use std::collections::HashMap;
 
@@ -29,6 +33,7 @@ pub async fn mapped(
     .bind(collection)
     .bind(run_started)
     .bind(ids)
+    .persistent(false)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(l, n, this_run)| (l, (n, this_run))).collect())
@@ -68,7 +73,7 @@ pub async fn refs(
             }
         };
         let rows: Vec<(String, Uuid, Option<String>, Option<Uuid>)> =
-            sqlx::query_as(sql).bind(org).bind(source).bind(&ids).fetch_all(&mut *conn).await?;
+            sqlx::query_as(sql).bind(org).bind(source).bind(&ids).persistent(false).fetch_all(&mut *conn).await?;
         for (legacy, new_id, role, patient_id) in rows {
             out.insert((coll, legacy), RefInfo { new_id, role, patient_id });
         }
@@ -120,7 +125,7 @@ pub async fn actual(
         _ => return Ok(out),
     };
     let row: (i64, i64, i64, i64, i64, i64) =
-        sqlx::query_as(sql).bind(org).bind(source).bind(ids).fetch_one(conn).await?;
+        sqlx::query_as(sql).bind(org).bind(source).bind(ids).persistent(false).fetch_one(conn).await?;
     let values = [row.0, row.1, row.2, row.3, row.4, row.5];
     for (t, v) in tables.iter().zip(values) {
         out.insert(t, u64::try_from(v).unwrap_or(0));
