@@ -7,12 +7,14 @@
 --   custos_ledger_owner  owns audit_log and audit_checkpoints; NOLOGIN, so nobody acts as it.
 --   custos_auth_lookup, custos_invite_redeemer  own the narrow SECURITY DEFINER functions of
 --                        the pre-authentication steps (policies/30_rls_identity.sql); NOLOGIN.
+--   custos_access_check  owns the per-row access predicates (policies/10_access_functions.sql);
+--                        NOLOGIN, reads only the columns an access decision needs.
 DO $$
 DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['custos_app', 'custos_sequencer', 'custos_auditor', 'custos_ledger_owner',
-                             'custos_auth_lookup', 'custos_invite_redeemer'] LOOP
+                             'custos_auth_lookup', 'custos_invite_redeemer', 'custos_access_check'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT', r);

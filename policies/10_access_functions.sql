@@ -1,51 +1,91 @@
--- Access predicates shared by the policies. They are plpgsql (never inlined) and SECURITY
--- INVOKER: the tables they read are themselves under RLS for the calling role, which is what
--- keeps them honest, and being opaque to the rewriter lets policies of different tables refer
--- to each other without "infinite recursion detected in policy".
--- Tables are schema-qualified so a caller's search_path cannot redirect them.
+-- Access predicates shared by the policies. They are plpgsql (never inlined): being opaque to
+-- the rewriter lets policies of different tables refer to each other without "infinite
+-- recursion detected in policy".
+--
+-- They run for every row a policy checks, so they are built to be cheap: SECURITY DEFINER,
+-- owned by the NOLOGIN role custos_access_check, which may read only the columns an access
+-- decision needs (care-team membership, break-glass grants, a patient's account link) through
+-- the `USING (true)` policies below — no superuser, no BYPASSRLS, and no nested RLS
+-- evaluation per row. Each function filters by the caller's claims itself (user, org, role),
+-- so it answers only "may *the caller* reach this patient". search_path is pinned and every
+-- table is schema-qualified, so a caller cannot redirect a name.
+GRANT USAGE ON SCHEMA public, custos TO custos_access_check;
+GRANT SELECT (org_id, patient_id, clinician_id) ON care_team_members TO custos_access_check;
+GRANT SELECT (org_id, patient_id, clinician_id, revoked_at, expires_at) ON break_glass_grants TO custos_access_check;
+GRANT SELECT (id, org_id, user_id) ON patients TO custos_access_check;
+DROP POLICY IF EXISTS care_team_access_check ON care_team_members;
+CREATE POLICY care_team_access_check ON care_team_members FOR SELECT TO custos_access_check USING (true);
+DROP POLICY IF EXISTS break_glass_access_check ON break_glass_grants;
+CREATE POLICY break_glass_access_check ON break_glass_grants FOR SELECT TO custos_access_check USING (true);
+DROP POLICY IF EXISTS patients_access_check ON patients;
+CREATE POLICY patients_access_check ON patients FOR SELECT TO custos_access_check USING (true);
+
+-- The one patient the transaction is scoped to, if any (src/db/tx.rs, `Claims::patient_scope`).
+CREATE OR REPLACE FUNCTION custos.patient_scope() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT nullif(current_setting('custos.patient_id', true), '')::uuid $$;
 
 -- The calling patient's own record.
 CREATE OR REPLACE FUNCTION custos.is_own_patient(pid uuid) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN EXISTS (SELECT 1 FROM public.patients p
-                   WHERE p.id = pid AND p.user_id = custos.user_id());
+    RETURN custos.role() = 'patient'
+        AND EXISTS (SELECT 1 FROM public.patients p
+                    WHERE p.id = pid AND p.org_id = custos.org_id() AND p.user_id = custos.user_id());
 END $$;
 
 -- The calling clinician is on the patient's care team, or holds a live break-glass grant.
 CREATE OR REPLACE FUNCTION custos.clinician_has_access(pid uuid) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN EXISTS (SELECT 1 FROM public.care_team_members c
-                   WHERE c.patient_id = pid AND c.clinician_id = custos.user_id())
-        OR EXISTS (SELECT 1 FROM public.break_glass_grants g
-                   WHERE g.patient_id = pid AND g.clinician_id = custos.user_id()
-                     AND g.revoked_at IS NULL AND g.expires_at > now());
+    RETURN custos.role() = 'clinician'
+        AND (EXISTS (SELECT 1 FROM public.care_team_members c
+                     WHERE c.patient_id = pid AND c.clinician_id = custos.user_id() AND c.org_id = custos.org_id())
+             OR EXISTS (SELECT 1 FROM public.break_glass_grants g
+                        WHERE g.patient_id = pid AND g.clinician_id = custos.user_id() AND g.org_id = custos.org_id()
+                          AND g.revoked_at IS NULL AND g.expires_at > now()));
 END $$;
 
 -- Who may read a patient's clinical rows (org is checked by the policy itself).
 -- Admins and auditors are deliberately absent: minimum necessary, no clinical content.
+-- One function call per row, so the clinician case is written out rather than nested.
 CREATE OR REPLACE FUNCTION custos.can_read_clinical(pid uuid) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r text := custos.role();
+    u uuid := custos.user_id();
+    o uuid := custos.org_id();
+BEGIN
+    IF r = 'clinician' THEN
+        RETURN EXISTS (SELECT 1 FROM public.care_team_members c
+                       WHERE c.patient_id = pid AND c.clinician_id = u AND c.org_id = o)
+            OR EXISTS (SELECT 1 FROM public.break_glass_grants g
+                       WHERE g.patient_id = pid AND g.clinician_id = u AND g.org_id = o
+                         AND g.revoked_at IS NULL AND g.expires_at > now());
+    ELSIF r = 'patient' THEN
+        RETURN EXISTS (SELECT 1 FROM public.patients p WHERE p.id = pid AND p.org_id = o AND p.user_id = u);
+    END IF;
+    RETURN r IS NOT DISTINCT FROM 'system';
+END $$;
+
+-- Who may write clinician-authored clinical rows (allergies, history, prescriptions, ...).
+CREATE OR REPLACE FUNCTION custos.can_write_clinical(pid uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN CASE custos.role()
-        WHEN 'patient' THEN custos.is_own_patient(pid)
         WHEN 'clinician' THEN custos.clinician_has_access(pid)
         WHEN 'system' THEN true
         ELSE false
     END;
 END $$;
 
--- Who may write clinician-authored clinical rows (allergies, history, prescriptions, ...).
-CREATE OR REPLACE FUNCTION custos.can_write_clinical(pid uuid) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN CASE custos.role()
-        WHEN 'clinician' THEN custos.clinician_has_access(pid)
-        WHEN 'system' THEN true
-        ELSE false
-    END;
-END $$;
+ALTER FUNCTION custos.is_own_patient(uuid) OWNER TO custos_access_check;
+ALTER FUNCTION custos.clinician_has_access(uuid) OWNER TO custos_access_check;
+ALTER FUNCTION custos.can_read_clinical(uuid) OWNER TO custos_access_check;
+ALTER FUNCTION custos.can_write_clinical(uuid) OWNER TO custos_access_check;
+REVOKE ALL ON FUNCTION custos.is_own_patient(uuid), custos.clinician_has_access(uuid),
+    custos.can_read_clinical(uuid), custos.can_write_clinical(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custos.is_own_patient(uuid), custos.clinician_has_access(uuid),
+    custos.can_read_clinical(uuid), custos.can_write_clinical(uuid) TO custos_app;
 
 -- Staff that administer an organization (users, care teams, demographics).
 CREATE OR REPLACE FUNCTION custos.is_org_manager() RETURNS boolean

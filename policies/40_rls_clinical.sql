@@ -86,9 +86,6 @@ BEGIN
                             ('medications', 'recorded_by'), ('medical_history', 'recorded_by') LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_read', t);
-        EXECUTE format('CREATE POLICY %I ON %I FOR SELECT TO custos_app
-            USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))', t || '_read', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_write', t);
         EXECUTE format('CREATE POLICY %I ON %I FOR INSERT TO custos_app
             WITH CHECK (org_id = custos.org_id() AND custos.can_write_clinical(patient_id)
@@ -103,9 +100,6 @@ END $$;
 -- Prescriptions: only a clinician with access prescribes, in their own name.
 ALTER TABLE prescriptions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE prescriptions FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS prescriptions_read ON prescriptions;
-CREATE POLICY prescriptions_read ON prescriptions FOR SELECT TO custos_app
-    USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id));
 DROP POLICY IF EXISTS prescriptions_write ON prescriptions;
 CREATE POLICY prescriptions_write ON prescriptions FOR INSERT TO custos_app
     WITH CHECK (org_id = custos.org_id() AND custos.can_write_clinical(patient_id)
@@ -125,9 +119,6 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['conversations', 'symptoms', 'attachments'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_read', t);
-        EXECUTE format('CREATE POLICY %I ON %I FOR SELECT TO custos_app
-            USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id))', t || '_read', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_update', t);
     END LOOP;
 END $$;
@@ -148,10 +139,29 @@ CREATE POLICY attachments_write ON attachments FOR INSERT TO custos_app
 
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE messages FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS messages_read ON messages;
-CREATE POLICY messages_read ON messages FOR SELECT TO custos_app
-    USING (org_id = custos.org_id() AND custos.can_read_clinical(patient_id));
 DROP POLICY IF EXISTS messages_write ON messages;
 CREATE POLICY messages_write ON messages FOR INSERT TO custos_app
     WITH CHECK (org_id = custos.org_id() AND custos.can_read_clinical(patient_id)
                 AND (custos.role() = 'system' OR sender_id = custos.user_id()));
+
+-- Reading clinical rows: everything above that hangs off a patient. Who may is
+-- custos.can_read_clinical; *how often it is asked* depends on the transaction:
+--   * scoped to one patient (custos.patient_scope(), set by requests under
+--     /v1/patients/{id}/…): only that patient's rows are visible at all, and the access
+--     question is an uncorrelated sub-select — an InitPlan, asked once per statement;
+--   * unscoped (lists across patients, look-ups by a row's own id): asked per row.
+-- The scope only narrows: it hides other patients' rows and grants nothing by itself.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['patient_medical_info', 'allergies', 'medications', 'medical_history', 'prescriptions',
+                             'conversations', 'symptoms', 'attachments', 'messages'] LOOP
+        EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_read', t);
+        EXECUTE format('CREATE POLICY %I ON %I FOR SELECT TO custos_app
+            USING (org_id = custos.org_id()
+                   AND CASE WHEN custos.patient_scope() IS NULL THEN custos.can_read_clinical(patient_id)
+                            ELSE patient_id = custos.patient_scope()
+                                 AND (SELECT custos.can_read_clinical(custos.patient_scope())) END)', t || '_read', t);
+    END LOOP;
+END $$;

@@ -11,13 +11,42 @@ const MAX_REASON: usize = 1000;
 
 /// Records `event` in the caller's transaction and returns its event id.
 pub async fn record(conn: &mut PgConnection, ctx: &AuditContext, event: &AuditEvent) -> Result<Uuid, sqlx::Error> {
+    insert(conn, ctx, event, false).await
+}
+
+/// Like [`record`], for a clinician's access to `event.patient_id`: when the clinician reaches
+/// that patient only through a live break-glass grant (no care-team membership), the event is
+/// flagged `break_glass` and carries the grant's reason. The look-up is part of the same
+/// INSERT, so it sees exactly what the request's reads saw and costs no extra round trip.
+pub async fn record_flagging_break_glass(
+    conn: &mut PgConnection,
+    ctx: &AuditContext,
+    event: &AuditEvent,
+) -> Result<Uuid, sqlx::Error> {
+    insert(conn, ctx, event, true).await
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    ctx: &AuditContext,
+    event: &AuditEvent,
+    flag_break_glass: bool,
+) -> Result<Uuid, sqlx::Error> {
     let event_id = Uuid::now_v7();
     let user_agent = ctx.user_agent.as_deref().map(|ua| truncate(ua, MAX_UA));
     let reason = event.reason.as_deref().map(|r| truncate(r, MAX_REASON));
     sqlx::query(
         "INSERT INTO audit_inbox (event_id, occurred_at, org_id, actor_id, actor_role, action, resource_type, \
          resource_ids, patient_id, outcome, request_id, client_ip, user_agent, reason, break_glass, imported) \
-         VALUES ($1, coalesce($2, clock_timestamp()), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::inet, $13, $14, $15, $16)",
+         SELECT $1, coalesce($2, clock_timestamp()), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::inet, $13, \
+                coalesce(bg.reason, $14), $15 OR bg.reason IS NOT NULL, $16 \
+         FROM (SELECT) AS one \
+         LEFT JOIN LATERAL ( \
+             SELECT left(g.reason, 1000) AS reason FROM break_glass_grants g \
+             WHERE $17 AND g.patient_id = $9 AND g.clinician_id = $4 \
+               AND g.revoked_at IS NULL AND g.expires_at > now() \
+               AND NOT EXISTS (SELECT 1 FROM care_team_members c WHERE c.patient_id = $9 AND c.clinician_id = $4) \
+             ORDER BY g.expires_at DESC LIMIT 1) AS bg ON true",
     )
     .bind(event_id)
     .bind(event.occurred_at)
@@ -35,6 +64,7 @@ pub async fn record(conn: &mut PgConnection, ctx: &AuditContext, event: &AuditEv
     .bind(reason)
     .bind(event.break_glass)
     .bind(event.imported)
+    .bind(flag_break_glass && event.patient_id.is_some() && ctx.actor_id.is_some() && !event.break_glass)
     .execute(conn)
     .await?;
     Ok(event_id)

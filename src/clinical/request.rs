@@ -4,8 +4,9 @@
 //! queries through `req.conn()`, fill in the event (patient, resource ids) and seal/open
 //! fields, then calls [`Req::finish`] with the service's result:
 //! - success: the event (outcome `success`, flagged `break_glass` with the grant's reason when
-//!   the clinician reaches this patient only through a live grant) is inserted in the same
-//!   transaction, which then commits; the response is sent after the commit;
+//!   the clinician reaches this patient only through a live grant — looked up by the audit
+//!   INSERT itself) is inserted in the same transaction, which then commits; the response is
+//!   sent after the commit;
 //! - refusal (404/409/422/403): the transaction is rolled back and the event is recorded with
 //!   outcome `denied` in a transaction of its own;
 //! - failure (integrity, internal): rolled back, recorded with outcome `error`.
@@ -33,14 +34,20 @@ pub struct Req<'a> {
 }
 
 impl<'a> Req<'a> {
-    /// Opens the request transaction as `user`.
+    /// Opens the request transaction as `user`; with `patient_scope`, narrowed to that
+    /// patient's records (see [`db::Claims::patient_scope`]).
     pub async fn begin(
         state: &'a AppState,
         user: &'a AuthUser,
         action: Action,
         resource_type: &'static str,
+        patient_scope: Option<Uuid>,
     ) -> Result<Self, ApiError> {
-        let (tx, ctx) = user.begin(&state.pool).await?;
+        let claims = match patient_scope {
+            Some(patient) => user.claims().scoped_to(patient),
+            None => user.claims(),
+        };
+        let (tx, ctx) = (db::begin(&state.pool, &claims).await?, user.audit_context());
         Ok(Self {
             state,
             user,
@@ -139,8 +146,11 @@ impl<'a> Req<'a> {
     pub async fn finish<T>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
         match result {
             Ok(value) => {
-                self.flag_break_glass().await?;
-                audit::record(&mut self.tx, &self.ctx, &self.ev).await?;
+                if self.user.role == ClaimRole::Clinician {
+                    audit::writer::record_flagging_break_glass(&mut self.tx, &self.ctx, &self.ev).await?;
+                } else {
+                    audit::record(&mut self.tx, &self.ctx, &self.ev).await?;
+                }
                 self.tx.commit().await?;
                 Ok(value)
             }
@@ -162,32 +172,6 @@ impl<'a> Req<'a> {
                 Err(err)
             }
         }
-    }
-
-    /// A clinician who reaches this patient only through a live break-glass grant: the event
-    /// carries the flag and the grant's reason.
-    async fn flag_break_glass(&mut self) -> Result<(), ApiError> {
-        let (Some(patient), ClaimRole::Clinician) = (self.ev.patient_id, self.user.role) else {
-            return Ok(());
-        };
-        if self.ev.break_glass {
-            return Ok(());
-        }
-        let reason: Option<String> = sqlx::query_scalar(
-            "SELECT g.reason FROM break_glass_grants g \
-             WHERE g.patient_id = $1 AND g.clinician_id = $2 AND g.revoked_at IS NULL AND g.expires_at > now() \
-               AND NOT EXISTS (SELECT 1 FROM care_team_members c WHERE c.patient_id = $1 AND c.clinician_id = $2) \
-             ORDER BY g.expires_at DESC LIMIT 1",
-        )
-        .bind(patient)
-        .bind(self.user.user_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        if let Some(reason) = reason {
-            self.ev.break_glass = true;
-            self.ev.reason = Some(reason);
-        }
-        Ok(())
     }
 }
 

@@ -15,11 +15,17 @@ pub use tx::{ClaimRole, Claims, begin};
 
 /// Opens the pool. `sslmode=verify-full` (and `sslrootcert`) in the URL are honoured by
 /// sqlx's rustls backend, so production databases get verified TLS from the URL alone.
+///
+/// No ping before each acquire (sqlx's `test_before_acquire`): that is a round trip on every
+/// request's critical path. sqlx already pings every connection as it goes back to the pool,
+/// which also flushes the ROLLBACK of a transaction dropped without commit; a connection that
+/// died while idle fails its first query, which the request reports as 503.
 pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let opts: PgConnectOptions = url.expose_secret().parse()?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(opts.application_name("custos"))
         .await

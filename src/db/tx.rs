@@ -54,38 +54,48 @@ pub struct Claims {
     pub org_id: Option<Uuid>,
     pub role: ClaimRole,
     pub request_id: Option<Uuid>,
+    /// The one patient a request is about (`custos.patient_scope()`), when it is about one.
+    /// It only ever narrows: clinical rows of other patients become invisible, and access to
+    /// this patient is still decided by the same predicate — but once per statement instead
+    /// of once per row (policies/40_rls_clinical.sql).
+    pub patient_scope: Option<Uuid>,
 }
 
 impl Claims {
     pub fn anonymous(request_id: Option<Uuid>) -> Self {
-        Self { user_id: None, org_id: None, role: ClaimRole::Anonymous, request_id }
+        Self { user_id: None, org_id: None, role: ClaimRole::Anonymous, request_id, patient_scope: None }
     }
 
     pub fn user(user_id: Uuid, org_id: Uuid, role: ClaimRole, request_id: Option<Uuid>) -> Self {
-        Self { user_id: Some(user_id), org_id: Some(org_id), role, request_id }
+        Self { user_id: Some(user_id), org_id: Some(org_id), role, request_id, patient_scope: None }
     }
 
     /// A maintenance command acting on one organization.
     pub fn system(org_id: Option<Uuid>) -> Self {
-        Self { user_id: None, org_id, role: ClaimRole::System, request_id: None }
+        Self { user_id: None, org_id, role: ClaimRole::System, request_id: None, patient_scope: None }
     }
 
     /// Pre-authentication work before any account is known: sees no rows; may only call the
     /// look-up functions and write to the system ledger.
     pub fn auth(request_id: Option<Uuid>) -> Self {
-        Self { user_id: None, org_id: None, role: ClaimRole::Auth, request_id }
+        Self { user_id: None, org_id: None, role: ClaimRole::Auth, request_id, patient_scope: None }
     }
 
     /// A sign-in flow pinned to the one account a look-up function resolved: sees and
     /// changes that account's identity rows only.
     pub fn auth_for(user_id: Uuid, org_id: Uuid, request_id: Option<Uuid>) -> Self {
-        Self { user_id: Some(user_id), org_id: Some(org_id), role: ClaimRole::Auth, request_id }
+        Self { user_id: Some(user_id), org_id: Some(org_id), role: ClaimRole::Auth, request_id, patient_scope: None }
     }
 
     /// A sign-in flow that knows the organization but no account yet (a patient invite):
     /// sees no identity rows; records events in that organization's ledger.
     pub fn auth_in_org(org_id: Uuid, request_id: Option<Uuid>) -> Self {
-        Self { user_id: None, org_id: Some(org_id), role: ClaimRole::Auth, request_id }
+        Self { user_id: None, org_id: Some(org_id), role: ClaimRole::Auth, request_id, patient_scope: None }
+    }
+
+    /// The same claims, narrowed to one patient's records.
+    pub fn scoped_to(self, patient: Uuid) -> Self {
+        Self { patient_scope: Some(patient), ..self }
     }
 }
 
@@ -102,11 +112,12 @@ fn begin_sql(claims: &Claims) -> String {
     format!(
         "BEGIN; SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
          set_config('custos.org_id', '{}', true), set_config('custos.role', '{}', true), \
-         set_config('custos.request_id', '{}', true)",
+         set_config('custos.request_id', '{}', true), set_config('custos.patient_id', '{}', true)",
         opt(claims.user_id),
         opt(claims.org_id),
         claims.role.as_str(),
-        opt(claims.request_id)
+        opt(claims.request_id),
+        opt(claims.patient_scope)
     )
 }
 
@@ -116,12 +127,13 @@ pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Resul
     sqlx::query(
         "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', $1, true), \
          set_config('custos.org_id', $2, true), set_config('custos.role', $3, true), \
-         set_config('custos.request_id', $4, true)",
+         set_config('custos.request_id', $4, true), set_config('custos.patient_id', $5, true)",
     )
     .bind(opt(claims.user_id))
     .bind(opt(claims.org_id))
     .bind(claims.role.as_str())
     .bind(opt(claims.request_id))
+    .bind(opt(claims.patient_scope))
     .execute(conn)
     .await?;
     Ok(())
@@ -139,6 +151,9 @@ mod tests {
         assert!(sql.contains("'custos.user_id', '01234567-89ab-cdef-0123-456789abcdef', true"), "{sql}");
         assert!(sql.contains("'custos.role', 'clinician', true"), "{sql}");
         assert!(sql.contains("'custos.request_id', '', true"), "{sql}");
+        assert!(sql.ends_with("set_config('custos.patient_id', '', true)"), "{sql}");
+        let scoped = begin_sql(&Claims::user(id, id, ClaimRole::Clinician, None).scoped_to(id));
+        assert!(scoped.contains("'custos.patient_id', '01234567-89ab-cdef-0123-456789abcdef', true"), "{scoped}");
         let anon = begin_sql(&Claims::anonymous(None));
         assert!(anon.contains("'custos.user_id', '', true") && anon.contains("'custos.role', '', true"), "{anon}");
     }

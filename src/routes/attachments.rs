@@ -8,7 +8,7 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::clinical::audited;
+use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
 use crate::auth::AuthUser;
@@ -144,7 +144,8 @@ pub async fn list(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, page) = (id.into_inner(), Page::parse(&q)?);
-    let out = audited(&state, &user, Action::Read, "attachment", async |r| att::list(r, id, &page).await).await?;
+    let out =
+        audited_for(&state, &user, id, Action::Read, "attachment", async |r| att::list(r, id, &page).await).await?;
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -3,6 +3,7 @@
 //! audit event (success in the same transaction, denied/error in its own).
 
 use actix_web::web;
+use uuid::Uuid;
 
 use super::resource;
 use super::{attachments, care_team, conversations, patients, prescriptions, records};
@@ -25,13 +26,37 @@ pub async fn audited<'a, T>(
     resource_type: &'static str,
     f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let mut req = Req::begin(state, user, action, resource_type).await?;
+    run(state, user, None, action, resource_type, f).await
+}
+
+/// [`audited`] for a request about one patient (`/v1/patients/{id}/…`): the transaction is
+/// scoped to that patient, so RLS decides access once per statement rather than per row.
+pub async fn audited_for<'a, T>(
+    state: &'a AppState,
+    user: &'a AuthUser,
+    patient: Uuid,
+    action: Action,
+    resource_type: &'static str,
+    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    run(state, user, Some(patient), action, resource_type, f).await
+}
+
+async fn run<'a, T>(
+    state: &'a AppState,
+    user: &'a AuthUser,
+    scope: Option<Uuid>,
+    action: Action,
+    resource_type: &'static str,
+    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut req = Req::begin(state, user, action, resource_type, scope).await?;
     let mut result = f(&mut req).await;
     if let (Err(_), Some(version)) = (&result, req.unknown_key_version())
         && state.crypto.keyring.reload_for(version).await
     {
         req.abandon().await;
-        req = Req::begin(state, user, action, resource_type).await?;
+        req = Req::begin(state, user, action, resource_type, scope).await?;
         result = f(&mut req).await;
     }
     req.finish(result).await

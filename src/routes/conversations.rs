@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::clinical::audited;
+use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
 use crate::auth::AuthUser;
@@ -48,7 +48,7 @@ pub async fn list_for_patient(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let page = Page::parse(&PageQuery { limit: q.limit, cursor: q.cursor.clone() })?;
-    let out = audited(&state, &user, Action::Read, "conversation", async |r| {
+    let out = audited_for(&state, &user, id, Action::Read, "conversation", async |r| {
         conv::list(r, Some(id), q.status.as_deref(), &page).await
     })
     .await?;

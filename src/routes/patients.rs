@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::clinical::audited;
+use super::clinical::{audited, audited_for};
 use crate::audit::Action;
 use crate::auth::AuthUser;
 use crate::clinical::page::{Page, PageQuery};
@@ -52,6 +52,6 @@ pub async fn create(
     responses((status = 200, body = chart::Chart), (status = 404, body = crate::routes::openapi::ErrorBody)))]
 pub async fn chart(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out = audited(&state, &user, Action::Read, "chart", async |r| chart::get(r, id).await).await?;
+    let out = audited_for(&state, &user, id, Action::Read, "chart", async |r| chart::get(r, id).await).await?;
     Ok(HttpResponse::Ok().json(out))
 }

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
 
-use super::clinical::audited;
+use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
 use crate::auth::AuthUser;
@@ -23,7 +23,7 @@ pub async fn list(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, page) = (id.into_inner(), Page::parse(&q)?);
-    let out = audited(&state, &user, Action::Read, "prescription", async |r| {
+    let out = audited_for(&state, &user, id, Action::Read, "prescription", async |r| {
         crate::clinical::require(r, id, crate::clinical::Access::Read).await?;
         rx::list(r, id, &page, false).await
     })

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
 
-use super::clinical::audited;
+use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
 use crate::auth::AuthUser;
@@ -19,7 +19,8 @@ type S = web::Data<AppState>;
 pub async fn get_medical_info(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out =
-        audited(&state, &user, Action::Read, "medical_info", async |r| chart::get_medical_info(r, id).await).await?;
+        audited_for(&state, &user, id, Action::Read, "medical_info", async |r| chart::get_medical_info(r, id).await)
+            .await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -47,7 +48,7 @@ pub async fn list_allergies(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, page) = (id.into_inner(), Page::parse(&q)?);
-    let out = audited(&state, &user, Action::Read, "allergy", async |r| {
+    let out = audited_for(&state, &user, id, Action::Read, "allergy", async |r| {
         crate::clinical::require(r, id, crate::clinical::Access::Read).await?;
         allergies::list(r, id, &page, false).await
     })
@@ -78,7 +79,7 @@ pub async fn list_medications(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, page) = (id.into_inner(), Page::parse(&q)?);
-    let out = audited(&state, &user, Action::Read, "medication", async |r| {
+    let out = audited_for(&state, &user, id, Action::Read, "medication", async |r| {
         crate::clinical::require(r, id, crate::clinical::Access::Read).await?;
         medications::list(r, id, &page, false).await
     })
@@ -124,7 +125,7 @@ pub async fn list_history(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, page) = (id.into_inner(), Page::parse(&q)?);
-    let out = audited(&state, &user, Action::Read, "diagnosis", async |r| {
+    let out = audited_for(&state, &user, id, Action::Read, "diagnosis", async |r| {
         crate::clinical::require(r, id, crate::clinical::Access::Read).await?;
         history::list(r, id, &page).await
     })

@@ -51,6 +51,33 @@ async fn idle_sessions_die_even_with_an_unexpired_access_token() {
     assert!(app.has_event("refresh", "denied", "idle timeout").await);
 }
 
+/// A busy session is not written on every request: `last_seen_at` moves only when it is more
+/// than a few seconds old, and the activity still counts against the idle timeout.
+#[tokio::test]
+async fn activity_is_written_at_most_every_few_seconds() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let seen = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("SELECT last_seen_at FROM sessions WHERE id = $1::uuid")
+            .bind(&admin.session_id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+    };
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(app.get("/v1/me", &admin.access).await.0, StatusCode::OK);
+    let first = seen().await;
+    assert!((app.clock.now() - first).num_seconds().abs() <= 1, "a stale last_seen_at is bumped to now");
+
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(app.get("/v1/me", &admin.access).await.0, StatusCode::OK);
+    assert_eq!(seen().await, first, "a fresh one is left alone");
+
+    app.clock.advance(Duration::from_secs(4));
+    assert_eq!(app.get("/v1/me", &admin.access).await.0, StatusCode::OK);
+    assert!(seen().await > first, "six seconds later it moves again");
+}
+
 #[tokio::test]
 async fn sessions_end_at_their_absolute_lifetime_despite_activity() {
     let app = spawn_app_with(&[("CUSTOS_SESSION_ABSOLUTE_TIMEOUT_SECS", "1800")]).await;

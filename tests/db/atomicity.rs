@@ -82,3 +82,53 @@ async fn claims_do_not_outlive_their_transaction() {
     assert_eq!(role, "postgres");
     assert_eq!(claim, None);
 }
+
+/// The application's pool skips sqlx's ping before each acquire: a request transaction that is
+/// dropped (an error path, a cancelled request future, even mid-query) must still leave the
+/// connection as the login role, outside any transaction, with its writes undone.
+#[tokio::test]
+async fn a_dropped_or_cancelled_request_transaction_does_not_leak_into_the_next_acquire() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    let url = secrecy::SecretString::from(db.url.clone());
+    let pool = db::connect(&url, 1).await.unwrap();
+    let claims = w.claims(w.ca1);
+    let allergies =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM allergies").fetch_one(&db.pool).await.unwrap() };
+    let before = allergies().await;
+
+    let state = |pool: sqlx::PgPool| async move {
+        let mut conn = pool.acquire().await.unwrap();
+        let (user, claim): (String, Option<String>) =
+            sqlx::query_as("SELECT current_user::text, nullif(current_setting('custos.user_id', true), '')")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        // SAVEPOINT works only inside a transaction block: it fails unless one was left open.
+        let open_tx = sqlx::raw_sql("SAVEPOINT leak_probe").execute(&mut *conn).await.is_ok();
+        (user, claim, open_tx)
+    };
+
+    // 1. Dropped after a write, without commit or rollback.
+    let mut tx = db::begin(&pool, &claims).await.unwrap();
+    sqlx::query("INSERT INTO allergies (org_id, patient_id, recorded_by, substance, severity) VALUES ($1, $2, $3, 'latex', 'mild')")
+        .bind(w.org_a)
+        .bind(w.p1)
+        .bind(w.ca1)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
+
+    // 2. The request future cancelled while its query runs.
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+        let mut tx = db::begin(&pool, &claims).await.unwrap();
+        sqlx::query("SELECT pg_sleep(1)").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    })
+    .await;
+    assert!(cancelled.is_err(), "the request was cut off mid-query");
+    assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
+    assert_eq!(allergies().await, before, "nothing the dropped transactions wrote survived");
+}

@@ -115,14 +115,24 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "auth_user_by_email",
             "auth_user_by_mfa_challenge",
             "auth_user_by_refresh_token",
+            "can_read_clinical",
+            "can_write_clinical",
+            "clinician_has_access",
             "invite_by_code",
             "invite_failed",
+            "is_own_patient",
             "organization_id",
             "redeem_invite"
         ]
     );
     for (name, owner, sup, bypass, login, _, config, app_exec, public_exec) in &funcs {
-        assert!(owner == "custos_auth_lookup" || owner == "custos_invite_redeemer", "{name} owned by {owner}");
+        let expected = match name.as_str() {
+            "can_read_clinical" | "can_write_clinical" | "clinician_has_access" | "is_own_patient" => {
+                &["custos_access_check"][..]
+            }
+            _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
+        };
+        assert!(expected.contains(&owner.as_str()), "{name} owned by {owner}");
         assert!(!sup && !bypass && !login, "{name}: owner must be an unprivileged NOLOGIN role");
         assert!(config.iter().flatten().any(|c| c.starts_with("search_path=")), "{name}: search_path pinned");
         assert!(*app_exec && !public_exec, "{name}: EXECUTE for custos_app only");
@@ -253,4 +263,39 @@ async fn conflict_answers_do_not_name_the_constraint() {
     let shown = api.to_string();
     assert_eq!(api.code(), "conflict");
     assert!(!shown.contains("users_email_bidx_key") && !shown.contains("bidx"), "{shown}");
+}
+
+/// The owner of the per-row access predicates reads the columns an access decision needs and
+/// nothing else: no sealed demographics, no clinical table, no write.
+#[tokio::test]
+async fn the_access_check_role_reads_only_access_columns() {
+    let db = TestDb::new().await;
+    let _w = fixture::build(&db.pool).await;
+    let as_checker = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("SET LOCAL ROLE custos_access_check").execute(&mut *tx).await.unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.map(|_| ())
+        }
+    };
+    for ok in [
+        "SELECT id, org_id, user_id FROM patients",
+        "SELECT org_id, patient_id, clinician_id FROM care_team_members",
+        "SELECT org_id, patient_id, clinician_id, revoked_at, expires_at FROM break_glass_grants",
+    ] {
+        assert!(as_checker(ok).await.is_ok(), "{ok}");
+    }
+    for denied in [
+        "SELECT given_name_enc FROM patients",
+        "SELECT mrn_bidx FROM patients",
+        "SELECT reason FROM break_glass_grants",
+        "SELECT count(*) FROM allergies",
+        "SELECT count(*) FROM users",
+        "UPDATE care_team_members SET clinician_id = clinician_id",
+        "DELETE FROM break_glass_grants",
+    ] {
+        let err = as_checker(denied).await.expect_err(denied);
+        assert!(err.to_string().contains("permission denied"), "{denied}: {err}");
+    }
 }

@@ -60,22 +60,53 @@ async fn check(pool: &PgPool, w: &World, table: &str, column: &str, expected: im
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Whose clinical rows each actor may read.
+fn clinical_expected(w: &World, a: Uuid) -> Vec<Uuid> {
+    match a {
+        a if a == w.pa1 => vec![w.p1],             // own record only
+        a if a == w.pa2 => vec![w.p2],             // not P1: other patient, same org
+        a if a == w.ca1 => vec![w.p1, w.p2],       // care team
+        a if a == w.ca2 => vec![w.p2],             // live break-glass only
+        a if a == w.ca3 => vec![],                 // expired break-glass
+        a if a == w.pb || a == w.cb => vec![w.p3], // org B sees org B only
+        _ => vec![],                               // admins and auditors: no clinical content
+    }
+}
+
 #[tokio::test]
 async fn clinical_tables_follow_care_team_break_glass_and_org() {
     let db = TestDb::new().await;
     let w = fixture::build(&db.pool).await;
     for table in CLINICAL_TABLES {
-        check(&db.pool, &w, table, "patient_id", |a| match a {
-            a if a == w.pa1 => vec![w.p1],             // own record only
-            a if a == w.pa2 => vec![w.p2],             // not P1: other patient, same org
-            a if a == w.ca1 => vec![w.p1, w.p2],       // care team
-            a if a == w.ca2 => vec![w.p2],             // live break-glass only
-            a if a == w.ca3 => vec![],                 // expired break-glass
-            a if a == w.pb || a == w.cb => vec![w.p3], // org B sees org B only
-            _ => vec![],                               // admins and auditors: no clinical content
-        })
-        .await;
+        check(&db.pool, &w, table, "patient_id", |a| clinical_expected(&w, a)).await;
     }
+}
+
+/// A transaction scoped to one patient (requests under /v1/patients/{id}/…) sees exactly
+/// what the caller could see anyway, intersected with that patient: the scope narrows and
+/// never grants — not for another patient of the same org, nor one in another org.
+#[tokio::test]
+async fn a_patient_scope_narrows_and_never_grants() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    let mut failures = Vec::new();
+    for table in CLINICAL_TABLES {
+        for actor in w.actors() {
+            for scope in [w.p1, w.p2, w.p3] {
+                let got = visible(&db.pool, &w.claims(actor).scoped_to(scope), table, "patient_id").await;
+                let want: BTreeSet<Uuid> = clinical_expected(&w, actor).into_iter().filter(|p| *p == scope).collect();
+                if got != want {
+                    failures
+                        .push(format!("{table} as {} scoped to {scope}: got {got:?}, want {want:?}", w.name(actor)));
+                }
+            }
+        }
+        let anon = visible(&db.pool, &Claims::anonymous(None).scoped_to(w.p1), table, "patient_id").await;
+        if !anon.is_empty() {
+            failures.push(format!("{table}: no claims, scoped, must see nothing"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test]
