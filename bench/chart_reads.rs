@@ -237,10 +237,11 @@ INSERT INTO audit_inbox (event_id, occurred_at, org_id, actor_id, actor_role, ac
 COMMIT;
 ";
 
-/// Claims as the request transaction sets them (src/db/tx.rs), for the `BENCH_RLS=1` run.
+/// Claims as the chart request's transaction sets them (src/db/tx.rs: scoped to the patient),
+/// for the `BENCH_RLS=1` run.
 const PGBENCH_CLAIMS: &str = "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', :uid, true), \
     set_config('custos.org_id', :org, true), set_config('custos.role', 'clinician', true), \
-    set_config('custos.request_id', :rid, true);\n";
+    set_config('custos.request_id', :rid, true), set_config('custos.patient_id', :pid, true);\n";
 
 fn pgbench(
     db: &sqlx::postgres::PgConnectOptions,
