@@ -20,7 +20,12 @@ use crate::startup::AppState;
 pub async fn email_of(conn: &mut PgConnection, state: &AppState, user_id: Uuid) -> Result<String, ApiError> {
     let sealed: Vec<u8> =
         sqlx::query_scalar("SELECT email_enc FROM users WHERE id = $1").bind(user_id).fetch_one(conn).await?;
-    let email = state.crypto.keyring.open_string("users", "email_enc", user_id, &sealed).map_err(ApiError::internal)?;
+    let email = state
+        .crypto
+        .keyring
+        .open_string_fresh("users", "email_enc", user_id, &sealed)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(email.as_str().to_owned())
 }
 

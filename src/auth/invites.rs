@@ -139,7 +139,8 @@ pub async fn register(
     let on_file = state
         .crypto
         .keyring
-        .open_string("patients", "birth_date_enc", patient_id, &birth_enc)
+        .open_string_fresh("patients", "birth_date_enc", patient_id, &birth_enc)
+        .await
         .map_err(ApiError::internal)?;
     if on_file.as_str() != birth_date.format("%Y-%m-%d").to_string() {
         let consumed = invite_failed(state, meta, &hash, org_id, false).await?;

@@ -60,11 +60,12 @@ impl std::fmt::Debug for RecoveryCodes {
     }
 }
 
-fn open_secret(state: &AppState, credential_id: Uuid, sealed: &[u8]) -> Result<TotpSecret, ApiError> {
+async fn open_secret(state: &AppState, credential_id: Uuid, sealed: &[u8]) -> Result<TotpSecret, ApiError> {
     let raw = state
         .crypto
         .keyring
-        .open("mfa_credentials", "secret_enc", credential_id, sealed)
+        .open_fresh("mfa_credentials", "secret_enc", credential_id, sealed)
+        .await
         .map_err(ApiError::internal)?;
     TotpSecret::from_bytes(&raw).map_err(ApiError::internal)
 }
@@ -106,7 +107,7 @@ pub async fn check_code(
         .fetch_optional(&mut *conn)
         .await?;
         let Some((id, sealed, last)) = cred else { return Ok(None) };
-        let secret = open_secret(state, id, &sealed)?;
+        let secret = open_secret(state, id, &sealed).await?;
         let Some(step) = totp::verify(&secret, code, now.timestamp(), last) else { return Ok(None) };
         return Ok(accept_step(conn, id, step, None).await?.then_some(Factor::Totp));
     }
@@ -186,7 +187,7 @@ pub async fn confirm(state: &AppState, user: &AuthUser, code: &str) -> Result<Re
     let Some((id, sealed, last)) = cred else {
         return Err(ApiError::Conflict("no MFA enrolment in progress (POST /v1/me/mfa/enroll first)".into()));
     };
-    let secret = open_secret(state, id, &sealed)?;
+    let secret = open_secret(state, id, &sealed).await?;
     let accepted = match totp::verify(&secret, code, now.timestamp(), last) {
         Some(step) => accept_step(&mut tx, id, step, Some(now)).await?,
         None => false,

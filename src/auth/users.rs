@@ -170,11 +170,16 @@ pub async fn list(state: &AppState, admin: &AuthUser, limit: i64, after: Option<
     for (id, email_enc, name_enc, role, status, mfa, locked_until, mcp, last_login_at, created_at) in
         rows.into_iter().take(usize::try_from(limit).unwrap_or(0))
     {
-        let email = keyring.open_string("users", "email_enc", id, &email_enc).map_err(ApiError::internal)?;
+        let email =
+            keyring.open_string_fresh("users", "email_enc", id, &email_enc).await.map_err(ApiError::internal)?;
         let display_name = match name_enc {
-            Some(n) => {
-                Some(keyring.open_string("users", "display_name_enc", id, &n).map_err(ApiError::internal)?.to_string())
-            }
+            Some(n) => Some(
+                keyring
+                    .open_string_fresh("users", "display_name_enc", id, &n)
+                    .await
+                    .map_err(ApiError::internal)?
+                    .to_string(),
+            ),
             None => None,
         };
         users.push(UserSummary {

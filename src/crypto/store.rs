@@ -81,6 +81,47 @@ impl LiveKeyring {
         self.snapshot().open_string(table, column, row_id, stored)
     }
 
+    /// [`Self::open`] that, when the value is sealed under a data key version this server
+    /// has not loaded (another server rotated and already writes with it), reloads the keys
+    /// (rate-limited, [`Self::reload_for`]) and opens once more.
+    pub async fn open_fresh(
+        &self,
+        table: &str,
+        column: &str,
+        row_id: Uuid,
+        stored: &[u8],
+    ) -> super::Result<Zeroizing<Vec<u8>>> {
+        match self.open(table, column, row_id, stored) {
+            Err(CryptoError::UnknownKeyVersion(v)) if self.reloaded(v).await => {
+                self.open(table, column, row_id, stored)
+            }
+            other => other,
+        }
+    }
+
+    /// [`Self::open_string`] with the reload of [`Self::open_fresh`].
+    pub async fn open_string_fresh(
+        &self,
+        table: &str,
+        column: &str,
+        row_id: Uuid,
+        stored: &[u8],
+    ) -> super::Result<Zeroizing<String>> {
+        match self.open_string(table, column, row_id, stored) {
+            Err(CryptoError::UnknownKeyVersion(v)) if self.reloaded(v).await => {
+                self.open_string(table, column, row_id, stored)
+            }
+            other => other,
+        }
+    }
+
+    async fn reloaded(&self, version: u32) -> bool {
+        match KeyVersion::try_from(version) {
+            Ok(v) => self.reload_for(v).await,
+            Err(_) => false,
+        }
+    }
+
     /// The version new values are sealed with.
     pub fn current_version(&self) -> KeyVersion {
         self.snapshot().current_version()

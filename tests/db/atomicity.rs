@@ -83,9 +83,9 @@ async fn claims_do_not_outlive_their_transaction() {
     assert_eq!(claim, None);
 }
 
-/// The application's pool skips sqlx's ping before each acquire: a request transaction that is
-/// dropped (an error path, a cancelled request future, even mid-query) must still leave the
-/// connection as the login role, outside any transaction, with its writes undone.
+/// A request transaction that is dropped (an error path, a request future cancelled mid-query
+/// or mid-BEGIN because the client went away) must leave the pooled connection as the login
+/// role, outside any transaction, with its writes undone.
 #[tokio::test]
 async fn a_dropped_or_cancelled_request_transaction_does_not_leak_into_the_next_acquire() {
     let db = TestDb::new().await;
@@ -129,6 +129,24 @@ async fn a_dropped_or_cancelled_request_transaction_does_not_leak_into_the_next_
     })
     .await;
     assert!(cancelled.is_err(), "the request was cut off mid-query");
+    assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
+
+    // 3. Cancelled while BEGIN itself is in flight (the request transaction's BEGIN carries the
+    //    role and claims). Before the vendored sqlx-postgres fix this left the connection inside
+    //    that transaction, as custos_app with this caller's claims, for the next borrower.
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+        let tx = pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
+                 pg_sleep(1)",
+                w.ca1
+            )))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    })
+    .await;
+    assert!(cancelled.is_err(), "the request was cut off during BEGIN");
     assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
     assert_eq!(allergies().await, before, "nothing the dropped transactions wrote survived");
 }

@@ -55,6 +55,43 @@ async fn attachments_over_the_limit_or_of_an_unlisted_type_store_nothing() {
     assert_eq!(count(&app, "SELECT count(*) FROM attachments").await, 1);
 }
 
+/// A chunked upload (no Content-Length) cannot slip past the limit: the body is counted as
+/// it streams in, refused with 413 once it passes the limit, and nothing is stored.
+#[tokio::test]
+async fn a_chunked_upload_without_content_length_is_cut_off_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[("CUSTOS_ATTACHMENT_MAX_BYTES", "1024")]).await;
+    let w = world::build(&app).await;
+    let chunked = async |len: usize| {
+        let addr = app.address.trim_start_matches("http://").to_owned();
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /v1/patients/{}/attachments?filename=scan.pdf HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {}\r\nContent-Type: application/pdf\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n",
+            w.p1, w.pa1.token
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(300);
+            // Writes after a 413 may meet a closed socket: that is the point.
+            let _ = tcp.write_all(format!("{n:x}\r\n{}\r\n", "x".repeat(n)).as_bytes()).await;
+            left -= n;
+        }
+        let _ = tcp.write_all(b"0\r\n\r\n").await;
+        let mut response = Vec::new();
+        let _ = tcp.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned()
+    };
+    let status = chunked(5000).await;
+    assert!(status.contains(" 413 "), "{status}");
+    assert_eq!(count(&app, "SELECT count(*) FROM attachments").await, 0, "nothing stored");
+    let status = chunked(1000).await;
+    assert!(status.contains(" 201 "), "under the limit, chunked is fine: {status}");
+    assert_eq!(count(&app, "SELECT count(*) FROM attachments").await, 1);
+}
+
 #[tokio::test]
 async fn a_closed_conversation_refuses_replies_and_messages_never_change() {
     let app = spawn_app_with(&[]).await;

@@ -160,3 +160,25 @@ async fn servers_move_new_writes_to_the_newest_key_within_one_reload_interval() 
     assert_eq!((report.failed, report.passes), (0, 2), "one pass that rewraps, one that finds nothing");
     assert_eq!(custos::cli::keys::pending(&app.pool, v2).await.unwrap(), 0);
 }
+
+/// Sign-in and account values (email, TOTP secret) sealed under a key this server has never
+/// loaded open at once: the identity code reloads on demand too, not only periodically.
+#[tokio::test]
+async fn identity_values_under_a_rotated_key_open_without_waiting_for_the_periodic_reload() {
+    let app = crate::common::spawn_app_with(&[("CUSTOS_KEY_RELOAD_SECS", "3600")]).await;
+    let admin = app.admin().await;
+    let kek = Kek::from_bytes(*app.keys.kek.expose());
+    let v2 = custos::cli::keys::rotate(&app.pool, &kek).await.unwrap();
+    let report = custos::cli::keys::rewrap(&app.pool, &kek, 100, false).await.unwrap();
+    assert!(report.rewrapped > 0 && report.failed == 0, "{report:?}");
+    let secret_enc: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_enc FROM mfa_credentials LIMIT 1").fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!(Keyring::sealed_version(&secret_enc).unwrap(), v2, "the TOTP secret moved to the new key");
+
+    let (s, me) = app.get("/v1/me", &admin.access).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{me}");
+    assert_eq!(me["email"], admin.email.as_str());
+    // A new sign-in opens the TOTP secret (login_mfa asserts every step succeeds).
+    let again = app.login_mfa(&admin.email, &admin.password, &admin.secret).await;
+    assert_eq!(again.id, admin.id);
+}
