@@ -91,12 +91,7 @@ impl LiveKeyring {
         row_id: Uuid,
         stored: &[u8],
     ) -> super::Result<Zeroizing<Vec<u8>>> {
-        match self.open(table, column, row_id, stored) {
-            Err(CryptoError::UnknownKeyVersion(v)) if self.reloaded(v).await => {
-                self.open(table, column, row_id, stored)
-            }
-            other => other,
-        }
+        self.reloading(|k| k.open(table, column, row_id, stored)).await
     }
 
     /// [`Self::open_string`] with the reload of [`Self::open_fresh`].
@@ -107,18 +102,16 @@ impl LiveKeyring {
         row_id: Uuid,
         stored: &[u8],
     ) -> super::Result<Zeroizing<String>> {
-        match self.open_string(table, column, row_id, stored) {
-            Err(CryptoError::UnknownKeyVersion(v)) if self.reloaded(v).await => {
-                self.open_string(table, column, row_id, stored)
-            }
-            other => other,
-        }
+        self.reloading(|k| k.open_string(table, column, row_id, stored)).await
     }
 
-    async fn reloaded(&self, version: u32) -> bool {
-        match KeyVersion::try_from(version) {
-            Ok(v) => self.reload_for(v).await,
-            Err(_) => false,
+    async fn reloading<T>(&self, open: impl Fn(&Keyring) -> super::Result<T>) -> super::Result<T> {
+        match open(&self.snapshot()) {
+            Err(CryptoError::UnknownKeyVersion(v)) => match KeyVersion::try_from(v) {
+                Ok(version) if self.reload_for(version).await => open(&self.snapshot()),
+                _ => Err(CryptoError::UnknownKeyVersion(v)),
+            },
+            other => other,
         }
     }
 
