@@ -18,7 +18,8 @@
 //! Each phase runs `BENCH_SECS` (default 20) after a short warm-up, and prints requests/s,
 //! p50/p99 and the ratio to the baseline. `BENCH_RLS=1` adds a third measurement: the same
 //! pgbench script as `custos_app` with the clinician's claims, i.e. the database's share of
-//! the overhead (RLS policy functions) without any of the application's. The load generator shares the machine with the
+//! the overhead (RLS policy functions) without any of the application's. `BENCH_KEEP=1`
+//! keeps the database afterwards (its name is printed) for poking at with psql/pgbench. The load generator shares the machine with the
 //! server and PostgreSQL, as pgbench does; read the load average it prints before comparing.
 
 use std::sync::Arc;
@@ -46,6 +47,10 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
     let db = admin.clone().database(&name);
     let result = run(db.to_url_lossy().to_string(), &db).await;
+    if std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1") {
+        println!("kept database {name}");
+        return result;
+    }
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
     result
 }
@@ -237,11 +242,14 @@ INSERT INTO audit_inbox (event_id, occurred_at, org_id, actor_id, actor_role, ac
 COMMIT;
 ";
 
-/// Claims as the chart request's transaction sets them (src/db/tx.rs: scoped to the patient),
-/// for the `BENCH_RLS=1` run.
+/// Claims as the chart request's transaction sets them (src/db/tx.rs: scoped to the patient,
+/// access asked once), for the `BENCH_RLS=1` run. The request sends them with its `BEGIN` in
+/// one simple query; pgbench's prepared mode cannot batch, so they are one statement here
+/// (the target list is evaluated left to right: the scope is entered after the claims).
 const PGBENCH_CLAIMS: &str = "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', :uid, true), \
     set_config('custos.org_id', :org, true), set_config('custos.role', 'clinician', true), \
-    set_config('custos.request_id', :rid, true), set_config('custos.patient_id', :pid, true);\n";
+    set_config('custos.request_id', :rid, true), set_config('custos.patient_id', :pid, true), \
+    custos.enter_patient_scope();\n";
 
 fn pgbench(
     db: &sqlx::postgres::PgConnectOptions,

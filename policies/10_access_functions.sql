@@ -87,6 +87,34 @@ REVOKE ALL ON FUNCTION custos.is_own_patient(uuid), custos.clinician_has_access(
 GRANT EXECUTE ON FUNCTION custos.is_own_patient(uuid), custos.clinician_has_access(uuid),
     custos.can_read_clinical(uuid), custos.can_write_clinical(uuid) TO custos_app;
 
+-- A transaction scoped to one patient asks the access question once, when it begins
+-- (src/db/tx.rs calls custos.enter_patient_scope() right after setting the claims), instead of
+-- once per statement. A positive answer is remembered, transaction-locally, as the claims it
+-- was given for (patient/user/org/role); custos.scope_granted() is true only while the claims
+-- are still exactly those, so changing any claim in the transaction drops back to asking
+-- again. Only "yes" is remembered: a grant made later in the same transaction is still seen.
+-- The remembered answer is a GUC, which custos_app could set itself — exactly as it sets the
+-- claims it is trusted to assert (see docs/architecture.md, "Claims"); the database still
+-- makes the decision, and a scope set for a patient the caller may not reach yields nothing.
+CREATE OR REPLACE FUNCTION custos.scope_claims() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT concat_ws('/', current_setting('custos.patient_id', true), current_setting('custos.user_id', true),
+                    current_setting('custos.org_id', true), current_setting('custos.role', true)) $$;
+
+CREATE OR REPLACE FUNCTION custos.scope_granted() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT coalesce(nullif(current_setting('custos.scope_grant', true), '') = custos.scope_claims(), false) $$;
+
+CREATE OR REPLACE FUNCTION custos.enter_patient_scope() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ok boolean := custos.patient_scope() IS NOT NULL AND custos.can_read_clinical(custos.patient_scope());
+BEGIN
+    PERFORM set_config('custos.scope_grant', CASE WHEN ok THEN custos.scope_claims() ELSE '' END, true);
+    RETURN ok;
+END $$;
+ALTER FUNCTION custos.enter_patient_scope() OWNER TO custos_access_check;
+REVOKE ALL ON FUNCTION custos.enter_patient_scope() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custos.enter_patient_scope() TO custos_app;
+
 -- Staff that administer an organization (users, care teams, demographics).
 CREATE OR REPLACE FUNCTION custos.is_org_manager() RETURNS boolean
 LANGUAGE sql STABLE AS $$ SELECT coalesce(custos.role() IN ('admin', 'system'), false) $$;

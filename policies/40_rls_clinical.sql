@@ -18,7 +18,8 @@ CREATE POLICY patients_read ON patients FOR SELECT TO custos_app
                     -- the creator sees the row they entered *in this transaction* (created_at
                     -- is the transaction's now() and cannot be changed), just long enough to
                     -- put themselves on its care team; lasting access is the care team's
-                    AND ((created_by = custos.user_id() AND created_at = now())
+                    AND ((id = custos.patient_scope() AND custos.scope_granted())
+                         OR (created_by = custos.user_id() AND created_at = now())
                          OR custos.clinician_has_access(id)))));
 DROP POLICY IF EXISTS patients_create ON patients;
 CREATE POLICY patients_create ON patients FOR INSERT TO custos_app
@@ -148,7 +149,9 @@ CREATE POLICY messages_write ON messages FOR INSERT TO custos_app
 -- custos.can_read_clinical; *how often it is asked* depends on the transaction:
 --   * scoped to one patient (custos.patient_scope(), set by requests under
 --     /v1/patients/{id}/…): only that patient's rows are visible at all, and the access
---     question is an uncorrelated sub-select — an InitPlan, asked once per statement;
+--     question was answered when the transaction began (custos.scope_granted(), see
+--     10_access_functions.sql); failing that it is an uncorrelated sub-select — an
+--     InitPlan, asked once per statement and only when needed;
 --   * unscoped (lists across patients, look-ups by a row's own id): asked per row.
 -- The scope only narrows: it hides other patients' rows and grants nothing by itself.
 DO $$
@@ -162,6 +165,8 @@ BEGIN
             USING (org_id = custos.org_id()
                    AND CASE WHEN custos.patient_scope() IS NULL THEN custos.can_read_clinical(patient_id)
                             ELSE patient_id = custos.patient_scope()
-                                 AND (SELECT custos.can_read_clinical(custos.patient_scope())) END)', t || '_read', t);
+                                 AND (custos.scope_granted()
+                                      OR (SELECT custos.can_read_clinical(custos.patient_scope()))) END)',
+            t || '_read', t);
     END LOOP;
 END $$;

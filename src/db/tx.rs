@@ -104,13 +104,20 @@ pub async fn begin(pool: &PgPool, claims: &Claims) -> Result<Transaction<'static
     pool.begin_with(sqlx::AssertSqlSafe(begin_sql(claims))).await
 }
 
-/// `BEGIN` and the claims as one simple query. The simple protocol has no bind parameters,
-/// so the values are spliced in — safe only because every one of them is a UUID (hex and
-/// dashes, from `Uuid`'s `Display`) or one of [`ClaimRole::as_str`]'s fixed words.
+/// `BEGIN` and the claims as one simple query (one round trip).
 fn begin_sql(claims: &Claims) -> String {
+    format!("BEGIN; {}", claims_sql(claims))
+}
+
+/// The role and claims as simple-query statements, for [`begin_sql`] or an implicit
+/// transaction. The simple protocol has no bind parameters, so the values are spliced in —
+/// safe only because every one of them is a UUID (hex and dashes, from `Uuid`'s `Display`)
+/// or one of [`ClaimRole::as_str`]'s fixed words. A patient-scoped transaction then asks the
+/// access question once (`custos.enter_patient_scope()`, policies/10_access_functions.sql).
+pub(crate) fn claims_sql(claims: &Claims) -> String {
     let opt = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
-    format!(
-        "BEGIN; SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
+    let mut sql = format!(
+        "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
          set_config('custos.org_id', '{}', true), set_config('custos.role', '{}', true), \
          set_config('custos.request_id', '{}', true), set_config('custos.patient_id', '{}', true)",
         opt(claims.user_id),
@@ -118,7 +125,11 @@ fn begin_sql(claims: &Claims) -> String {
         claims.role.as_str(),
         opt(claims.request_id),
         opt(claims.patient_scope)
-    )
+    );
+    if claims.patient_scope.is_some() {
+        sql.push_str("; SELECT custos.enter_patient_scope()");
+    }
+    sql
 }
 
 /// Sets (or replaces, within the same transaction) the role and claims.
@@ -134,8 +145,11 @@ pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Resul
     .bind(claims.role.as_str())
     .bind(opt(claims.request_id))
     .bind(opt(claims.patient_scope))
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    if claims.patient_scope.is_some() {
+        sqlx::query("SELECT custos.enter_patient_scope()").execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -154,6 +168,7 @@ mod tests {
         assert!(sql.ends_with("set_config('custos.patient_id', '', true)"), "{sql}");
         let scoped = begin_sql(&Claims::user(id, id, ClaimRole::Clinician, None).scoped_to(id));
         assert!(scoped.contains("'custos.patient_id', '01234567-89ab-cdef-0123-456789abcdef', true"), "{scoped}");
+        assert!(scoped.ends_with("; SELECT custos.enter_patient_scope()"), "{scoped}");
         let anon = begin_sql(&Claims::anonymous(None));
         assert!(anon.contains("'custos.user_id', '', true") && anon.contains("'custos.role', '', true"), "{anon}");
     }

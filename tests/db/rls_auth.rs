@@ -118,6 +118,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "can_read_clinical",
             "can_write_clinical",
             "clinician_has_access",
+            "enter_patient_scope",
             "invite_by_code",
             "invite_failed",
             "is_own_patient",
@@ -127,9 +128,11 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
     );
     for (name, owner, sup, bypass, login, _, config, app_exec, public_exec) in &funcs {
         let expected = match name.as_str() {
-            "can_read_clinical" | "can_write_clinical" | "clinician_has_access" | "is_own_patient" => {
-                &["custos_access_check"][..]
-            }
+            "can_read_clinical"
+            | "can_write_clinical"
+            | "clinician_has_access"
+            | "is_own_patient"
+            | "enter_patient_scope" => &["custos_access_check"][..],
             _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
         };
         assert!(expected.contains(&owner.as_str()), "{name} owned by {owner}");

@@ -101,6 +101,18 @@ async fn a_patient_scope_narrows_and_never_grants() {
                 }
             }
         }
+        if *table == CLINICAL_TABLES[0] {
+            // Demographics are not narrowed by the scope; the remembered answer must not
+            // widen them either.
+            for actor in w.actors() {
+                for scope in [w.p1, w.p2, w.p3] {
+                    let got = visible(&db.pool, &w.claims(actor).scoped_to(scope), "patients", "id").await;
+                    if got != set(&patients_expected(&w, actor)) {
+                        failures.push(format!("patients as {} scoped to {scope}: got {got:?}", w.name(actor)));
+                    }
+                }
+            }
+        }
         let anon = visible(&db.pool, &Claims::anonymous(None).scoped_to(w.p1), table, "patient_id").await;
         if !anon.is_empty() {
             failures.push(format!("{table}: no claims, scoped, must see nothing"));
@@ -109,11 +121,9 @@ async fn a_patient_scope_narrows_and_never_grants() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[tokio::test]
-async fn patients_care_teams_grants_and_invites() {
-    let db = TestDb::new().await;
-    let w = fixture::build(&db.pool).await;
-    check(&db.pool, &w, "patients", "id", |a| match a {
+/// Which patient records each actor sees (demographics).
+fn patients_expected(w: &World, a: Uuid) -> Vec<Uuid> {
+    match a {
         a if a == w.pa1 => vec![w.p1],
         a if a == w.pa2 => vec![w.p2],
         a if a == w.ca1 => vec![w.p1, w.p2],
@@ -121,8 +131,56 @@ async fn patients_care_teams_grants_and_invites() {
         a if a == w.aa => vec![w.p1, w.p2], // demographics for the org's admin
         a if a == w.pb || a == w.cb || a == w.ab => vec![w.p3],
         _ => vec![],
-    })
-    .await;
+    }
+}
+
+/// The access answer a scoped transaction remembers (`custos.scope_grant`) is tied to the
+/// exact claims it was given for: change the user (or the scope) inside the transaction and
+/// the policies ask again — a clinician off the care team sees nothing through a colleague's
+/// answer, and one on it is not refused because an earlier answer was "no".
+#[tokio::test]
+async fn a_remembered_scope_answer_does_not_outlive_its_claims() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    let seen = async |tx: &mut sqlx::PgConnection| -> (i64, i64) {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM allergies").fetch_one(&mut *tx).await.unwrap();
+        let chart: i64 = sqlx::query_scalar("SELECT count(*) FROM patients WHERE id = custos.patient_scope()")
+            .fetch_one(tx)
+            .await
+            .unwrap();
+        (rows, chart)
+    };
+    let switch_user = async |tx: &mut sqlx::PgConnection, user: Uuid| {
+        sqlx::query("SELECT set_config('custos.user_id', $1, true)").bind(user.to_string()).execute(tx).await.unwrap();
+    };
+    let on_team = |c: Uuid| clinical_expected(&w, c).contains(&w.p1);
+    assert!(on_team(w.ca1) && !on_team(w.ca2), "fixture: ca1 treats p1, ca2 does not");
+
+    // Entered as ca1 (yes), then the claims say ca2: nothing.
+    let mut tx = db::begin(&db.pool, &w.claims(w.ca1).scoped_to(w.p1)).await.unwrap();
+    let granted: String =
+        sqlx::query_scalar("SELECT current_setting('custos.scope_grant')").fetch_one(&mut *tx).await.unwrap();
+    assert!(granted.starts_with(&w.p1.to_string()), "a yes is remembered for these claims: {granted}");
+    let (rows, chart) = seen(&mut tx).await;
+    assert!(rows > 0 && chart == 1, "ca1 reads p1's chart: {rows} allergies, {chart} record");
+    switch_user(&mut tx, w.ca2).await;
+    assert_eq!(seen(&mut tx).await, (0, 0), "ca2 must not read through ca1's remembered answer");
+    tx.rollback().await.unwrap();
+
+    // Entered as ca2 (no), then the claims say ca1: asked again, and allowed.
+    let mut tx = db::begin(&db.pool, &w.claims(w.ca2).scoped_to(w.p1)).await.unwrap();
+    assert_eq!(seen(&mut tx).await, (0, 0), "ca2 is off p1's care team");
+    switch_user(&mut tx, w.ca1).await;
+    let (rows, chart) = seen(&mut tx).await;
+    assert!(rows > 0 && chart == 1, "ca1 is asked afresh: {rows} allergies, {chart} record");
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn patients_care_teams_grants_and_invites() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    check(&db.pool, &w, "patients", "id", |a| patients_expected(&w, a)).await;
     check(&db.pool, &w, "care_team_members", "patient_id", |a| match a {
         a if a == w.pa1 => vec![w.p1],
         a if a == w.pa2 => vec![w.p2],
