@@ -164,3 +164,35 @@ async fn password_change_revokes_every_other_session() {
     assert_eq!(app.login(&admin.email, &admin.password).await.0, StatusCode::UNAUTHORIZED, "old password gone");
     assert!(app.has_event("update", "success", "password changed; 1 other session").await);
 }
+
+/// The session check sends the caller's claims and the check as one implicit transaction:
+/// after live, dead and concurrent checks, every pooled connection is back to the login
+/// role with no claims set and no transaction open.
+#[tokio::test]
+async fn the_session_check_leaves_nothing_on_pooled_connections() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let checks = (0..12).map(|_| app.get("/v1/me", &admin.access));
+    assert!(futures_util::future::join_all(checks).await.iter().all(|(s, _)| *s == StatusCode::OK));
+    let (s, _) = app.post("/v1/auth/logout", Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/v1/me", &admin.access).await.0, StatusCode::UNAUTHORIZED);
+
+    let login_role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&app.db.pool).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..app.pool.size() {
+        let mut conn = app.pool.acquire().await.unwrap();
+        let (role, user, org, claimed_role): (String, Option<String>, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT current_user::text, nullif(current_setting('custos.user_id', true), ''), \
+                 nullif(current_setting('custos.org_id', true), ''), nullif(current_setting('custos.role', true), '')",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!((role.as_str(), user, org, claimed_role), (login_role.as_str(), None, None, None));
+        // SAVEPOINT works only inside a transaction block: it fails unless one was left open.
+        assert!(sqlx::raw_sql("SAVEPOINT leak_probe").execute(&mut *conn).await.is_err(), "transaction left open");
+        held.push(conn);
+    }
+    assert!(!held.is_empty());
+}
