@@ -10,9 +10,10 @@
 //! }
 //! ```
 //! Extraction validates the Bearer JWT (EdDSA, our key ids, exp/iss/aud) and then makes ONE
-//! database round trip (claims + `custos.live_session`, a primary-key statement) that checks the session is live (not revoked, not idle
-//! for longer than the idle timeout, not past its absolute lifetime, user active) and bumps
-//! `last_seen_at` when it is more than [`SEEN_GRANULARITY`] old. Any failure is the same 401.
+//! database round trip (the claims + `custos.live_session`, a primary-key statement) that
+//! checks the session is live (not revoked, not idle for longer than the idle timeout, not
+//! past its absolute lifetime, user active) and bumps `last_seen_at` when it is more than
+//! [`SEEN_GRANULARITY`] old. Any failure is the same 401.
 //!
 //! Three extractors, by what a *restricted* session may do (a staff member who has not
 //! enrolled MFA yet, or anyone who must change a one-time password):
