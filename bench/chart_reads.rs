@@ -13,7 +13,9 @@
 //! history rows and 3 prescriptions. Then, for each concurrency (8 and 32 clients):
 //! 1. baseline: `pgbench` (prepared statements, same concurrency, as the superuser so no RLS)
 //!    runs the chart's SELECTs and the audit INSERT in one transaction;
-//! 2. `GET /v1/patients/{id}` from as many keep-alive HTTP clients, each with its own session.
+//! 2. `GET /v1/patients/{id}` from as many keep-alive HTTP connections — `wrk` when it is on the
+//!    PATH (a C load generator, like pgbench's client), else reqwest clients in this process
+//!    (`BENCH_LOADGEN=reqwest` forces them) — each client with its own session.
 //!
 //! Each phase runs `BENCH_SECS` (default 20) after a short warm-up, and prints requests/s,
 //! p50/p99 and the ratio to the baseline. `BENCH_RLS=1` adds a third measurement: the same
@@ -91,6 +93,7 @@ async fn run(url: String, db: &sqlx::postgres::PgConnectOptions) -> anyhow::Resu
          {} CPUs, pool {pool_size}, {secs} s per phase",
         std::thread::available_parallelism()?.get()
     );
+    println!("HTTP load generator: {}", loadgen()?);
     println!("load average before: {}", loadavg());
     for c in CONCURRENCY {
         let base = pgbench(db, &fx, c, secs, false)?;
@@ -320,7 +323,78 @@ fn pgbench(
     Ok(fig)
 }
 
+/// The HTTP phase: with `wrk` on the PATH (a C load generator, as pgbench is a C client),
+/// otherwise keep-alive reqwest clients in this process. `BENCH_LOADGEN=reqwest` forces the
+/// latter.
 async fn http(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result<Figures> {
+    if loadgen()? == "wrk" { http_wrk(fx, clients, secs) } else { http_reqwest(fx, clients, secs).await }
+}
+
+fn loadgen() -> anyhow::Result<&'static str> {
+    let forced = std::env::var("BENCH_LOADGEN").ok();
+    let wrk_found = std::process::Command::new("wrk").arg("--version").output().is_ok();
+    match forced.as_deref() {
+        Some("reqwest") => Ok("reqwest"),
+        Some("wrk") if !wrk_found => anyhow::bail!("BENCH_LOADGEN=wrk but wrk is not on the PATH"),
+        _ if wrk_found => Ok("wrk"),
+        _ => Ok("reqwest"),
+    }
+}
+
+/// `wrk -c clients` on the chart URL; each request carries the next client token (per wrk
+/// thread, round robin). Any non-2xx answer fails the run.
+fn http_wrk(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result<Figures> {
+    let dir = std::env::temp_dir().join(format!("custos_wrk_{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let tokens: Vec<String> = fx.tokens.iter().take(clients).map(|t| format!("\"{t}\"")).collect();
+    let script = dir.join("chart.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local tokens = {{ {} }}\nlocal n = 0\nrequest = function()\n  n = n + 1\n  \
+             return wrk.format(\"GET\", nil, {{ [\"Authorization\"] = \"Bearer \" .. tokens[(n % #tokens) + 1] }})\nend\n",
+            tokens.join(", ")
+        ),
+    )?;
+    let url = format!("{}/v1/patients/{}", fx.base, fx.patient);
+    let threads = clients.min(std::thread::available_parallelism()?.get()).to_string();
+    let run = |secs: u64| -> anyhow::Result<String> {
+        let out = std::process::Command::new("wrk")
+            .args(["-t", &threads, "-c", &clients.to_string(), "-d", &format!("{secs}s"), "--latency", "-s"])
+            .arg(&script)
+            .arg(&url)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(out.status.success(), "wrk: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(!text.contains("Non-2xx"), "chart reads failed under wrk:\n{text}");
+        Ok(text)
+    };
+    run(2)?;
+    let text = run(secs);
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = text?;
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines().map(str::trim).find_map(|l| l.strip_prefix(prefix)).map(str::trim)
+    };
+    let ms = |v: &str| -> Option<f64> {
+        let (num, factor) = if let Some(n) = v.strip_suffix("us") {
+            (n, 0.001)
+        } else if let Some(n) = v.strip_suffix("ms") {
+            (n, 1.0)
+        } else {
+            (v.strip_suffix('s')?, 1000.0)
+        };
+        num.parse::<f64>().ok().map(|x| x * factor)
+    };
+    let rate = field("Requests/sec:").and_then(|v| v.parse::<f64>().ok());
+    let (p50, p99) = (field("50%").and_then(ms), field("99%").and_then(ms));
+    match (rate, p50, p99) {
+        (Some(rate), Some(p50), Some(p99)) => Ok(Figures { rate, p50, p99 }),
+        _ => anyhow::bail!("unexpected wrk output:\n{text}"),
+    }
+}
+
+async fn http_reqwest(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result<Figures> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     let url = format!("{}/v1/patients/{}", fx.base, fx.patient);
     let phase = |d: Duration| {
