@@ -96,29 +96,25 @@ async fn run(url: String, db: &sqlx::postgres::PgConnectOptions) -> anyhow::Resu
     println!("HTTP load generator: {}", loadgen()?);
     println!("load average before: {}", loadavg());
     for c in CONCURRENCY {
-        let base = pgbench(db, &fx, c, secs, false)?;
-        let rls = if with_rls { Some(pgbench(db, &fx, c, secs, true)?) } else { None };
+        let base = pgbench(db, &fx, c, secs, Script::Baseline)?;
+        let piped = pgbench(db, &fx, c, secs, Script::Pipelined)?;
+        let rls = if with_rls { Some(pgbench(db, &fx, c, secs, Script::RlsOn)?) } else { None };
         let http = http(&fx, c, secs).await?;
-        println!(
-            "  {c:>2} clients  pgbench            {:>7.0} tx/s   p50 {:>6.2} ms  p99 {:>6.2} ms",
-            base.rate, base.p50, base.p99
-        );
-        if let Some(rls) = rls {
+        let line = |what: &str, f: &Figures, ratios: &str| {
             println!(
-                "  {c:>2} clients  pgbench, RLS on    {:>7.0} tx/s   p50 {:>6.2} ms  p99 {:>6.2} ms  ratio {:.2}",
-                rls.rate,
-                rls.p50,
-                rls.p99,
-                rls.rate / base.rate
+                "  {c:>2} clients  {what:<28} {:>7.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {ratios}",
+                f.rate, f.p50, f.p99
             );
+            println!("{:16}{}", "", f.cpu.per(f.rate * secs as f64));
+        };
+        line("pgbench (baseline)", &base, "");
+        line("pgbench, SELECTs pipelined", &piped, &format!("ratio {:.2}", piped.rate / base.rate));
+        if let Some(rls) = rls {
+            line("pgbench, RLS on", &rls, &format!("ratio {:.2}", rls.rate / base.rate));
         }
-        println!(
-            "  {c:>2} clients  GET /v1/patients/{{id}} {:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ratio {:.2}",
-            http.rate,
-            http.p50,
-            http.p99,
-            http.rate / base.rate
-        );
+        let ratios =
+            format!("ratio {:.2} (to the pipelined pgbench: {:.2})", http.rate / base.rate, http.rate / piped.rate);
+        line("GET /v1/patients/{id}", &http, &ratios);
     }
     println!("load average after: {}", loadavg());
     Ok(())
@@ -221,6 +217,88 @@ struct Figures {
     rate: f64,
     p50: f64,
     p99: f64,
+    /// Where the machine's CPU went during the measured run.
+    cpu: CpuUse,
+}
+
+/// CPU time (clock ticks, from /proc) spent during a run by PostgreSQL (every postgres
+/// process, plus what the postmaster's exited children used: pgbench's backends end with
+/// it), this process's actix workers (the server), this process's other threads (the main
+/// runtime, the blocking pool, the in-process load generator), the load generator process
+/// (pgbench or wrk, a waited-for child), and the whole machine (busy time; the rest is the
+/// kernel's own work and anything else running).
+#[derive(Clone, Copy, Default)]
+struct CpuUse {
+    pg: u64,
+    server: u64,
+    process_other: u64,
+    loadgen: u64,
+    machine: u64,
+}
+
+impl CpuUse {
+    fn snapshot() -> Self {
+        // utime + stime are fields 14 and 15, cutime + cstime (waited-for children) 16 and 17.
+        let ticks = |stat: &str, fields_from: usize| -> u64 {
+            let fields: Vec<&str> =
+                stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+            (fields_from..fields_from + 2).filter_map(|i| fields.get(i)?.parse::<u64>().ok()).sum()
+        };
+        let own =
+            |path: &std::path::Path| std::fs::read_to_string(path.join("stat")).map(|s| ticks(&s, 11)).unwrap_or(0);
+        let children =
+            |path: &std::path::Path| std::fs::read_to_string(path.join("stat")).map(|s| ticks(&s, 13)).unwrap_or(0);
+        let mut cpu = Self::default();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(cmd) = std::fs::read(path.join("cmdline")) else { continue };
+            if cmd.starts_with(b"postgres: ") {
+                cpu.pg += own(&path);
+            } else if cmd.split(|&b| b == 0).next().is_some_and(|exe| exe.ends_with(b"/postgres")) {
+                cpu.pg += own(&path) + children(&path);
+            }
+        }
+        cpu.loadgen = children(std::path::Path::new("/proc/self"));
+        for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+            let path = entry.path();
+            let t = own(&path);
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.starts_with("actix") { cpu.server += t } else { cpu.process_other += t }
+        }
+        // "cpu  user nice system idle iowait irq softirq steal ...": busy = all but idle,
+        // iowait and steal.
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> =
+            stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        cpu.machine = [0, 1, 2, 5, 6].iter().filter_map(|&i| f.get(i)).sum();
+        cpu
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            pg: self.pg.saturating_sub(before.pg),
+            server: self.server.saturating_sub(before.server),
+            process_other: self.process_other.saturating_sub(before.process_other),
+            loadgen: self.loadgen.saturating_sub(before.loadgen),
+            machine: self.machine.saturating_sub(before.machine),
+        }
+    }
+
+    /// "machine 1.23 = PostgreSQL 0.80 + server 0.30 + …" in ms of CPU per transaction.
+    fn per(self, count: f64) -> String {
+        let hz = 100.0; // USER_HZ on Linux
+        let ms = |t: u64| t as f64 / hz * 1000.0 / count.max(1.0);
+        let rest = self.machine.saturating_sub(self.pg + self.server + self.process_other + self.loadgen);
+        format!(
+            "CPU ms per tx: machine {:.2} = PostgreSQL {:.2} + server {:.2} + load generator {:.2} + other bench threads {:.2} + rest {:.2}",
+            ms(self.machine),
+            ms(self.pg),
+            ms(self.server),
+            ms(self.loadgen),
+            ms(self.process_other),
+            ms(rest)
+        )
+    }
 }
 
 fn percentiles(mut lat_ms: Vec<f64>, elapsed: Duration) -> Figures {
@@ -229,7 +307,12 @@ fn percentiles(mut lat_ms: Vec<f64>, elapsed: Duration) -> Figures {
         let i = ((lat_ms.len() as f64 - 1.0) * p).round() as usize;
         lat_ms.get(i).copied().unwrap_or(0.0)
     };
-    Figures { rate: lat_ms.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.50), p99: pct(0.99) }
+    Figures {
+        rate: lat_ms.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        cpu: CpuUse::default(),
+    }
 }
 
 /// The chart's database work, as the request runs it (src/clinical/{patients,chart,
@@ -254,24 +337,40 @@ const PGBENCH_CLAIMS: &str = "SELECT set_config('role', 'custos_app', true), set
     set_config('custos.request_id', :rid, true), set_config('custos.patient_id', :pid, true), \
     custos.enter_patient_scope();\n";
 
+#[derive(Clone, Copy)]
+enum Script {
+    /// [`PGBENCH_SCRIPT`]: one statement per round trip, as the superuser.
+    Baseline,
+    /// The same, with the six SELECTs in one pipeline (`\startpipeline`), as the server sends
+    /// them: how much of the server's figure is owed to pipelining rather than to the rest
+    /// being cheap.
+    Pipelined,
+    /// The same as the app role with the clinician's claims: RLS's share.
+    RlsOn,
+}
+
 fn pgbench(
     db: &sqlx::postgres::PgConnectOptions,
     fx: &Fixture,
     clients: usize,
     secs: u64,
-    rls: bool,
+    which: Script,
 ) -> anyhow::Result<Figures> {
     let dir = std::env::temp_dir().join(format!("custos_pgbench_{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let script = dir.join("chart.sql");
-    let text = if rls {
+    let text = match which {
+        Script::Baseline => PGBENCH_SCRIPT.to_owned(),
+        Script::Pipelined => PGBENCH_SCRIPT.replacen("\nSELECT ", "\n\\startpipeline\nSELECT ", 1).replacen(
+            "\nINSERT INTO audit_inbox",
+            "\n\\endpipeline\nINSERT INTO audit_inbox",
+            1,
+        ),
         // Same script, run as the app role with the clinician's claims; the audit row then
         // has to carry the claimed request id, as the inbox policy demands.
-        PGBENCH_SCRIPT
+        Script::RlsOn => PGBENCH_SCRIPT
             .replacen("BEGIN;\n", &format!("BEGIN;\n{PGBENCH_CLAIMS}"), 1)
-            .replace("'success', gen_random_uuid()", "'success', CAST(:rid AS uuid)")
-    } else {
-        PGBENCH_SCRIPT.to_owned()
+            .replace("'success', gen_random_uuid()", "'success', CAST(:rid AS uuid)"),
     };
     std::fs::write(&script, text)?;
     let threads = clients.min(std::thread::available_parallelism()?.get()).to_string();
@@ -292,9 +391,12 @@ fn pgbench(
     };
     let warm = common(2, false).output().map_err(|e| anyhow::anyhow!("running pgbench: {e} (install it)"))?;
     anyhow::ensure!(warm.status.success(), "pgbench: {}", String::from_utf8_lossy(&warm.stderr));
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), CpuUse::snapshot());
     let out = common(secs, true).output()?;
     let elapsed = started.elapsed();
+    // pgbench's backends exit with it; give the postmaster a moment to reap them.
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu = CpuUse::snapshot().since(cpu);
     anyhow::ensure!(out.status.success(), "pgbench: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Per-transaction log lines: client_id tx_no latency_us script_no epoch_s epoch_us.
@@ -310,7 +412,7 @@ fn pgbench(
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let mut fig = percentiles(lat, elapsed);
+    let mut fig = Figures { cpu, ..percentiles(lat, elapsed) };
     // pgbench's own rate excludes connection set-up; prefer it when present.
     if let Some(tps) = stdout
         .lines()
@@ -370,7 +472,9 @@ fn http_wrk(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result<Figures> 
         Ok(text)
     };
     run(2)?;
+    let cpu = CpuUse::snapshot();
     let text = run(secs);
+    let cpu = CpuUse::snapshot().since(cpu);
     let _ = std::fs::remove_dir_all(&dir);
     let text = text?;
     let field = |prefix: &str| -> Option<&str> {
@@ -389,7 +493,7 @@ fn http_wrk(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result<Figures> 
     let rate = field("Requests/sec:").and_then(|v| v.parse::<f64>().ok());
     let (p50, p99) = (field("50%").and_then(ms), field("99%").and_then(ms));
     match (rate, p50, p99) {
-        (Some(rate), Some(p50), Some(p99)) => Ok(Figures { rate, p50, p99 }),
+        (Some(rate), Some(p50), Some(p99)) => Ok(Figures { rate, p50, p99, cpu }),
         _ => anyhow::bail!("unexpected wrk output:\n{text}"),
     }
 }
@@ -426,6 +530,8 @@ async fn http_reqwest(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result
         }
     };
     phase(Duration::from_secs(2)).await?;
+    let cpu = CpuUse::snapshot();
     let (lat, elapsed) = phase(Duration::from_secs(secs)).await?;
-    Ok(percentiles(lat, elapsed))
+    let cpu = CpuUse::snapshot().since(cpu);
+    Ok(Figures { cpu, ..percentiles(lat, elapsed) })
 }

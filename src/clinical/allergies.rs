@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{List, Page};
-use super::{Access, Req, require};
+use super::{Access, Req, SectionQuery, open_rows, require};
 use crate::domain::{ClinicalText, DomainError, Rule, Severity};
 use crate::error::ApiError;
 
@@ -104,7 +105,13 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewAllergy) -> Res
 
 /// Allergies of a patient; `active_only` for the chart.
 pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page, active_only: bool) -> Result<List<Allergy>, ApiError> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows = list_query(patient, page, active_only).fetch_all(req.conn()).await?;
+    list_page(req, &rows, page)
+}
+
+/// The query behind [`list`].
+pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> SectionQuery {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM allergies WHERE patient_id = $1 AND (NOT $2 OR status = 'active') \
          AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"
     )))
@@ -113,8 +120,9 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page, active_only: bo
     .bind(page.after_ts)
     .bind(page.after_id)
     .bind(page.fetch())
-    .fetch_all(req.conn())
-    .await?;
-    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
-    Ok(page.finish(items, |a| (a.created_at, a.id)))
+}
+
+/// [`list_query`]'s rows, opened, as a page.
+pub(super) fn list_page(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<Allergy>, ApiError> {
+    Ok(page.finish(open_rows(req, rows, open)?, |a| (a.created_at, a.id)))
 }

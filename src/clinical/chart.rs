@@ -3,11 +3,12 @@
 //! demographics only (minimum necessary): the clinical sections are absent, not empty.
 
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{Page, PageQuery};
 use super::patients::{self, Patient};
-use super::{Access, Req, allergies, history, medications, prescriptions, require};
+use super::{Access, Req, SectionQuery, allergies, history, medications, open_rows, prescriptions, require};
 use crate::db::ClaimRole;
 use crate::domain::{BloodType, ClinicalText, HeightCm, WeightKg};
 use crate::error::ApiError;
@@ -40,11 +41,17 @@ pub struct Chart {
 }
 
 /// The whole chart (each section capped at 100 rows; the list endpoints page further).
+///
+/// The sections' queries go to PostgreSQL as one pipeline — one round trip instead of six
+/// (`PgConnection::fetch_pipeline`, vendor/README.md). They run in order in the request's
+/// transaction, each under RLS exactly as when run alone; an admin's or auditor's chart
+/// queries the demographics only.
 pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
-    let patient = patients::get(req, id).await?;
+    let patient_query = patients::get_query(req, id);
     if matches!(req.user.role, ClaimRole::Admin | ClaimRole::Auditor) {
+        let rows = patient_query.fetch_all(req.conn()).await?;
         return Ok(Chart {
-            patient,
+            patient: patients::get_row(req, &rows)?,
             medical_info: None,
             allergies: None,
             medications: None,
@@ -53,30 +60,52 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
         });
     }
     let page = Page::parse(&PageQuery { limit: Some(100), cursor: None })?;
-    let medical_info = Some(medical_info(req, id).await?.unwrap_or_default());
-    let allergies = Some(allergies::list(req, id, &page, true).await?.items);
-    let medications = Some(medications::list(req, id, &page, true).await?.items);
-    let history = Some(history::list(req, id, &page).await?.items);
-    let prescriptions = Some(prescriptions::list(req, id, &page, true).await?.items);
-    Ok(Chart { patient, medical_info, allergies, medications, history, prescriptions })
+    let queries = [
+        patient_query,
+        medical_info_query(id),
+        allergies::list_query(id, &page, true),
+        medications::list_query(id, &page, true),
+        history::list_query(id, &page),
+        prescriptions::list_query(id, &page, true),
+    ];
+    let results = req.conn().fetch_pipeline(queries).await?;
+    let [patient, info, allergies, medications, history, prescriptions] = &results[..] else {
+        return Err(ApiError::Internal(anyhow::anyhow!("chart pipeline: {} results for 6 queries", results.len())));
+    };
+    Ok(Chart {
+        patient: patients::get_row(req, patient)?,
+        medical_info: Some(medical_info_row(req, info)?.unwrap_or_default()),
+        allergies: Some(allergies::list_page(req, allergies, &page)?.items),
+        medications: Some(medications::list_page(req, medications, &page)?.items),
+        history: Some(history::list_page(req, history, &page)?.items),
+        prescriptions: Some(prescriptions::list_page(req, prescriptions, &page)?.items),
+    })
 }
 
 async fn medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<Option<MedicalInfo>, ApiError> {
-    type R = (Uuid, String, Option<f64>, Option<f64>, Option<Vec<u8>>);
-    let row: Option<R> = sqlx::query_as(
+    let rows = medical_info_query(patient).fetch_all(req.conn()).await?;
+    medical_info_row(req, &rows)
+}
+
+fn medical_info_query(patient: Uuid) -> SectionQuery {
+    sqlx::query(
         "SELECT id, blood_type::text, height_cm::float8, weight_kg::float8, emergency_contact_enc \
          FROM patient_medical_info WHERE patient_id = $1",
     )
     .bind(patient)
-    .fetch_optional(req.conn())
-    .await?;
-    let Some((id, blood, height, weight, contact)) = row else { return Ok(None) };
-    Ok(Some(MedicalInfo {
-        blood_type: Some(blood),
-        height_cm: height,
-        weight_kg: weight,
-        emergency_contact: req.open_opt(T, "emergency_contact_enc", id, contact.as_deref())?,
-    }))
+}
+
+fn medical_info_row(req: &Req<'_>, rows: &[PgRow]) -> Result<Option<MedicalInfo>, ApiError> {
+    type R = (Uuid, String, Option<f64>, Option<f64>, Option<Vec<u8>>);
+    let open = |req: &Req<'_>, (id, blood, height, weight, contact): R| -> Result<MedicalInfo, ApiError> {
+        Ok(MedicalInfo {
+            blood_type: Some(blood),
+            height_cm: height,
+            weight_kg: weight,
+            emergency_contact: req.open_opt(T, "emergency_contact_enc", id, contact.as_deref())?,
+        })
+    };
+    Ok(open_rows(req, rows, open)?.into_iter().next())
 }
 
 /// `GET /v1/patients/{id}/medical-info`.

@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{List, Page};
-use super::{Access, Req, require};
+use super::{Access, Req, SectionQuery, open_rows, require};
 use crate::domain::{ClinicalText, Icd10Code, parse_date};
 use crate::error::ApiError;
 
@@ -106,7 +107,13 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewDiagnosis) -> R
 }
 
 pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Diagnosis>, ApiError> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows = list_query(patient, page).fetch_all(req.conn()).await?;
+    list_page(req, &rows, page)
+}
+
+/// The query behind [`list`].
+pub(super) fn list_query(patient: Uuid, page: &Page) -> SectionQuery {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM medical_history WHERE patient_id = $1 \
          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4"
     )))
@@ -114,8 +121,9 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<
     .bind(page.after_ts)
     .bind(page.after_id)
     .bind(page.fetch())
-    .fetch_all(req.conn())
-    .await?;
-    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
-    Ok(page.finish(items, |d| (d.created_at, d.id)))
+}
+
+/// [`list_query`]'s rows, opened, as a page.
+pub(super) fn list_page(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<Diagnosis>, ApiError> {
+    Ok(page.finish(open_rows(req, rows, open)?, |d| (d.created_at, d.id)))
 }

@@ -18,11 +18,28 @@ pub mod prescriptions;
 pub mod request;
 pub mod sealed;
 
+use sqlx::postgres::{PgArguments, PgRow};
 use uuid::Uuid;
 
 pub use request::Req;
 
 use crate::error::ApiError;
+
+/// A section's query, built apart from running it so that the chart can pipeline all of its
+/// sections in one round trip ([`chart::get`]) while a list endpoint runs its own alone.
+pub type SectionQuery = sqlx::query::Query<'static, sqlx::Postgres, PgArguments>;
+
+/// Decodes each of `rows` as the section's row type and opens it (its sealed fields).
+pub fn open_rows<R, T>(
+    req: &Req<'_>,
+    rows: &[PgRow],
+    open: impl Fn(&Req<'_>, R) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError>
+where
+    R: for<'r> sqlx::FromRow<'r, PgRow>,
+{
+    rows.iter().map(|row| open(req, R::from_row(row)?)).collect()
+}
 
 /// What a request needs on a patient's clinical record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::Req;
 use super::page::{List, Page};
+use super::{Req, SectionQuery, open_rows};
 use crate::crypto::BlindIndexKind;
 use crate::db::ClaimRole;
 use crate::domain::{BirthDate, ClinicalText, Email, Mrn, PersonName, Phone, Sex};
@@ -178,13 +179,21 @@ fn parse_ssn(s: &str) -> Result<String, crate::domain::DomainError> {
 
 /// One patient's demographics, or 404 (absent or not visible).
 pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Patient, ApiError> {
+    let query = get_query(req, id);
+    let rows = query.fetch_all(req.conn()).await?;
+    get_row(req, &rows)
+}
+
+/// The query behind [`get`]; notes the patient on the request's audit event.
+pub(super) fn get_query(req: &mut Req<'_>, id: Uuid) -> SectionQuery {
     req.patient(id);
     req.resource(id);
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM patients WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(req.conn())
-        .await?;
-    open(req, row.ok_or(ApiError::NotFound)?)
+    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM patients WHERE id = $1"))).bind(id)
+}
+
+/// [`get_query`]'s row, opened; 404 when there is none.
+pub(super) fn get_row(req: &Req<'_>, rows: &[PgRow]) -> Result<Patient, ApiError> {
+    open_rows(req, rows, open)?.into_iter().next().ok_or(ApiError::NotFound)
 }
 
 /// Patients visible to the caller, optionally by MRN (blind index).

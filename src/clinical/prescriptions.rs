@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::allergies::substance as short_text;
 use super::page::{List, Page};
-use super::{Access, Req, require};
+use super::{Access, Req, SectionQuery, open_rows, require};
 use crate::db::ClaimRole;
 use crate::domain::{ClinicalText, Dosage, Quantity, Refills};
 use crate::error::ApiError;
@@ -225,7 +226,13 @@ pub async fn list(
     page: &Page,
     active_only: bool,
 ) -> Result<List<Prescription>, ApiError> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows = list_query(patient, page, active_only).fetch_all(req.conn()).await?;
+    list_page(req, &rows, page)
+}
+
+/// The query behind [`list`].
+pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> SectionQuery {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM prescriptions WHERE patient_id = $1 \
          AND (NOT $2 OR (status = 'active' AND expires_at > now())) \
          AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"
@@ -235,10 +242,11 @@ pub async fn list(
     .bind(page.after_ts)
     .bind(page.after_id)
     .bind(page.fetch())
-    .fetch_all(req.conn())
-    .await?;
-    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
-    Ok(page.finish(items, |p| (p.created_at, p.id)))
+}
+
+/// [`list_query`]'s rows, opened, as a page.
+pub(super) fn list_page(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<Prescription>, ApiError> {
+    Ok(page.finish(open_rows(req, rows, open)?, |p| (p.created_at, p.id)))
 }
 
 /// The PDF of a prescription, audited as an export by the caller.

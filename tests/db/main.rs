@@ -11,6 +11,7 @@ mod catalog;
 mod fixture;
 mod locate;
 mod migrate;
+mod pipeline;
 mod rls_auth;
 mod rls_matrix;
 mod rls_writes;

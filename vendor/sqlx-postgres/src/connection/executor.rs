@@ -376,6 +376,124 @@ impl PgConnection {
     }
 }
 
+/// Custos addition (not upstream; see vendor/README.md): extended-protocol pipelining.
+impl PgConnection {
+    /// Runs `queries` in order in **one round trip**: every query's Bind/Execute is written,
+    /// then a single Sync, and each query's rows are collected in order. A statement not yet
+    /// prepared on this connection is prepared first (one round trip each, as `fetch_all`
+    /// would; afterwards it is cached like any persistent statement).
+    ///
+    /// If a query fails, PostgreSQL skips the rest up to the Sync (inside a transaction the
+    /// transaction is then aborted, as after any failed statement) and the first error is
+    /// returned; the connection stays usable. Results come back in binary format, exactly as
+    /// from [`Executor::fetch_all`].
+    pub async fn fetch_pipeline<'q, E>(
+        &mut self,
+        queries: impl IntoIterator<Item = E>,
+    ) -> Result<Vec<Vec<PgRow>>, Error>
+    where
+        E: Execute<'q, Postgres>,
+    {
+        self.wait_until_ready().await?;
+
+        // Phase 1: every statement prepared (round trips only for statements not yet cached).
+        let mut batch = Vec::new();
+        for mut query in queries {
+            let metadata_opt = query.statement().map(|s| Arc::clone(&s.metadata));
+            let mut arguments = query
+                .take_arguments()
+                .map_err(Error::Encode)?
+                .unwrap_or_default();
+            let persistent = query.persistent();
+            let sql = query.sql();
+            let num_params = u16::try_from(arguments.len()).map_err(|_| {
+                err_protocol!(
+                    "PgConnection::fetch_pipeline(): too many arguments for query: {}",
+                    arguments.len()
+                )
+            })?;
+            let (statement, metadata) = self
+                .get_or_prepare(sql.as_str(), &arguments.types, persistent, metadata_opt, false)
+                .await?;
+            arguments.apply_patches(self, &metadata.parameters).await?;
+            batch.push((statement, metadata, arguments, num_params));
+        }
+        self.wait_until_ready().await?;
+
+        // Phase 2: all executions, then one Sync.
+        for (statement, _, arguments, num_params) in &batch {
+            self.inner.stream.write_msg(Bind {
+                portal: PortalId::UNNAMED,
+                statement: *statement,
+                formats: &[PgValueFormat::Binary],
+                num_params: *num_params,
+                params: &arguments.buffer,
+                result_formats: &[PgValueFormat::Binary],
+            })?;
+            self.inner.stream.write_msg(message::Execute {
+                portal: PortalId::UNNAMED,
+                limit: 0,
+            })?;
+            self.inner
+                .stream
+                .write_msg(Close::Portal(PortalId::UNNAMED))?;
+        }
+        self.write_sync();
+        self.inner.stream.flush().await?;
+
+        // Phase 3: one CommandComplete per query, then ReadyForQuery. An ErrorResponse is
+        // returned by `recv()` as an error; the pending ReadyForQuery is consumed by the next
+        // `wait_until_ready()`.
+        let mut results: Vec<Vec<PgRow>> = Vec::with_capacity(batch.len());
+        let mut rows = Vec::new();
+        loop {
+            let message = self.inner.stream.recv().await?;
+            match message.format {
+                BackendMessageFormat::BindComplete
+                | BackendMessageFormat::CloseComplete
+                | BackendMessageFormat::NoData
+                | BackendMessageFormat::EmptyQueryResponse
+                | BackendMessageFormat::PortalSuspended => {}
+
+                BackendMessageFormat::CommandComplete => {
+                    results.push(std::mem::take(&mut rows));
+                }
+
+                BackendMessageFormat::DataRow => {
+                    let Some((_, metadata, _, _)) = batch.get(results.len()) else {
+                        return Err(err_protocol!("fetch_pipeline: more results than queries"));
+                    };
+                    rows.push(PgRow {
+                        data: message.decode()?,
+                        format: PgValueFormat::Binary,
+                        metadata: Arc::clone(metadata),
+                    });
+                }
+
+                BackendMessageFormat::ReadyForQuery => {
+                    self.handle_ready_for_query(message)?;
+                    break;
+                }
+
+                _ => {
+                    return Err(err_protocol!(
+                        "fetch_pipeline: unexpected message: {:?}",
+                        message.format
+                    ));
+                }
+            }
+        }
+        if results.len() != batch.len() {
+            return Err(err_protocol!(
+                "fetch_pipeline: {} results for {} queries",
+                results.len(),
+                batch.len()
+            ));
+        }
+        Ok(results)
+    }
+}
+
 impl<'c> Executor<'c> for &'c mut PgConnection {
     type Database = Postgres;
 
