@@ -36,7 +36,6 @@ use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-const CONCURRENCY: [usize; 2] = [8, 32];
 const ROWS: usize = 10;
 
 #[tokio::main]
@@ -86,7 +85,13 @@ async fn run(url: String, db: &sqlx::postgres::PgConnectOptions) -> anyhow::Resu
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let fx = seed(&pool, &keys, base, *CONCURRENCY.iter().max().unwrap_or(&32)).await?;
+    // BENCH_CLIENTS=8,32 (the default) picks the concurrencies.
+    let concurrency: Vec<usize> = std::env::var("BENCH_CLIENTS")
+        .unwrap_or_else(|_| "8,32".into())
+        .split(',')
+        .map(|c| c.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let fx = seed(&pool, &keys, base, concurrency.iter().copied().max().unwrap_or(32)).await?;
 
     println!(
         "chart reads: GET /v1/patients/{{id}} ({ROWS} allergies, {ROWS} medications, {ROWS} history rows, 3 prescriptions), \
@@ -95,7 +100,7 @@ async fn run(url: String, db: &sqlx::postgres::PgConnectOptions) -> anyhow::Resu
     );
     println!("HTTP load generator: {}", loadgen()?);
     println!("load average before: {}", loadavg());
-    for c in CONCURRENCY {
+    for &c in &concurrency {
         let base = pgbench(db, &fx, c, secs, Script::Baseline)?;
         let piped = pgbench(db, &fx, c, secs, Script::Pipelined)?;
         let rls = if with_rls { Some(pgbench(db, &fx, c, secs, Script::RlsOn)?) } else { None };
@@ -477,6 +482,9 @@ fn http_wrk(fx: &Fixture, clients: usize, secs: u64) -> anyhow::Result<Figures> 
     let cpu = CpuUse::snapshot().since(cpu);
     let _ = std::fs::remove_dir_all(&dir);
     let text = text?;
+    if std::env::var("BENCH_VERBOSE").is_ok_and(|v| v == "1") {
+        println!("{text}");
+    }
     let field = |prefix: &str| -> Option<&str> {
         text.lines().map(str::trim).find_map(|l| l.strip_prefix(prefix)).map(str::trim)
     };

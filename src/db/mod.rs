@@ -16,10 +16,11 @@ pub use tx::{ClaimRole, Claims, begin};
 /// Opens the pool. `sslmode=verify-full` (and `sslrootcert`) in the URL are honoured by
 /// sqlx's rustls backend, so production databases get verified TLS from the URL alone.
 ///
-/// No ping before each acquire (sqlx's `test_before_acquire`): that is a round trip on every
-/// request's critical path. sqlx already pings every connection as it goes back to the pool,
-/// which also flushes the ROLLBACK of a transaction dropped without commit; a connection that
-/// died while idle fails its first query, which the request reports as 503.
+/// No ping before each acquire (sqlx's `test_before_acquire`), and none on release unless
+/// something is pending (the vendored sqlx-core, vendor/README.md): each is a round trip per
+/// request. A connection going back with a queued ROLLBACK (a transaction dropped without
+/// commit) or unread responses (a query cut off mid-way) is still flushed before reuse; a
+/// connection that died fails its next query, which that request reports as 503.
 pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let opts: PgConnectOptions = url.expose_secret().parse()?;
     PgPoolOptions::new()

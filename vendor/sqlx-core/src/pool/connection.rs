@@ -304,6 +304,15 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
+        // Custos (see vendor/README.md): nothing pending (no unsent messages, no unread
+        // responses, no transaction open on our side) means nothing to flush, so no ping: it
+        // would cost a round trip per request. A connection that died meanwhile fails its
+        // next query, as one that dies while idle in the pool does.
+        if !self.raw.should_flush() && !self.raw.is_in_transaction() {
+            self.release();
+            return true;
+        }
+
         // test the connection on-release to ensure it is still viable,
         // and flush anything time-sensitive like transaction rollbacks
         // if an Executor future/stream is dropped during an `.await` call, the connection

@@ -241,7 +241,9 @@ impl Connection for PgConnection {
 
     #[doc(hidden)]
     fn should_flush(&self) -> bool {
-        !self.inner.stream.write_buffer().is_empty()
+        // Custos: also when responses are still to be read (a query or pipeline dropped
+        // mid-way, a queued ROLLBACK), so the pool flushes them before reuse.
+        !self.inner.stream.write_buffer().is_empty() || self.inner.pending_ready_for_query_count > 0
     }
 }
 
