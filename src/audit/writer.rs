@@ -32,10 +32,19 @@ async fn insert(
     event: &AuditEvent,
     flag_break_glass: bool,
 ) -> Result<Uuid, sqlx::Error> {
+    let (event_id, query) = insert_query(ctx, event, flag_break_glass);
+    query.execute(conn).await?;
+    Ok(event_id)
+}
+
+/// The INSERT of [`record`] (`flag_break_glass`: of [`record_flagging_break_glass`]) as a query
+/// to run later, e.g. at the end of a pipeline with the request's reads (one round trip
+/// fewer), and the event id it writes.
+pub fn insert_query(ctx: &AuditContext, event: &AuditEvent, flag_break_glass: bool) -> (Uuid, InboxInsert) {
     let event_id = Uuid::now_v7();
-    let user_agent = ctx.user_agent.as_deref().map(|ua| truncate(ua, MAX_UA));
-    let reason = event.reason.as_deref().map(|r| truncate(r, MAX_REASON));
-    sqlx::query(
+    let user_agent = ctx.user_agent.as_deref().map(|ua| truncate(ua, MAX_UA).to_owned());
+    let reason = event.reason.as_deref().map(|r| truncate(r, MAX_REASON).to_owned());
+    let query = sqlx::query(
         "INSERT INTO audit_inbox (event_id, occurred_at, org_id, actor_id, actor_role, action, resource_type, \
          resource_ids, patient_id, outcome, request_id, client_ip, user_agent, reason, break_glass, imported) \
          SELECT $1, coalesce($2, clock_timestamp()), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::inet, $13, \
@@ -55,7 +64,7 @@ async fn insert(
     .bind(ctx.actor_role)
     .bind(event.action)
     .bind(event.resource_type)
-    .bind(&event.resource_ids)
+    .bind(event.resource_ids.clone())
     .bind(event.patient_id)
     .bind(event.outcome)
     .bind(ctx.request_id)
@@ -64,11 +73,12 @@ async fn insert(
     .bind(reason)
     .bind(event.break_glass)
     .bind(event.imported)
-    .bind(flag_break_glass && event.patient_id.is_some() && ctx.actor_id.is_some() && !event.break_glass)
-    .execute(conn)
-    .await?;
-    Ok(event_id)
+    .bind(flag_break_glass && event.patient_id.is_some() && ctx.actor_id.is_some() && !event.break_glass);
+    (event_id, query)
 }
+
+/// An audit INSERT built by [`insert_query`], not yet run.
+pub type InboxInsert = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Cuts at a character boundary so multi-byte text never splits.
 fn truncate(s: &str, max_chars: usize) -> &str {

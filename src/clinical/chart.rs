@@ -42,10 +42,13 @@ pub struct Chart {
 
 /// The whole chart (each section capped at 100 rows; the list endpoints page further).
 ///
-/// The sections' queries go to PostgreSQL as one pipeline — one round trip instead of six
-/// (`PgConnection::fetch_pipeline`, vendor/README.md). They run in order in the request's
-/// transaction, each under RLS exactly as when run alone; an admin's or auditor's chart
-/// queries the demographics only.
+/// The sections' queries and the success event's audit INSERT go to PostgreSQL as one
+/// pipeline — one round trip instead of seven (`PgConnection::fetch_pipeline`,
+/// vendor/README.md). They run in order in the request's transaction, each under RLS exactly
+/// as when run alone; if the chart turns out unreadable after all (no such patient, a field
+/// that fails to open), the transaction is rolled back, event included, and the refusal is
+/// recorded on its own ([`Req::finish`]). An admin's or auditor's chart queries the
+/// demographics only.
 pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
     let patient_query = patients::get_query(req, id);
     if matches!(req.user.role, ClaimRole::Admin | ClaimRole::Auditor) {
@@ -67,10 +70,11 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
         medications::list_query(id, &page, true),
         history::list_query(id, &page),
         prescriptions::list_query(id, &page, true),
+        req.success_event_query(),
     ];
     let results = req.conn().fetch_pipeline(queries).await?;
-    let [patient, info, allergies, medications, history, prescriptions] = &results[..] else {
-        return Err(ApiError::Internal(anyhow::anyhow!("chart pipeline: {} results for 6 queries", results.len())));
+    let [patient, info, allergies, medications, history, prescriptions, _audit] = &results[..] else {
+        return Err(ApiError::Internal(anyhow::anyhow!("chart pipeline: {} results for 7 queries", results.len())));
     };
     Ok(Chart {
         patient: patients::get_row(req, patient)?,
