@@ -58,33 +58,9 @@ CREATE POLICY sessions_update ON sessions FOR UPDATE TO custos_app
     USING (org_id = custos.org_id() AND (user_id = custos.user_id() OR custos.is_org_manager()))
     WITH CHECK (org_id = custos.org_id() AND (user_id = custos.user_id() OR custos.is_org_manager()));
 
--- The per-request session check (src/auth/extractor.rs), run as the caller with the token's
--- claims, so RLS confines it to their own sessions. Live: not revoked, not past its lifetime,
--- no request since `idle_after` at the latest, account active. last_seen_at is written only
--- when older than `seen_before`. No row: not live. A function (not a statement) so that the
--- check and the claims fit in one simple-protocol round trip while the plan stays cached.
-CREATE OR REPLACE FUNCTION custos.live_session(sid uuid, uid uuid, at timestamptz, idle_after timestamptz,
-                                               seen_before timestamptz)
-RETURNS TABLE (org_id uuid, role text, mfa_verified boolean, must_change_password boolean,
-               expires_at timestamptz, last_seen_at timestamptz)
-LANGUAGE plpgsql VOLATILE AS $$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
-    WITH live AS (
-        SELECT s.id, s.org_id, u.role::text AS role, s.mfa_verified, u.must_change_password, s.expires_at,
-               s.last_seen_at
-        FROM public.sessions s JOIN public.users u ON u.id = s.user_id
-        WHERE s.id = sid AND s.user_id = uid AND u.status = 'active'
-          AND s.revoked_at IS NULL AND s.expires_at > at AND s.last_seen_at > idle_after),
-    seen AS (
-        UPDATE public.sessions s SET last_seen_at = greatest(s.last_seen_at, at) FROM live
-        WHERE s.id = live.id AND live.last_seen_at < seen_before
-        RETURNING s.last_seen_at)
-    SELECT live.org_id, live.role, live.mfa_verified, live.must_change_password, live.expires_at,
-           coalesce((SELECT seen.last_seen_at FROM seen), live.last_seen_at)
-    FROM live;
-END $$;
+-- The per-request session check is a prepared statement pipelined with the claims
+-- (src/auth/extractor.rs); the function it replaced goes.
+DROP FUNCTION IF EXISTS custos.live_session(uuid, uuid, timestamptz, timestamptz, timestamptz);
 
 -- MFA challenges: the sign-in flow of that one user only.
 ALTER TABLE mfa_challenges ENABLE ROW LEVEL SECURITY;

@@ -10,7 +10,7 @@
 //! }
 //! ```
 //! Extraction validates the Bearer JWT (EdDSA, our key ids, exp/iss/aud) and then makes ONE
-//! database round trip (the claims + `custos.live_session`, a primary-key statement) that
+//! database round trip (the claims + a primary-key statement, pipelined) that
 //! checks the session is live (not revoked, not idle for longer than the idle timeout, not
 //! past its absolute lifetime, user active) and bumps `last_seen_at` when it is more than
 //! [`SEEN_GRANULARITY`] old. Any failure is the same 401.
@@ -213,6 +213,23 @@ type LiveRow = (Uuid, String, bool, bool, DateTime<Utc>, DateTime<Utc>);
 /// earlier than a per-request bump would allow, never later).
 const SEEN_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
+/// The session check, as the caller: live means not revoked, not past its lifetime, a request
+/// since `$4` at the latest, account active. `last_seen_at` is written (to `$3`) only when older
+/// than `$5`. No row: not live.
+const LIVE_SESSION: &str = "WITH live AS ( \
+        SELECT s.id, s.org_id, u.role::text AS role, s.mfa_verified, u.must_change_password, s.expires_at, \
+               s.last_seen_at \
+        FROM sessions s JOIN users u ON u.id = s.user_id \
+        WHERE s.id = $1 AND s.user_id = $2 AND u.status = 'active' \
+          AND s.revoked_at IS NULL AND s.expires_at > $3 AND s.last_seen_at > $4), \
+    seen AS ( \
+        UPDATE sessions s SET last_seen_at = greatest(s.last_seen_at, $3) FROM live \
+        WHERE s.id = live.id AND live.last_seen_at < $5 \
+        RETURNING s.last_seen_at) \
+    SELECT live.org_id, live.role, live.mfa_verified, live.must_change_password, live.expires_at, \
+           coalesce((SELECT seen.last_seen_at FROM seen), live.last_seen_at) \
+    FROM live";
+
 async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
@@ -237,22 +254,16 @@ async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
     let token_claims = Claims::user(claims.sub, claims.org, role, meta.request_id);
     let idle = span(state.settings.auth.idle_timeout);
 
-    // One round trip, in an implicit transaction: the claims, then the check as the caller
-    // (policies/30_rls_identity.sql, `custos.live_session`). The simple protocol has no bind
-    // parameters; only UUIDs and timestamps we format ourselves are spliced in.
-    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let sql = format!(
-        "{}; SELECT * FROM custos.live_session('{}', '{}', '{}', '{}', '{}')",
-        db::tx::claims_sql(&token_claims),
-        claims.sid.hyphenated(),
-        claims.sub.hyphenated(),
-        at(now),
-        at(now - idle),
-        at(now - SEEN_GRANULARITY)
-    );
-    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_all(&state.pool).await?;
-    // The claims statement yields exactly one row; a second row is the live session.
-    let row: Option<LiveRow> = rows.get(1).map(sqlx::FromRow::from_row).transpose()?;
+    // One round trip: the claims, then the check as the caller (so RLS confines it to their
+    // own sessions), pipelined — one Sync, so one implicit transaction that the claims end with.
+    let check = sqlx::query(LIVE_SESSION)
+        .bind(claims.sid)
+        .bind(claims.sub)
+        .bind(now)
+        .bind(now - idle)
+        .bind(now - SEEN_GRANULARITY);
+    let results = state.pool.acquire().await?.fetch_pipeline([db::tx::claims_query(&token_claims), check]).await?;
+    let row: Option<LiveRow> = results.get(1).and_then(|rows| rows.first()).map(sqlx::FromRow::from_row).transpose()?;
     let Some((org_id, db_role, mfa_verified, must_change_password, expires_at, last_seen)) = row else {
         return Err(refuse(token_claims, "session not live (revoked, past its lifetime, idle or account disabled)"));
     };

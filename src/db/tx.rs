@@ -114,7 +114,7 @@ fn begin_sql(claims: &Claims) -> String {
 /// safe only because every one of them is a UUID (hex and dashes, from `Uuid`'s `Display`)
 /// or one of [`ClaimRole::as_str`]'s fixed words. A patient-scoped transaction then asks the
 /// access question once (`custos.enter_patient_scope()`, policies/10_access_functions.sql).
-pub(crate) fn claims_sql(claims: &Claims) -> String {
+fn claims_sql(claims: &Claims) -> String {
     let opt = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
     let mut sql = format!(
         "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
@@ -132,8 +132,10 @@ pub(crate) fn claims_sql(claims: &Claims) -> String {
     sql
 }
 
-/// Sets (or replaces, within the same transaction) the role and claims.
-pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Result<(), sqlx::Error> {
+/// The role and claims as one parameterized statement, for [`set_claims`] or as the first
+/// query of a pipeline (`PgConnection::fetch_pipeline`), whose queries share one transaction
+/// — implicit if none is open — so the claims hold for the rest of it and end with it.
+pub fn claims_query(claims: &Claims) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
     let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     sqlx::query(
         "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', $1, true), \
@@ -145,8 +147,11 @@ pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Resul
     .bind(claims.role.as_str())
     .bind(opt(claims.request_id))
     .bind(opt(claims.patient_scope))
-    .execute(&mut *conn)
-    .await?;
+}
+
+/// Sets (or replaces, within the same transaction) the role and claims.
+pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Result<(), sqlx::Error> {
+    claims_query(claims).execute(&mut *conn).await?;
     if claims.patient_scope.is_some() {
         sqlx::query("SELECT custos.enter_patient_scope()").execute(&mut *conn).await?;
     }
