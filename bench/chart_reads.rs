@@ -10,18 +10,25 @@
 //! On a fresh database it starts the real server in-process (default settings: actix workers
 //! = CPUs, `CUSTOS_DB_MAX_CONNECTIONS` pooled connections), creates a clinician and, through
 //! the API, a patient whose chart holds medical info, 10 allergies, 10 medications, 10
-//! history rows and 3 prescriptions. Then, for each concurrency (8 and 32 clients):
+//! history rows and 3 prescriptions. Then, for each concurrency (`BENCH_CLIENTS`, default
+//! `8,32`):
 //! 1. baseline: `pgbench` (prepared statements, same concurrency, as the superuser so no RLS)
-//!    runs the chart's SELECTs and the audit INSERT in one transaction;
-//! 2. `GET /v1/patients/{id}` from as many keep-alive HTTP connections — `wrk` when it is on the
+//!    runs the chart's SELECTs and the audit INSERT in one transaction, one statement per
+//!    round trip;
+//! 2. the same script with the six SELECTs in one pipeline (`\startpipeline`), as the server
+//!    sends them: the server's ratio to this one says how much of its figure is owed to
+//!    pipelining rather than to its own overhead being small;
+//! 3. `GET /v1/patients/{id}` from as many keep-alive HTTP connections — `wrk` when it is on the
 //!    PATH (a C load generator, like pgbench's client), else reqwest clients in this process
 //!    (`BENCH_LOADGEN=reqwest` forces them) — each client with its own session.
 //!
 //! Each phase runs `BENCH_SECS` (default 20) after a short warm-up, and prints requests/s,
-//! p50/p99 and the ratio to the baseline. `BENCH_RLS=1` adds a third measurement: the same
-//! pgbench script as `custos_app` with the clinician's claims, i.e. the database's share of
-//! the overhead (RLS policy functions) without any of the application's. `BENCH_KEEP=1`
-//! keeps the database afterwards (its name is printed) for poking at with psql/pgbench. The load generator shares the machine with the
+//! p50/p99, the ratio to the baseline, and where the machine's CPU went per transaction
+//! (PostgreSQL, the server's actix workers, the load generator; from /proc). `BENCH_RLS=1`
+//! adds the baseline script as `custos_app` with the clinician's claims, i.e. the database's
+//! share of the overhead (RLS) without any of the application's. `BENCH_KEEP=1` keeps the
+//! database afterwards (its name is printed) for poking at with psql/pgbench;
+//! `BENCH_VERBOSE=1` prints wrk's full report. The load generator shares the machine with the
 //! server and PostgreSQL, as pgbench does; read the load average it prints before comparing.
 
 use std::sync::Arc;
