@@ -109,8 +109,8 @@ fn begin_sql(claims: &Claims) -> String {
     format!("BEGIN; {}", claims_sql(claims))
 }
 
-/// The role and claims as simple-query statements, for [`begin_sql`] or an implicit
-/// transaction. The simple protocol has no bind parameters, so the values are spliced in —
+/// The role and claims as simple-query statements, sent with `BEGIN` ([`begin_sql`]). The
+/// simple protocol has no bind parameters, so the values are spliced in —
 /// safe only because every one of them is a UUID (hex and dashes, from `Uuid`'s `Display`)
 /// or one of [`ClaimRole::as_str`]'s fixed words. A patient-scoped transaction then asks the
 /// access question once (`custos.enter_patient_scope()`, policies/10_access_functions.sql).
