@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::event::{AuditContext, AuditEvent};
+use crate::db::BoundQuery;
 
 const MAX_UA: usize = 512;
 const MAX_REASON: usize = 1000;
@@ -40,7 +41,7 @@ async fn insert(
 /// The INSERT of [`record`] (`flag_break_glass`: of [`record_flagging_break_glass`]) as a query
 /// to run later, e.g. at the end of a pipeline with the request's reads (one round trip
 /// fewer), and the event id it writes.
-pub fn insert_query(ctx: &AuditContext, event: &AuditEvent, flag_break_glass: bool) -> (Uuid, InboxInsert) {
+pub fn insert_query(ctx: &AuditContext, event: &AuditEvent, flag_break_glass: bool) -> (Uuid, BoundQuery) {
     let event_id = Uuid::now_v7();
     let user_agent = ctx.user_agent.as_deref().map(|ua| truncate(ua, MAX_UA).to_owned());
     let reason = event.reason.as_deref().map(|r| truncate(r, MAX_REASON).to_owned());
@@ -76,9 +77,6 @@ pub fn insert_query(ctx: &AuditContext, event: &AuditEvent, flag_break_glass: bo
     .bind(flag_break_glass && event.patient_id.is_some() && ctx.actor_id.is_some() && !event.break_glass);
     (event_id, query)
 }
-
-/// An audit INSERT built by [`insert_query`], not yet run.
-pub type InboxInsert = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Cuts at a character boundary so multi-byte text never splits.
 fn truncate(s: &str, max_chars: usize) -> &str {

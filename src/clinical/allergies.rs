@@ -7,7 +7,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{List, Page};
-use super::{Access, Req, SectionQuery, open_rows, require};
+use super::{Access, Req, open_rows, require};
+use crate::db::BoundQuery;
 use crate::domain::{ClinicalText, DomainError, Rule, Severity};
 use crate::error::ApiError;
 
@@ -110,7 +111,7 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page, active_only: bo
 }
 
 /// The query behind [`list`].
-pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> SectionQuery {
+pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> BoundQuery {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM allergies WHERE patient_id = $1 AND (NOT $2 OR status = 'active') \
          AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::page::{Page, PageQuery};
 use super::patients::{self, Patient};
-use super::{Access, Req, SectionQuery, allergies, history, medications, open_rows, prescriptions, require};
-use crate::db::ClaimRole;
+use super::{Access, Req, allergies, history, medications, open_rows, prescriptions, require};
+use crate::db::{BoundQuery, ClaimRole};
 use crate::domain::{BloodType, ClinicalText, HeightCm, WeightKg};
 use crate::error::ApiError;
 
@@ -50,11 +50,9 @@ pub struct Chart {
 /// recorded on its own ([`Req::finish`]). An admin's or auditor's chart queries the
 /// demographics only.
 pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
-    let patient_query = patients::get_query(req, id);
     if matches!(req.user.role, ClaimRole::Admin | ClaimRole::Auditor) {
-        let rows = patient_query.fetch_all(req.conn()).await?;
         return Ok(Chart {
-            patient: patients::get_row(req, &rows)?,
+            patient: patients::get(req, id).await?,
             medical_info: None,
             allergies: None,
             medications: None,
@@ -64,7 +62,7 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
     }
     let page = Page::parse(&PageQuery { limit: Some(100), cursor: None })?;
     let queries = [
-        patient_query,
+        patients::get_query(req, id),
         medical_info_query(id),
         allergies::list_query(id, &page, true),
         medications::list_query(id, &page, true),
@@ -91,7 +89,7 @@ async fn medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<Option<Medical
     medical_info_row(req, &rows)
 }
 
-fn medical_info_query(patient: Uuid) -> SectionQuery {
+fn medical_info_query(patient: Uuid) -> BoundQuery {
     sqlx::query(
         "SELECT id, blood_type::text, height_cm::float8, weight_kg::float8, emergency_contact_enc \
          FROM patient_medical_info WHERE patient_id = $1",

@@ -6,7 +6,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{List, Page};
-use super::{Access, Req, SectionQuery, open_rows, require};
+use super::{Access, Req, open_rows, require};
+use crate::db::BoundQuery;
 use crate::domain::{ClinicalText, Icd10Code, parse_date};
 use crate::error::ApiError;
 
@@ -112,7 +113,7 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<
 }
 
 /// The query behind [`list`].
-pub(super) fn list_query(patient: Uuid, page: &Page) -> SectionQuery {
+pub(super) fn list_query(patient: Uuid, page: &Page) -> BoundQuery {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM medical_history WHERE patient_id = $1 \
          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4"

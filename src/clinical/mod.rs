@@ -18,16 +18,12 @@ pub mod prescriptions;
 pub mod request;
 pub mod sealed;
 
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 pub use request::Req;
 
 use crate::error::ApiError;
-
-/// A section's query, built apart from running it so that the chart can pipeline all of its
-/// sections in one round trip ([`chart::get`]) while a list endpoint runs its own alone.
-pub type SectionQuery = sqlx::query::Query<'static, sqlx::Postgres, PgArguments>;
 
 /// Decodes each of `rows` as the section's row type and opens it (its sealed fields).
 pub fn open_rows<R, T>(

@@ -8,9 +8,9 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{List, Page};
-use super::{Req, SectionQuery, open_rows};
+use super::{Req, open_rows};
 use crate::crypto::BlindIndexKind;
-use crate::db::ClaimRole;
+use crate::db::{BoundQuery, ClaimRole};
 use crate::domain::{BirthDate, ClinicalText, Email, Mrn, PersonName, Phone, Sex};
 use crate::error::ApiError;
 
@@ -185,7 +185,7 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Patient, ApiError> {
 }
 
 /// The query behind [`get`]; notes the patient on the request's audit event.
-pub(super) fn get_query(req: &mut Req<'_>, id: Uuid) -> SectionQuery {
+pub(super) fn get_query(req: &mut Req<'_>, id: Uuid) -> BoundQuery {
     req.patient(id);
     req.resource(id);
     sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM patients WHERE id = $1"))).bind(id)

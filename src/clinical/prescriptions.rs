@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::allergies::substance as short_text;
 use super::page::{List, Page};
-use super::{Access, Req, SectionQuery, open_rows, require};
-use crate::db::ClaimRole;
+use super::{Access, Req, open_rows, require};
+use crate::db::{BoundQuery, ClaimRole};
 use crate::domain::{ClinicalText, Dosage, Quantity, Refills};
 use crate::error::ApiError;
 
@@ -231,7 +231,7 @@ pub async fn list(
 }
 
 /// The query behind [`list`].
-pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> SectionQuery {
+pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> BoundQuery {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM prescriptions WHERE patient_id = $1 \
          AND (NOT $2 OR (status = 'active' AND expires_at > now())) \

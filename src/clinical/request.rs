@@ -151,7 +151,7 @@ impl<'a> Req<'a> {
     /// changes to `ev` are not written. It commits only with the rest of the transaction; if
     /// the request fails after all, [`Req::finish`] rolls it back with everything else and
     /// records the refusal as usual, so there is still exactly one event.
-    pub fn success_event_query(&mut self) -> audit::writer::InboxInsert {
+    pub fn success_event_query(&mut self) -> db::BoundQuery {
         self.event_queued = true;
         audit::writer::insert_query(&self.ctx, &self.ev, self.user.role == ClaimRole::Clinician).1
     }

@@ -13,6 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use tx::{ClaimRole, Claims, begin};
 
+/// A statement with its values bound, not yet run: built apart from running it so that it can
+/// go alone or in a pipeline with others (`PgConnection::fetch_pipeline`, vendor/README.md).
+pub type BoundQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// Opens the pool. `sslmode=verify-full` (and `sslrootcert`) in the URL are honoured by
 /// sqlx's rustls backend, so production databases get verified TLS from the URL alone.
 ///

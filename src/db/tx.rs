@@ -104,20 +104,15 @@ pub async fn begin(pool: &PgPool, claims: &Claims) -> Result<Transaction<'static
     pool.begin_with(sqlx::AssertSqlSafe(begin_sql(claims))).await
 }
 
-/// `BEGIN` and the claims as one simple query (one round trip).
+/// `BEGIN` and the claims as one simple query (one round trip). The simple protocol has no
+/// bind parameters, so the values are spliced in — safe only because every one of them is a
+/// UUID (hex and dashes, from `Uuid`'s `Display`) or one of [`ClaimRole::as_str`]'s fixed
+/// words. A patient-scoped transaction then asks the access question once
+/// (`custos.enter_patient_scope()`, policies/10_access_functions.sql).
 fn begin_sql(claims: &Claims) -> String {
-    format!("BEGIN; {}", claims_sql(claims))
-}
-
-/// The role and claims as simple-query statements, sent with `BEGIN` ([`begin_sql`]). The
-/// simple protocol has no bind parameters, so the values are spliced in —
-/// safe only because every one of them is a UUID (hex and dashes, from `Uuid`'s `Display`)
-/// or one of [`ClaimRole::as_str`]'s fixed words. A patient-scoped transaction then asks the
-/// access question once (`custos.enter_patient_scope()`, policies/10_access_functions.sql).
-fn claims_sql(claims: &Claims) -> String {
     let opt = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
     let mut sql = format!(
-        "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
+        "BEGIN; SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
          set_config('custos.org_id', '{}', true), set_config('custos.role', '{}', true), \
          set_config('custos.request_id', '{}', true), set_config('custos.patient_id', '{}', true)",
         opt(claims.user_id),
@@ -135,7 +130,7 @@ fn claims_sql(claims: &Claims) -> String {
 /// The role and claims as one parameterized statement, for [`set_claims`] or as the first
 /// query of a pipeline (`PgConnection::fetch_pipeline`), whose queries share one transaction
 /// — implicit if none is open — so the claims hold for the rest of it and end with it.
-pub fn claims_query(claims: &Claims) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+pub fn claims_query(claims: &Claims) -> super::BoundQuery {
     let opt = |u: Option<Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     sqlx::query(
         "SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', $1, true), \
