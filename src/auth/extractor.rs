@@ -21,6 +21,11 @@
 //!   `mfa_enrollment_required`. Use it everywhere unless told otherwise.
 //! - [`EnrollingUser`]: also staff sessions awaiting MFA enrolment (the enrol endpoints).
 //! - [`AnySessionUser`]: any live session (`/v1/me`, `/v1/me/password`, logout).
+//!
+//! And [`Caller`], for handlers that open their transaction straight away (the clinical API,
+//! through `routes::clinical::audited`): it verifies the token at extraction and leaves the
+//! session check to the first round trip of that transaction ([`Caller::begin`]), saving the
+//! check's own round trip. Same rule as [`AuthUser`] (full sessions only), same answers.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -30,6 +35,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -230,59 +236,161 @@ const LIVE_SESSION: &str = "WITH live AS ( \
            coalesce((SELECT seen.last_seen_at FROM seen), live.last_seen_at) \
     FROM live";
 
-async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let state =
-        req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
+/// A presented access token that verified (signature, algorithm, key id, issuer, audience,
+/// expiry, a known role): who it says the caller is. Not yet a session that is live.
+#[derive(Debug, Clone)]
+struct Token {
+    user_id: Uuid,
+    org_id: Uuid,
+    session_id: Uuid,
+    role: ClaimRole,
+    /// The RLS claims the token asserts (unscoped).
+    claims: Claims,
+    meta: RequestMeta,
+}
+
+fn state_of(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))
+}
+
+/// Notes why a presented token was refused, for the denial record (`denials.rs`): 401.
+fn refuse(req: &HttpRequest, claims: Claims, reason: &'static str) -> ApiError {
+    req.extensions_mut().insert(Refusal { claims, reason });
+    ApiError::Unauthorized
+}
+
+/// The token check: no database.
+fn verify_token(req: &HttpRequest, state: &AppState) -> Result<Token, ApiError> {
     let token = bearer(req).ok_or(ApiError::Unauthorized)?;
-    let now = state.clock.now();
     let meta = RequestMeta::of(req);
-    let refuse = |claims: Claims, reason: &'static str| {
-        req.extensions_mut().insert(Refusal { claims, reason });
-        ApiError::Unauthorized
-    };
     let anonymous = Claims::anonymous(meta.request_id);
-    let claims = match state.jwt.validate(token, now.timestamp()) {
+    let claims = match state.jwt.validate(token, state.clock.now().timestamp()) {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(reason = %e, "access token rejected");
-            return Err(refuse(anonymous, "access token rejected (signature, algorithm, issuer, audience or expiry)"));
+            return Err(refuse(
+                req,
+                anonymous,
+                "access token rejected (signature, algorithm, issuer, audience or expiry)",
+            ));
         }
     };
     let Some(role) = ClaimRole::from_user_role(&claims.role) else {
-        return Err(refuse(anonymous, "access token with an unknown role"));
+        return Err(refuse(req, anonymous, "access token with an unknown role"));
     };
-    let token_claims = Claims::user(claims.sub, claims.org, role, meta.request_id);
-    let idle = span(state.settings.auth.idle_timeout);
-
-    // One round trip: the claims, then the check as the caller (so RLS confines it to their
-    // own sessions), pipelined — one Sync, so one implicit transaction that the claims end with.
-    let check = sqlx::query(LIVE_SESSION)
-        .bind(claims.sid)
-        .bind(claims.sub)
-        .bind(now)
-        .bind(now - idle)
-        .bind(now - SEEN_GRANULARITY);
-    let results = state.pool.acquire().await?.fetch_pipeline([db::tx::claims_query(&token_claims), check]).await?;
-    let row: Option<LiveRow> = results.get(1).and_then(|rows| rows.first()).map(sqlx::FromRow::from_row).transpose()?;
-    let Some((org_id, db_role, mfa_verified, must_change_password, expires_at, last_seen)) = row else {
-        return Err(refuse(token_claims, "session not live (revoked, past its lifetime, idle or account disabled)"));
-    };
-    // A token minted before a role or organization change is not honoured.
-    if org_id != claims.org || db_role != claims.role {
-        return Err(refuse(token_claims, "access token does not match the account's role or organization"));
-    }
-    req.extensions_mut().insert(Accepted(token_claims));
-    Ok(AuthUser {
+    Ok(Token {
         user_id: claims.sub,
-        org_id,
-        role,
+        org_id: claims.org,
         session_id: claims.sid,
-        mfa_verified,
-        must_change_password,
-        session_expires_at: expires_at,
-        idle_expires_at: (last_seen + idle).min(expires_at),
+        role,
+        claims: Claims::user(claims.sub, claims.org, role, meta.request_id),
         meta,
     })
+}
+
+impl Token {
+    /// The session check as a query, to run after this token's claims in the same
+    /// transaction (RLS confines it to the caller's own sessions).
+    fn session_check(&self, state: &AppState) -> db::BoundQuery {
+        let now = state.clock.now();
+        sqlx::query(LIVE_SESSION)
+            .bind(self.session_id)
+            .bind(self.user_id)
+            .bind(now)
+            .bind(now - span(state.settings.auth.idle_timeout))
+            .bind(now - SEEN_GRANULARITY)
+    }
+
+    /// The caller, if the session check's `rows` say the session is live and the token still
+    /// matches the account; otherwise the 401 (with its refusal noted).
+    fn admit(self, req: &HttpRequest, state: &AppState, rows: Option<&Vec<PgRow>>) -> Result<AuthUser, ApiError> {
+        let row: Option<LiveRow> = rows.and_then(|rows| rows.first()).map(sqlx::FromRow::from_row).transpose()?;
+        let Some((org_id, db_role, mfa_verified, must_change_password, expires_at, last_seen)) = row else {
+            return Err(refuse(
+                req,
+                self.claims,
+                "session not live (revoked, past its lifetime, idle or account disabled)",
+            ));
+        };
+        // A token minted before a role or organization change is not honoured.
+        if org_id != self.org_id || db_role != self.role.as_str() {
+            return Err(refuse(req, self.claims, "access token does not match the account's role or organization"));
+        }
+        req.extensions_mut().insert(Accepted(self.claims));
+        Ok(AuthUser {
+            user_id: self.user_id,
+            org_id,
+            role: self.role,
+            session_id: self.session_id,
+            mfa_verified,
+            must_change_password,
+            session_expires_at: expires_at,
+            idle_expires_at: (last_seen + span(state.settings.auth.idle_timeout)).min(expires_at),
+            meta: self.meta,
+        })
+    }
+}
+
+async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+    let state = state_of(req)?;
+    let token = verify_token(req, state)?;
+    // One round trip: the claims, then the check as the caller, pipelined — one Sync, so one
+    // implicit transaction that the claims end with.
+    let check = token.session_check(state);
+    let results = state.pool.acquire().await?.fetch_pipeline([db::tx::claims_query(&token.claims), check]).await?;
+    token.admit(req, state, results.get(1))
+}
+
+/// A caller whose access token verified but whose session is checked only in the first round
+/// trip of the request's transaction ([`Caller::begin`]): for handlers that open their
+/// transaction straight away (the clinical API), one round trip fewer than [`AuthUser`].
+/// Same outcome as [`AuthUser`] — full sessions only, the same 401/403 answers and denial
+/// records — and nothing about the caller is reachable except through `begin`, so the check
+/// cannot be skipped.
+pub struct Caller {
+    req: HttpRequest,
+    token: Token,
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            state_of(req).and_then(|state| verify_token(req, state)).map(|token| Self { req: req.clone(), token }),
+        )
+    }
+}
+
+impl Caller {
+    /// Opens the request transaction as this caller (narrowed to one patient with
+    /// `patient_scope`) and checks the session, in one round trip: `BEGIN`, the claims, the
+    /// scope and the session check go as one pipeline. A session that is not live, or not a
+    /// full one, rolls the transaction back and answers as [`AuthUser`] would.
+    pub async fn begin(
+        &self,
+        state: &AppState,
+        patient_scope: Option<Uuid>,
+    ) -> Result<(Transaction<'static, Postgres>, AuthUser), ApiError> {
+        let claims = match patient_scope {
+            Some(patient) => self.token.claims.scoped_to(patient),
+            None => self.token.claims,
+        };
+        let (tx, results) = db::tx::begin_with(&state.pool, &claims, [self.token.session_check(state)]).await?;
+        let admitted = self.token.clone().admit(&self.req, state, results.first()).and_then(|user| {
+            user.password_block()?;
+            user.mfa_block()?;
+            Ok(user)
+        });
+        match admitted {
+            Ok(user) => Ok((tx, user)),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).

@@ -17,7 +17,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Caller};
 use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole};
 use crate::error::ApiError;
@@ -25,7 +25,8 @@ use crate::startup::AppState;
 
 pub struct Req<'a> {
     pub state: &'a AppState,
-    pub user: &'a AuthUser,
+    /// The caller, admitted by the session check in the transaction's first round trip.
+    pub user: AuthUser,
     tx: Transaction<'static, Postgres>,
     ctx: AuditContext,
     pub ev: AuditEvent,
@@ -36,20 +37,18 @@ pub struct Req<'a> {
 }
 
 impl<'a> Req<'a> {
-    /// Opens the request transaction as `user`; with `patient_scope`, narrowed to that
-    /// patient's records (see [`db::Claims::patient_scope`]).
+    /// Opens the request transaction as `caller` and checks their session in the same round
+    /// trip ([`Caller::begin`]); with `patient_scope`, narrowed to that patient's records (see
+    /// [`db::Claims::patient_scope`]).
     pub async fn begin(
         state: &'a AppState,
-        user: &'a AuthUser,
+        caller: &Caller,
         action: Action,
         resource_type: &'static str,
         patient_scope: Option<Uuid>,
     ) -> Result<Self, ApiError> {
-        let claims = match patient_scope {
-            Some(patient) => user.claims().scoped_to(patient),
-            None => user.claims(),
-        };
-        let (tx, ctx) = (db::begin(&state.pool, &claims).await?, user.audit_context());
+        let (tx, user) = caller.begin(state, patient_scope).await?;
+        let ctx = user.audit_context();
         Ok(Self {
             state,
             user,
@@ -181,7 +180,7 @@ impl<'a> Req<'a> {
                 ev.outcome = outcome;
                 ev.reason = Some(reason);
                 ev.break_glass = false;
-                if let Err(e) = record_alone(self.state, self.user, &self.ctx, &ev).await {
+                if let Err(e) = record_alone(self.state, &self.user, &self.ctx, &ev).await {
                     tracing::error!(error = %e, "could not record a refused request in the audit inbox");
                 }
                 Err(err)

@@ -5,6 +5,7 @@
 //! pooled connection (or PgBouncer in transaction mode) never leaks one request's identity to
 //! the next. Role and all claims are set in a single statement, as PostgREST does.
 
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -101,30 +102,34 @@ impl Claims {
 
 /// Begins a transaction running as `custos_app` with `claims`.
 pub async fn begin(pool: &PgPool, claims: &Claims) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin_with(sqlx::AssertSqlSafe(begin_sql(claims))).await
+    Ok(begin_with(pool, claims, []).await?.0)
 }
 
-/// `BEGIN` and the claims as one simple query (one round trip). The simple protocol has no
-/// bind parameters, so the values are spliced in — safe only because every one of them is a
-/// UUID (hex and dashes, from `Uuid`'s `Display`) or one of [`ClaimRole::as_str`]'s fixed
-/// words. A patient-scoped transaction then asks the access question once
-/// (`custos.enter_patient_scope()`, policies/10_access_functions.sql).
-fn begin_sql(claims: &Claims) -> String {
-    let opt = |u: Option<Uuid>| u.map(|u| u.hyphenated().to_string()).unwrap_or_default();
-    let mut sql = format!(
-        "BEGIN; SELECT set_config('role', 'custos_app', true), set_config('custos.user_id', '{}', true), \
-         set_config('custos.org_id', '{}', true), set_config('custos.role', '{}', true), \
-         set_config('custos.request_id', '{}', true), set_config('custos.patient_id', '{}', true)",
-        opt(claims.user_id),
-        opt(claims.org_id),
-        claims.role.as_str(),
-        opt(claims.request_id),
-        opt(claims.patient_scope)
-    );
+/// The access question of a patient-scoped transaction, asked once as it begins
+/// (policies/10_access_functions.sql).
+const ENTER_PATIENT_SCOPE: &str = "SELECT custos.enter_patient_scope()";
+
+/// Begins a transaction as `claims` and runs `queries` in it, all in one round trip:
+/// `BEGIN`, the claims, for a patient-scoped transaction the access question
+/// (`custos.enter_patient_scope()`), then `queries`, as one pipeline of prepared,
+/// parameterized statements (`PgConnection::begin_pipeline`, vendor/README.md). Returns the
+/// open transaction and the rows of each of `queries`. If any statement fails, nothing stays
+/// open.
+pub async fn begin_with(
+    pool: &PgPool,
+    claims: &Claims,
+    queries: impl IntoIterator<Item = super::BoundQuery>,
+) -> Result<(Transaction<'static, Postgres>, Vec<Vec<PgRow>>), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut pipeline = vec![claims_query(claims)];
     if claims.patient_scope.is_some() {
-        sql.push_str("; SELECT custos.enter_patient_scope()");
+        pipeline.push(sqlx::query(ENTER_PATIENT_SCOPE));
     }
-    sql
+    let prologue = pipeline.len();
+    pipeline.extend(queries);
+    let mut results = conn.begin_pipeline(pipeline).await?;
+    results.drain(..prologue);
+    Ok((Transaction::adopt(conn)?, results))
 }
 
 /// The role and claims as one parameterized statement, for [`set_claims`] or as the first
@@ -148,28 +153,7 @@ pub fn claims_query(claims: &Claims) -> super::BoundQuery {
 pub async fn set_claims(conn: &mut sqlx::PgConnection, claims: &Claims) -> Result<(), sqlx::Error> {
     claims_query(claims).execute(&mut *conn).await?;
     if claims.patient_scope.is_some() {
-        sqlx::query("SELECT custos.enter_patient_scope()").execute(&mut *conn).await?;
+        sqlx::query(ENTER_PATIENT_SCOPE).execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn begin_sql_splices_only_uuids_and_fixed_words() {
-        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
-        let sql = begin_sql(&Claims::user(id, id, ClaimRole::Clinician, None));
-        assert!(sql.starts_with("BEGIN; SELECT set_config('role', 'custos_app', true)"), "{sql}");
-        assert!(sql.contains("'custos.user_id', '01234567-89ab-cdef-0123-456789abcdef', true"), "{sql}");
-        assert!(sql.contains("'custos.role', 'clinician', true"), "{sql}");
-        assert!(sql.contains("'custos.request_id', '', true"), "{sql}");
-        assert!(sql.ends_with("set_config('custos.patient_id', '', true)"), "{sql}");
-        let scoped = begin_sql(&Claims::user(id, id, ClaimRole::Clinician, None).scoped_to(id));
-        assert!(scoped.contains("'custos.patient_id', '01234567-89ab-cdef-0123-456789abcdef', true"), "{scoped}");
-        assert!(scoped.ends_with("; SELECT custos.enter_patient_scope()"), "{scoped}");
-        let anon = begin_sql(&Claims::anonymous(None));
-        assert!(anon.contains("'custos.user_id', '', true") && anon.contains("'custos.role', '', true"), "{anon}");
-    }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::AuthUser;
+use crate::auth::Caller;
 use crate::clinical::attachments as att;
 use crate::clinical::page::{Page, PageQuery};
 use crate::error::ApiError;
@@ -100,7 +100,7 @@ async fn read_multipart(
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upload_to_patient(
     state: S,
-    user: AuthUser,
+    user: Caller,
     req: HttpRequest,
     id: web::Path<Uuid>,
     q: web::Query<UploadQuery>,
@@ -120,7 +120,7 @@ pub async fn upload_to_patient(
     responses((status = 201, body = att::Attachment), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn upload_to_conversation(
     state: S,
-    user: AuthUser,
+    user: Caller,
     req: HttpRequest,
     id: web::Path<Uuid>,
     q: web::Query<UploadQuery>,
@@ -139,7 +139,7 @@ pub async fn upload_to_conversation(
     responses((status = 200, description = "`{items: [Attachment], next_cursor}`"), (status = 404, body = ErrorBody)))]
 pub async fn list(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -151,7 +151,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v1/attachments/{id}", tag = "attachments", params(("id" = Uuid, Path)),
     responses((status = 200, description = "the file; `X-Checksum-SHA256` carries its verified SHA-256"), (status = 404, body = ErrorBody)))]
-pub async fn download(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn download(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let file = audited(&state, &user, Action::Read, "attachment", async |r| att::download(r, id).await).await?;
     // The stored name is only offered as a hint, ASCII-safe, never trusted as a path.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::clinical::audited;
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::AuthUser;
+use crate::auth::Caller;
 use crate::clinical::care;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -15,7 +15,7 @@ type S = web::Data<AppState>;
 
 #[utoipa::path(get, path = "/v1/patients/{id}/care-team", tag = "care team", params(("id" = Uuid, Path)),
     responses((status = 200, body = [care::CareTeamMember]), (status = 404, body = ErrorBody)))]
-pub async fn list(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Read, "care_team", async |r| care::list(r, id).await).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": out, "next_cursor": null })))
@@ -25,7 +25,7 @@ pub async fn list(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpR
     responses((status = 201, body = care::CareTeamMember), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<care::CareTeamChange>,
 ) -> Result<HttpResponse, ApiError> {
@@ -38,7 +38,7 @@ pub async fn add(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove_by_body(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<care::CareTeamChange>,
 ) -> Result<HttpResponse, ApiError> {
@@ -49,7 +49,7 @@ pub async fn remove_by_body(
 
 #[utoipa::path(delete, path = "/v1/patients/{id}/care-team/{clinician_id}", tag = "care team",
     params(("id" = Uuid, Path), ("clinician_id" = Uuid, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn remove(state: S, user: AuthUser, path: web::Path<(Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(state: S, user: Caller, path: web::Path<(Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
     let (id, clinician) = path.into_inner();
     audited(&state, &user, Action::Admin, "care_team", async |r| care::remove(r, id, clinician).await).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -59,7 +59,7 @@ pub async fn remove(state: S, user: AuthUser, path: web::Path<(Uuid, Uuid)>) -> 
     responses((status = 201, body = care::BreakGlassGrant), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn break_glass(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<care::BreakGlassRequest>,
 ) -> Result<HttpResponse, ApiError> {

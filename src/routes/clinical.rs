@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::resource;
 use super::{attachments, care_team, conversations, patients, prescriptions, records};
 use crate::audit::Action;
-use crate::auth::AuthUser;
+use crate::auth::Caller;
 use crate::clinical::Req;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -21,7 +21,7 @@ use crate::startup::AppState;
 /// back unrecorded, so the request still leaves exactly one audit event.
 pub async fn audited<'a, T>(
     state: &'a AppState,
-    user: &'a AuthUser,
+    user: &'a Caller,
     action: Action,
     resource_type: &'static str,
     f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
@@ -33,7 +33,7 @@ pub async fn audited<'a, T>(
 /// scoped to that patient, so RLS decides access once per statement rather than per row.
 pub async fn audited_for<'a, T>(
     state: &'a AppState,
-    user: &'a AuthUser,
+    user: &'a Caller,
     patient: Uuid,
     action: Action,
     resource_type: &'static str,
@@ -44,7 +44,7 @@ pub async fn audited_for<'a, T>(
 
 async fn run<'a, T>(
     state: &'a AppState,
-    user: &'a AuthUser,
+    user: &'a Caller,
     scope: Option<Uuid>,
     action: Action,
     resource_type: &'static str,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::AuthUser;
+use crate::auth::Caller;
 use crate::clinical::conversations as conv;
 use crate::clinical::page::{Page, PageQuery};
 use crate::error::ApiError;
@@ -28,7 +28,7 @@ pub struct ListQuery {
     responses((status = 201, body = conv::Conversation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<conv::NewConversation>,
 ) -> Result<HttpResponse, ApiError> {
@@ -42,7 +42,7 @@ pub async fn create(
     responses((status = 200, description = "`{items: [Conversation], next_cursor}`"), (status = 404, body = ErrorBody)))]
 pub async fn list_for_patient(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -58,7 +58,7 @@ pub async fn list_for_patient(
 /// The clinician's queue (`?status=pending`): conversations of their care-team patients.
 #[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(ListQuery),
     responses((status = 200, description = "`{items: [Conversation], next_cursor}`"), (status = 422, body = ErrorBody)))]
-pub async fn list(state: S, user: AuthUser, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: S, user: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&PageQuery { limit: q.limit, cursor: q.cursor.clone() })?;
     let out = audited(&state, &user, Action::Read, "conversation", async |r| {
         conv::list(r, None, q.status.as_deref(), &page).await
@@ -69,7 +69,7 @@ pub async fn list(state: S, user: AuthUser, q: web::Query<ListQuery>) -> Result<
 
 #[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
     responses((status = 200, body = conv::Conversation), (status = 404, body = ErrorBody)))]
-pub async fn get(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Read, "conversation", async |r| conv::get(r, id, false).await).await?;
     Ok(HttpResponse::Ok().json(out))
@@ -79,7 +79,7 @@ pub async fn get(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpRe
     responses((status = 200, description = "`{items: [Message], next_cursor}`"), (status = 404, body = ErrorBody)))]
 pub async fn messages(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -93,7 +93,7 @@ pub async fn messages(
     responses((status = 201, body = conv::Message), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn post_message(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<conv::NewMessage>,
 ) -> Result<HttpResponse, ApiError> {
@@ -105,7 +105,7 @@ pub async fn post_message(
 
 #[utoipa::path(post, path = "/v1/conversations/{id}/close", tag = "conversations", params(("id" = Uuid, Path)),
     responses((status = 200, body = conv::Conversation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn close(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn close(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Update, "conversation", async |r| conv::close(r, id).await).await?;
     Ok(HttpResponse::Ok().json(out))

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::clinical::{audited, audited_for};
 use crate::audit::Action;
-use crate::auth::AuthUser;
+use crate::auth::Caller;
 use crate::clinical::page::{Page, PageQuery};
 use crate::clinical::{chart, patients};
 use crate::error::ApiError;
@@ -25,7 +25,7 @@ pub struct ListQuery {
     responses((status = 200, description = "`{items: [Patient], next_cursor}`"), (status = 422, body = crate::routes::openapi::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Caller,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&PageQuery { limit: q.limit, cursor: q.cursor.clone() })?;
@@ -40,7 +40,7 @@ pub async fn list(
     responses((status = 201, body = patients::Patient), (status = 409, description = "MRN already used"), (status = 422, body = crate::routes::openapi::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Caller,
     body: web::Json<patients::NewPatient>,
 ) -> Result<HttpResponse, ApiError> {
     let out = audited(&state, &user, Action::Create, "patient", async |r| patients::create(r, &body).await).await?;
@@ -50,7 +50,7 @@ pub async fn create(
 /// `GET /v1/patients/{id}`: the full chart (demographics only for admins).
 #[utoipa::path(get, path = "/v1/patients/{id}", tag = "patients", params(("id" = Uuid, Path)),
     responses((status = 200, body = chart::Chart), (status = 404, body = crate::routes::openapi::ErrorBody)))]
-pub async fn chart(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn chart(state: web::Data<AppState>, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited_for(&state, &user, id, Action::Read, "chart", async |r| chart::get(r, id).await).await?;
     Ok(HttpResponse::Ok().json(out))

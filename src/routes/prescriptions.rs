@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::AuthUser;
+use crate::auth::Caller;
 use crate::clinical::page::{Page, PageQuery};
 use crate::clinical::prescriptions as rx;
 use crate::error::ApiError;
@@ -18,7 +18,7 @@ type S = web::Data<AppState>;
     responses((status = 200, description = "`{items: [Prescription], next_cursor}`"), (status = 404, body = ErrorBody)))]
 pub async fn list(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -35,7 +35,7 @@ pub async fn list(
     responses((status = 201, body = rx::Prescription), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<rx::NewPrescription>,
 ) -> Result<HttpResponse, ApiError> {
@@ -46,7 +46,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/prescriptions/{id}", tag = "prescriptions", params(("id" = Uuid, Path)),
     responses((status = 200, body = rx::Prescription), (status = 404, body = ErrorBody)))]
-pub async fn get(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Read, "prescription", async |r| rx::get(r, id).await).await?;
     Ok(HttpResponse::Ok().json(out))
@@ -55,7 +55,7 @@ pub async fn get(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpRe
 #[utoipa::path(post, path = "/v1/prescriptions/{id}/refill", tag = "prescriptions", params(("id" = Uuid, Path)),
     responses((status = 200, body = rx::Prescription), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not active, expired, or no refills remain (the message says which)")))]
-pub async fn refill(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn refill(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Update, "prescription", async |r| rx::refill(r, id).await).await?;
     Ok(HttpResponse::Ok().json(out))
@@ -65,7 +65,7 @@ pub async fn refill(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<Htt
     responses((status = 200, body = rx::Prescription), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn cancel(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<rx::CancelPrescription>,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,7 +78,7 @@ pub async fn cancel(
 #[utoipa::path(get, path = "/v1/prescriptions/{id}.pdf", tag = "prescriptions", params(("id" = Uuid, Path)),
     responses((status = 200, content_type = "application/pdf", description = "PDF; `X-Checksum-SHA256` is the checksum printed on it"),
         (status = 404, body = ErrorBody)))]
-pub async fn pdf(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn pdf(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (bytes, checksum) =
         audited(&state, &user, Action::Export, "prescription_pdf", async |r| rx::pdf(r, id).await).await?;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::AuthUser;
+use crate::auth::Caller;
 use crate::clinical::page::{Page, PageQuery};
 use crate::clinical::{allergies, chart, history, medications};
 use crate::error::ApiError;
@@ -16,7 +16,7 @@ type S = web::Data<AppState>;
 
 #[utoipa::path(get, path = "/v1/patients/{id}/medical-info", tag = "chart", params(("id" = Uuid, Path)),
     responses((status = 200, body = chart::MedicalInfo), (status = 404, body = ErrorBody)))]
-pub async fn get_medical_info(state: S, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_medical_info(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out =
         audited_for(&state, &user, id, Action::Read, "medical_info", async |r| chart::get_medical_info(r, id).await)
@@ -28,7 +28,7 @@ pub async fn get_medical_info(state: S, user: AuthUser, id: web::Path<Uuid>) -> 
     responses((status = 200, body = chart::MedicalInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_medical_info(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<chart::MedicalInfo>,
 ) -> Result<HttpResponse, ApiError> {
@@ -43,7 +43,7 @@ pub async fn put_medical_info(
     responses((status = 200, description = "`{items: [Allergy], next_cursor}`"), (status = 404, body = ErrorBody)))]
 pub async fn list_allergies(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -60,7 +60,7 @@ pub async fn list_allergies(
     responses((status = 201, body = allergies::Allergy), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_allergy(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<allergies::NewAllergy>,
 ) -> Result<HttpResponse, ApiError> {
@@ -74,7 +74,7 @@ pub async fn create_allergy(
     responses((status = 200, description = "`{items: [Medication], next_cursor}` (history included)"), (status = 404, body = ErrorBody)))]
 pub async fn list_medications(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -91,7 +91,7 @@ pub async fn list_medications(
     responses((status = 201, body = medications::Medication), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_medication(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<medications::NewMedication>,
 ) -> Result<HttpResponse, ApiError> {
@@ -106,7 +106,7 @@ pub async fn create_medication(
     responses((status = 200, body = medications::Medication), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn end_medication(
     state: S,
-    user: AuthUser,
+    user: Caller,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<medications::EndMedication>,
 ) -> Result<HttpResponse, ApiError> {
@@ -120,7 +120,7 @@ pub async fn end_medication(
     responses((status = 200, description = "`{items: [Diagnosis], next_cursor}`"), (status = 404, body = ErrorBody)))]
 pub async fn list_history(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -137,7 +137,7 @@ pub async fn list_history(
     responses((status = 201, body = history::Diagnosis), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_history(
     state: S,
-    user: AuthUser,
+    user: Caller,
     id: web::Path<Uuid>,
     body: web::Json<history::NewDiagnosis>,
 ) -> Result<HttpResponse, ApiError> {

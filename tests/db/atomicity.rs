@@ -148,5 +148,15 @@ async fn a_dropped_or_cancelled_request_transaction_does_not_leak_into_the_next_
     .await;
     assert!(cancelled.is_err(), "the request was cut off during BEGIN");
     assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
+
+    // 4. The same with the request transaction's own begin: BEGIN, claims and the first
+    //    queries pipelined (`db::tx::begin_with`), cut off before the answer came back.
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(200), async {
+        let (tx, _) = db::tx::begin_with(&pool, &claims, [sqlx::query("SELECT pg_sleep(1)")]).await.unwrap();
+        tx.commit().await.unwrap();
+    })
+    .await;
+    assert!(cancelled.is_err(), "the request was cut off during its first round trip");
+    assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
     assert_eq!(allergies().await, before, "nothing the dropped transactions wrote survived");
 }

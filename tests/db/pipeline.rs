@@ -98,3 +98,53 @@ async fn a_failing_query_fails_the_pipeline_and_leaves_the_connection_usable() {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM piped").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(n, 0);
 }
+
+/// `PgConnection::begin_pipeline` + `Transaction::adopt` (our additions): `BEGIN` and the
+/// queries in one round trip, the transaction left open for the caller to commit or roll back.
+#[tokio::test]
+async fn begin_pipeline_opens_one_transaction_that_commits_or_rolls_back_as_a_whole() {
+    let db = TestDb::new().await;
+    sqlx::query("CREATE TABLE piped (n int)").execute(&db.pool).await.unwrap();
+    let xid = || sqlx::query("SELECT pg_current_xact_id()::text");
+    let count =
+        || async { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM piped").fetch_one(&db.pool).await.unwrap() };
+
+    for commit in [true, false] {
+        let mut conn = db.pool.acquire().await.unwrap();
+        let piped = conn
+            .begin_pipeline([xid(), sqlx::query("INSERT INTO piped VALUES ($1) RETURNING n::text").bind(7_i32)])
+            .await
+            .unwrap();
+        assert_eq!(piped.len(), 2, "BEGIN's own result is not returned");
+        assert_eq!(texts(&piped[1]), ["7"]);
+        let mut tx = sqlx::Transaction::adopt(conn).unwrap();
+        // Still the pipeline's transaction after its Sync: an explicit one, unlike fetch_pipeline's.
+        let later = xid().fetch_one(&mut *tx).await.unwrap().get::<String, _>(0);
+        assert_eq!(texts(&piped[0]), [later]);
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+    }
+    assert_eq!(count().await, 1, "the committed insert stays, the rolled back one does not");
+
+    // Nothing open to adopt: refused, and the connection is untouched.
+    let conn = db.pool.acquire().await.unwrap();
+    assert!(sqlx::Transaction::adopt(conn).is_err());
+
+    // A failure anywhere leaves nothing open and nothing written.
+    let mut conn = db.pool.acquire().await.unwrap();
+    let err = conn
+        .begin_pipeline([sqlx::query("INSERT INTO piped VALUES (8)"), sqlx::query("SELECT 1 / $1").bind(0_i32)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_database_error().and_then(|e| e.code()).as_deref(), Some("22012"), "{err}");
+    // Not even an aborted one (where every statement fails with 25P02)...
+    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    // ...nor an open one (SAVEPOINT works only inside a transaction block).
+    let open = sqlx::raw_sql("SAVEPOINT probe").execute(&mut *conn).await.is_ok();
+    assert!(!open, "no transaction left open after a failed begin_pipeline");
+    assert!(sqlx::Transaction::adopt(conn).is_err());
+    assert_eq!(count().await, 1);
+}

@@ -8,4 +8,5 @@ mod flow;
 mod keys;
 mod matrix;
 mod openapi;
+mod sessions;
 mod world;

@@ -95,6 +95,19 @@ impl<'c, DB> Transaction<'c, DB>
 where
     DB: Database,
 {
+    /// Custos addition (not upstream; see vendor/README.md): wraps `conn`, on which a
+    /// transaction was opened by other means than [`Transaction::begin`] and counted by the
+    /// database's transaction manager (PostgreSQL: `PgConnection::begin_pipeline`). Commit,
+    /// rollback and rollback-on-drop then work as for any transaction. Fails, and leaves the
+    /// connection as it was, unless exactly one transaction is open on it.
+    pub fn adopt(conn: impl Into<MaybePoolConnection<'c, DB>>) -> Result<Self, Error> {
+        let connection = conn.into();
+        if DB::TransactionManager::get_transaction_depth(&connection) != 1 {
+            return Err(Error::BeginFailed);
+        }
+        Ok(Self { connection, open: true })
+    }
+
     #[doc(hidden)]
     pub fn begin(
         conn: impl Into<MaybePoolConnection<'c, DB>>,

@@ -2,9 +2,9 @@ use sqlx_core::database::Database;
 use sqlx_core::sql_str::SqlStr;
 
 use crate::error::Error;
-use crate::executor::Executor;
+use crate::executor::{Execute, Executor};
 
-use crate::{PgConnection, Postgres};
+use crate::{PgConnection, PgRow, Postgres};
 
 pub(crate) use sqlx_core::transaction::*;
 
@@ -72,6 +72,36 @@ impl TransactionManager for PgTransactionManager {
 
     fn get_transaction_depth(conn: &<Self::Database as Database>::Connection) -> usize {
         conn.inner.transaction_depth
+    }
+}
+
+/// Custos addition (not upstream; see vendor/README.md).
+impl PgConnection {
+    /// Opens a transaction and runs `queries` in it, all in **one round trip**: `BEGIN` and
+    /// the queries go as one pipeline ([`PgConnection::fetch_pipeline`]), and the rows of each
+    /// query come back in order. On success the transaction is left open and counted as sqlx
+    /// counts the ones it begins, so wrap the connection with `Transaction::adopt` to commit
+    /// or roll it back. If any query fails, or this future is dropped before the answer is
+    /// read, a `ROLLBACK` is queued (sent before the connection's next use, or when it goes
+    /// back to a pool) and nothing stays open.
+    pub async fn begin_pipeline<'q, E>(
+        &mut self,
+        queries: impl IntoIterator<Item = E>,
+    ) -> Result<Vec<Vec<PgRow>>, Error>
+    where
+        E: Execute<'q, Postgres>,
+    {
+        if self.inner.transaction_depth > 0 {
+            return Err(Error::InvalidSavePointStatement);
+        }
+        let rollback = Rollback::new(self);
+        let results = rollback.conn.run_pipeline(true, queries).await?;
+        if !rollback.conn.in_transaction() {
+            return Err(Error::BeginFailed);
+        }
+        rollback.conn.inner.transaction_depth += 1;
+        rollback.defuse();
+        Ok(results)
     }
 }
 

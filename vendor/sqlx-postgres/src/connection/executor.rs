@@ -394,10 +394,27 @@ impl PgConnection {
     where
         E: Execute<'q, Postgres>,
     {
+        self.run_pipeline(false, queries).await
+    }
+
+    /// [`fetch_pipeline`](Self::fetch_pipeline), with a `BEGIN` sent first when `begin` is set
+    /// (its empty result is not returned). Used by `PgConnection::begin_pipeline`.
+    pub(crate) async fn run_pipeline<'q, E>(
+        &mut self,
+        begin: bool,
+        queries: impl IntoIterator<Item = E>,
+    ) -> Result<Vec<Vec<PgRow>>, Error>
+    where
+        E: Execute<'q, Postgres>,
+    {
         self.wait_until_ready().await?;
 
         // Phase 1: every statement prepared (round trips only for statements not yet cached).
         let mut batch = Vec::new();
+        if begin {
+            let (statement, metadata) = self.get_or_prepare("BEGIN", &[], true, None, false).await?;
+            batch.push((statement, metadata, PgArguments::default(), 0));
+        }
         for mut query in queries {
             let metadata_opt = query.statement().map(|s| Arc::clone(&s.metadata));
             let mut arguments = query
@@ -489,6 +506,9 @@ impl PgConnection {
                 results.len(),
                 batch.len()
             ));
+        }
+        if begin {
+            results.remove(0);
         }
         Ok(results)
     }
