@@ -62,6 +62,17 @@ CREATE POLICY sessions_update ON sessions FOR UPDATE TO custos_app
 -- (src/auth/extractor.rs); the function it replaced goes.
 DROP FUNCTION IF EXISTS custos.live_session(uuid, uuid, timestamptz, timestamptz, timestamptz);
 
+-- On the clinical API the check travels in the request transaction's first pipeline, ahead of
+-- the request's own statements, and must stop them when it fails: it calls this (only then)
+-- to abort the pipeline. SQLSTATE 28000 (invalid_authorization_specification) is what the
+-- server looks for; it carries nothing about the session.
+CREATE OR REPLACE FUNCTION custos.refuse_session() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RAISE EXCEPTION 'session not admitted' USING ERRCODE = 'invalid_authorization_specification';
+END $$;
+REVOKE ALL ON FUNCTION custos.refuse_session() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custos.refuse_session() TO custos_app;
+
 -- MFA challenges: the sign-in flow of that one user only.
 ALTER TABLE mfa_challenges ENABLE ROW LEVEL SECURITY;
 ALTER TABLE mfa_challenges FORCE ROW LEVEL SECURITY;

@@ -141,6 +141,14 @@ impl AuthUser {
         self.role != ClaimRole::Patient && !self.mfa_verified
     }
 
+    /// A full session only: 403 when a one-time password is to be changed or a staff member
+    /// has no second factor yet.
+    fn full(self) -> Result<Self, ApiError> {
+        self.password_block()?;
+        self.mfa_block()?;
+        Ok(self)
+    }
+
     fn password_block(&self) -> Result<(), ApiError> {
         if self.must_change_password {
             return Err(ApiError::Forbidden {
@@ -178,12 +186,7 @@ impl FromRequest for AuthUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            let user = authenticate(&req).await?;
-            user.password_block()?;
-            user.mfa_block()?;
-            Ok(user)
-        })
+        Box::pin(async move { authenticate(&req).await.and_then(AuthUser::full) })
     }
 }
 
@@ -222,19 +225,45 @@ const SEEN_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// The session check, as the caller: live means not revoked, not past its lifetime, a request
 /// since `$4` at the latest, account active. `last_seen_at` is written (to `$3`) only when older
 /// than `$5`. No row: not live.
-const LIVE_SESSION: &str = "WITH live AS ( \
-        SELECT s.id, s.org_id, u.role::text AS role, s.mfa_verified, u.must_change_password, s.expires_at, \
-               s.last_seen_at \
-        FROM sessions s JOIN users u ON u.id = s.user_id \
-        WHERE s.id = $1 AND s.user_id = $2 AND u.status = 'active' \
-          AND s.revoked_at IS NULL AND s.expires_at > $3 AND s.last_seen_at > $4), \
-    seen AS ( \
-        UPDATE sessions s SET last_seen_at = greatest(s.last_seen_at, $3) FROM live \
-        WHERE s.id = live.id AND live.last_seen_at < $5 \
-        RETURNING s.last_seen_at) \
-    SELECT live.org_id, live.role, live.mfa_verified, live.must_change_password, live.expires_at, \
-           coalesce((SELECT seen.last_seen_at FROM seen), live.last_seen_at) \
-    FROM live";
+macro_rules! live_session {
+    ($select:literal) => {
+        concat!(
+            "WITH live AS ( \
+                SELECT s.id, s.org_id, u.role::text AS role, s.mfa_verified, u.must_change_password, s.expires_at, \
+                       s.last_seen_at \
+                FROM sessions s JOIN users u ON u.id = s.user_id \
+                WHERE s.id = $1 AND s.user_id = $2 AND u.status = 'active' \
+                  AND s.revoked_at IS NULL AND s.expires_at > $3 AND s.last_seen_at > $4), \
+            seen AS ( \
+                UPDATE sessions s SET last_seen_at = greatest(s.last_seen_at, $3) FROM live \
+                WHERE s.id = live.id AND live.last_seen_at < $5 \
+                RETURNING s.last_seen_at) ",
+            $select
+        )
+    };
+}
+const LIVE_SESSION: &str = live_session!(
+    "SELECT live.org_id, live.role, live.mfa_verified, live.must_change_password, live.expires_at, \
+            coalesce((SELECT seen.last_seen_at FROM seen), live.last_seen_at) \
+     FROM live"
+);
+
+/// [`LIVE_SESSION`] as a gate for the statements pipelined after it ([`Caller`]): always one
+/// row, and unless it admits the caller — live, still the token's organization (`$6`) and
+/// role (`$7`), a full session (no one-time password to change; staff with a second factor,
+/// as [`AuthUser::mfa_enrollment_required`]) — `custos.refuse_session()` raises SQLSTATE 28000,
+/// which aborts the rest of the pipeline before it runs.
+const ADMIT_SESSION: &str = live_session!(
+    "SELECT l.org_id, l.role, l.mfa_verified, l.must_change_password, l.expires_at, \
+            coalesce((SELECT seen.last_seen_at FROM seen), l.last_seen_at), \
+            CASE WHEN l.org_id = $6 AND l.role = $7 AND NOT l.must_change_password \
+                      AND (l.mfa_verified OR l.role = 'patient') \
+                 THEN true ELSE custos.refuse_session() END \
+     FROM (VALUES (1)) one LEFT JOIN live l ON true"
+);
+
+/// The SQLSTATE of `custos.refuse_session()`.
+const SESSION_REFUSED: &str = "28000";
 
 /// A presented access token that verified (signature, algorithm, key id, issuer, audience,
 /// expiry, a known role): who it says the caller is. Not yet a session that is live.
@@ -301,6 +330,19 @@ impl Token {
             .bind(now - SEEN_GRANULARITY)
     }
 
+    /// [`Token::session_check`] as a gate ([`ADMIT_SESSION`]).
+    fn session_gate(&self, state: &AppState) -> db::BoundQuery {
+        let now = state.clock.now();
+        sqlx::query(ADMIT_SESSION)
+            .bind(self.session_id)
+            .bind(self.user_id)
+            .bind(now)
+            .bind(now - span(state.settings.auth.idle_timeout))
+            .bind(now - SEEN_GRANULARITY)
+            .bind(self.org_id)
+            .bind(self.role.as_str())
+    }
+
     /// The caller, if the session check's `rows` say the session is live and the token still
     /// matches the account; otherwise the 401 (with its refusal noted).
     fn admit(self, req: &HttpRequest, state: &AppState, rows: Option<&Vec<PgRow>>) -> Result<AuthUser, ApiError> {
@@ -342,14 +384,24 @@ async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
 }
 
 /// A caller whose access token verified but whose session is checked only in the first round
-/// trip of the request's transaction ([`Caller::begin`]): for handlers that open their
-/// transaction straight away (the clinical API), one round trip fewer than [`AuthUser`].
-/// Same outcome as [`AuthUser`] — full sessions only, the same 401/403 answers and denial
-/// records — and nothing about the caller is reachable except through `begin`, so the check
-/// cannot be skipped.
+/// trip of the request's transaction ([`Caller::begin_with`]): for handlers that run all their
+/// statements in one transaction (the clinical API, through `clinical::Req`), one round trip
+/// fewer than [`AuthUser`] — two fewer when the handler's first statements can be pipelined
+/// with it. Same rule as [`AuthUser`] (full sessions only), same 401/403 answers and denial
+/// records. The check is the first statement after the claims and is a gate
+/// ([`ADMIT_SESSION`]): when it refuses, PostgreSQL skips every statement after it.
 pub struct Caller {
     req: HttpRequest,
     token: Token,
+}
+
+/// Who a [`Caller`]'s token names. Until the session check admitted them, use it only to
+/// decide what to ask the database; the check confirms organization and role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: ClaimRole,
 }
 
 impl FromRequest for Caller {
@@ -364,31 +416,79 @@ impl FromRequest for Caller {
 }
 
 impl Caller {
+    pub fn identity(&self) -> Identity {
+        Identity { user_id: self.token.user_id, org_id: self.token.org_id, role: self.token.role }
+    }
+
+    /// The RLS claims of this caller (unscoped).
+    pub fn claims(&self) -> Claims {
+        self.token.claims
+    }
+
+    /// The audit context of this caller (actor, org, request id, ip, user agent).
+    pub fn audit_context(&self) -> AuditContext {
+        AuditContext {
+            client_ip: self.token.meta.client_ip,
+            user_agent: self.token.meta.user_agent.clone(),
+            ..AuditContext::from_claims(&self.token.claims)
+        }
+    }
+
     /// Opens the request transaction as this caller (narrowed to one patient with
-    /// `patient_scope`) and checks the session, in one round trip: `BEGIN`, the claims, the
-    /// scope and the session check go as one pipeline. A session that is not live, or not a
-    /// full one, rolls the transaction back and answers as [`AuthUser`] would.
-    pub async fn begin(
+    /// `patient_scope`), checks the session, and runs `queries` — all in one round trip:
+    /// `BEGIN`, the claims, the scope, the session gate and `queries` go as one pipeline.
+    /// Returns the open transaction and the rows of each of `queries`. A session that is not
+    /// live, or not a full one, stops the pipeline at the gate; the answer is then
+    /// [`AuthUser`]'s (found by checking once more on its own: the gate says only "no").
+    pub async fn begin_with(
         &self,
         state: &AppState,
         patient_scope: Option<Uuid>,
-    ) -> Result<(Transaction<'static, Postgres>, AuthUser), ApiError> {
+        queries: impl IntoIterator<Item = db::BoundQuery>,
+    ) -> Result<(Transaction<'static, Postgres>, Vec<Vec<PgRow>>), ApiError> {
         let claims = match patient_scope {
             Some(patient) => self.token.claims.scoped_to(patient),
             None => self.token.claims,
         };
-        let (tx, results) = db::tx::begin_with(&state.pool, &claims, [self.token.session_check(state)]).await?;
-        let admitted = self.token.clone().admit(&self.req, state, results.first()).and_then(|user| {
-            user.password_block()?;
-            user.mfa_block()?;
-            Ok(user)
-        });
-        match admitted {
-            Ok(user) => Ok((tx, user)),
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
+        let gate = std::iter::once(self.token.session_gate(state));
+        match db::tx::begin_with(&state.pool, &claims, gate.chain(queries)).await {
+            Ok((tx, mut results)) => {
+                let check = results.drain(..1).next();
+                // The gate let it through; the same rule is applied once more here.
+                match self.token.clone().admit(&self.req, state, check.as_ref()).and_then(AuthUser::full) {
+                    Ok(_) => Ok((tx, results)),
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
             }
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(SESSION_REFUSED) => {
+                Err(self.refusal(state).await)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks the session on its own (a round trip, no transaction kept): for a request that
+    /// ends before it opened its transaction, and for the answer to a refused gate.
+    pub async fn admit(&self, state: &AppState) -> Result<AuthUser, ApiError> {
+        let results = state
+            .pool
+            .acquire()
+            .await?
+            .fetch_pipeline([db::tx::claims_query(&self.token.claims), self.token.session_check(state)])
+            .await?;
+        self.token.clone().admit(&self.req, state, results.get(1)).and_then(AuthUser::full)
+    }
+
+    /// Why the gate refused, as [`AuthUser`] answers it.
+    async fn refusal(&self, state: &AppState) -> ApiError {
+        match self.admit(state).await {
+            Err(e) => e,
+            // Admitted a moment after the gate refused: a race with a change of the session;
+            // this request is still refused.
+            Ok(_) => refuse(&self.req, self.token.claims, "session changed during the request"),
         }
     }
 }

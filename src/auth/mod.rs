@@ -20,7 +20,7 @@ pub mod tokens;
 pub mod totp;
 pub mod users;
 
-pub use extractor::{AnySessionUser, AuthUser, Caller, EnrollingUser, RequestMeta};
+pub use extractor::{AnySessionUser, AuthUser, Caller, EnrollingUser, Identity, RequestMeta};
 
 #[cfg(test)]
 mod password_tests;

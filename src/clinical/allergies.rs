@@ -95,7 +95,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewAllergy) -> Res
     .bind(&reaction_enc)
     .bind(severity.as_str())
     .bind(req.user.user_id)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await
     .map_err(|e| match ApiError::from(e) {
         ApiError::Conflict(_) => ApiError::Conflict("an active allergy to this substance is already recorded".into()),
@@ -106,7 +106,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewAllergy) -> Res
 
 /// Allergies of a patient; `active_only` for the chart.
 pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page, active_only: bool) -> Result<List<Allergy>, ApiError> {
-    let rows = list_query(patient, page, active_only).fetch_all(req.conn()).await?;
+    let rows = list_query(patient, page, active_only).fetch_all(req.conn().await?).await?;
     list_page(req, &rows, page)
 }
 

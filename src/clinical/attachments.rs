@@ -140,7 +140,7 @@ pub async fn create(
     .bind(size)
     .bind(&digest[..])
     .bind(&content_enc)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
 }
@@ -155,7 +155,7 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<
     .bind(page.after_ts)
     .bind(page.after_id)
     .bind(page.fetch())
-    .fetch_all(req.conn())
+    .fetch_all(req.conn().await?)
     .await?;
     let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(items, |a| (a.created_at, a.id)))
@@ -169,7 +169,7 @@ pub async fn download(req: &mut Req<'_>, id: Uuid) -> Result<Download, ApiError>
         "SELECT patient_id, filename_enc, content_type, sha256, content_enc FROM attachments WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(req.conn())
+    .fetch_optional(req.conn().await?)
     .await?;
     let (patient, filename_enc, content_type, sha, content_enc) = row.ok_or(ApiError::NotFound)?;
     req.patient(patient);

@@ -43,8 +43,10 @@ async fn admin_patient(req: &mut Req<'_>, patient: Uuid) -> Result<(), ApiError>
     if !req.is(ClaimRole::Admin) {
         return Err(ApiError::NotFound);
     }
-    let found: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM patients WHERE id = $1").bind(patient).fetch_optional(req.conn()).await?;
+    let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patients WHERE id = $1")
+        .bind(patient)
+        .fetch_optional(req.conn().await?)
+        .await?;
     found.map(|_| ()).ok_or(ApiError::NotFound)
 }
 
@@ -54,7 +56,7 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid) -> Result<Vec<CareTeamMember
         "SELECT clinician_id, added_by, created_at FROM care_team_members WHERE patient_id = $1 ORDER BY created_at, id",
     )
     .bind(patient)
-    .fetch_all(req.conn())
+    .fetch_all(req.conn().await?)
     .await?;
     Ok(rows
         .into_iter()
@@ -67,7 +69,7 @@ pub async fn add(req: &mut Req<'_>, patient: Uuid, input: &CareTeamChange) -> Re
     req.resource(input.clinician_id);
     let role: Option<String> = sqlx::query_scalar("SELECT role::text FROM users WHERE id = $1 AND status = 'active'")
         .bind(input.clinician_id)
-        .fetch_optional(req.conn())
+        .fetch_optional(req.conn().await?)
         .await?;
     if role.as_deref() != Some("clinician") {
         return Err(ApiError::validation("clinician_id", "must be an active clinician of your organization"));
@@ -80,7 +82,7 @@ pub async fn add(req: &mut Req<'_>, patient: Uuid, input: &CareTeamChange) -> Re
     .bind(patient)
     .bind(input.clinician_id)
     .bind(req.user.user_id)
-    .fetch_optional(req.conn())
+    .fetch_optional(req.conn().await?)
     .await?;
     let (clinician_id, added_by, created_at) =
         row.ok_or_else(|| ApiError::Conflict("the clinician is already on this care team".into()))?;
@@ -93,7 +95,7 @@ pub async fn remove(req: &mut Req<'_>, patient: Uuid, clinician: Uuid) -> Result
     let n = sqlx::query("DELETE FROM care_team_members WHERE patient_id = $1 AND clinician_id = $2")
         .bind(patient)
         .bind(clinician)
-        .execute(req.conn())
+        .execute(req.conn().await?)
         .await?
         .rows_affected();
     if n == 0 { Err(ApiError::NotFound) } else { Ok(()) }
@@ -120,7 +122,7 @@ pub async fn break_glass(
     .bind(req.user.user_id)
     .bind(reason.as_str())
     .bind(i32::try_from(minutes).unwrap_or(60))
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await;
     let (id, granted_at, expires_at) = match row {
         Ok(r) => r,

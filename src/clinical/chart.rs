@@ -70,7 +70,7 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
         prescriptions::list_query(id, &page, true),
         req.success_event_query(),
     ];
-    let results = req.conn().fetch_pipeline(queries).await?;
+    let results = req.pipeline(queries).await?;
     let [patient, info, allergies, medications, history, prescriptions, _audit] = &results[..] else {
         return Err(ApiError::Internal(anyhow::anyhow!("chart pipeline: {} results for 7 queries", results.len())));
     };
@@ -85,7 +85,7 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
 }
 
 async fn medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<Option<MedicalInfo>, ApiError> {
-    let rows = medical_info_query(patient).fetch_all(req.conn()).await?;
+    let rows = medical_info_query(patient).fetch_all(req.conn().await?).await?;
     medical_info_row(req, &rows)
 }
 
@@ -130,7 +130,7 @@ pub async fn put_medical_info(req: &mut Req<'_>, patient: Uuid, input: &MedicalI
     require(req, patient, Access::Write).await?;
     let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patient_medical_info WHERE patient_id = $1")
         .bind(patient)
-        .fetch_optional(req.conn())
+        .fetch_optional(req.conn().await?)
         .await?;
     let id = existing.unwrap_or_else(Uuid::now_v7);
     req.resource(id);
@@ -149,7 +149,7 @@ pub async fn put_medical_info(req: &mut Req<'_>, patient: Uuid, input: &MedicalI
     .bind(weight.map(WeightKg::get))
     .bind(&contact_enc)
     .bind(req.user.user_id)
-    .execute(req.conn())
+    .execute(req.conn().await?)
     .await?;
     Ok(medical_info(req, patient).await?.unwrap_or_default())
 }

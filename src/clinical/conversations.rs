@@ -131,7 +131,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewConversation) -
     .bind(patient)
     .bind(&subject_enc)
     .bind(me)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     insert_message(req, id, patient, body.as_str()).await?;
     let mut out_symptoms = Vec::with_capacity(symptoms.len());
@@ -146,7 +146,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewConversation) -
         .bind(&name)
         .bind(i16::from(sev.get()))
         .bind(onset)
-        .fetch_one(req.conn())
+        .fetch_one(req.conn().await?)
         .await?;
         out_symptoms.push(Symptom { id: sid, name, severity: i16::from(sev.get()), onset });
     }
@@ -168,7 +168,7 @@ async fn insert_message(req: &mut Req<'_>, conversation: Uuid, patient: Uuid, bo
     .bind(patient)
     .bind(req.user.user_id)
     .bind(&body_enc)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     Ok(Message { id, sender_id: req.user.user_id, body: body.to_owned(), created_at })
 }
@@ -177,7 +177,7 @@ async fn insert_message(req: &mut Req<'_>, conversation: Uuid, patient: Uuid, bo
 pub async fn get(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Conversation, ApiError> {
     req.resource(id);
     let sql = format!("SELECT {COLS} FROM conversations WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(req.conn()).await?;
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(req.conn().await?).await?;
     let row = row.ok_or(ApiError::NotFound)?;
     req.patient(row.patient_id);
     let mut c = open(req, row)?;
@@ -185,7 +185,7 @@ pub async fn get(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Conversation
         "SELECT id, name, severity, onset FROM symptoms WHERE conversation_id = $1 ORDER BY created_at, id",
     )
     .bind(id)
-    .fetch_all(req.conn())
+    .fetch_all(req.conn().await?)
     .await?;
     c.symptoms =
         Some(symptoms.into_iter().map(|(id, name, severity, onset)| Symptom { id, name, severity, onset }).collect());
@@ -205,7 +205,7 @@ pub async fn post_message(req: &mut Req<'_>, conversation: Uuid, input: &NewMess
         sqlx::query("UPDATE conversations SET status = 'active', assigned_clinician_id = $2 WHERE id = $1")
             .bind(conversation)
             .bind(req.user.user_id)
-            .execute(req.conn())
+            .execute(req.conn().await?)
             .await?;
     }
     Ok(msg)
@@ -218,7 +218,7 @@ pub async fn close(req: &mut Req<'_>, conversation: Uuid) -> Result<Conversation
     }
     sqlx::query("UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = $1")
         .bind(conversation)
-        .execute(req.conn())
+        .execute(req.conn().await?)
         .await?;
     get(req, conversation, false).await.map(|mut c| {
         req.ev.resource_ids.dedup();
@@ -237,7 +237,7 @@ pub async fn messages(req: &mut Req<'_>, conversation: Uuid, page: &Page) -> Res
     .bind(page.after_ts)
     .bind(page.after_id)
     .bind(page.fetch())
-    .fetch_all(req.conn())
+    .fetch_all(req.conn().await?)
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for (id, sender_id, body_enc, created_at) in rows {
@@ -274,7 +274,7 @@ pub async fn list(
     .bind(page.after_ts)
     .bind(page.after_id)
     .bind(page.fetch())
-    .fetch_all(req.conn())
+    .fetch_all(req.conn().await?)
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {

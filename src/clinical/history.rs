@@ -102,13 +102,13 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewDiagnosis) -> R
     .bind(resolved)
     .bind(&notes_enc)
     .bind(req.user.user_id)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
 }
 
 pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Diagnosis>, ApiError> {
-    let rows = list_query(patient, page).fetch_all(req.conn()).await?;
+    let rows = list_query(patient, page).fetch_all(req.conn().await?).await?;
     list_page(req, &rows, page)
 }
 

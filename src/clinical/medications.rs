@@ -130,7 +130,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewMedication) -> 
     .bind(status)
     .bind(&notes_enc)
     .bind(req.user.user_id)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
 }
@@ -152,7 +152,7 @@ pub async fn end(req: &mut Req<'_>, patient: Uuid, id: Uuid, input: &EndMedicati
         sqlx::query_as("SELECT status::text, start_date FROM medications WHERE id = $1 AND patient_id = $2")
             .bind(id)
             .bind(patient)
-            .fetch_optional(req.conn())
+            .fetch_optional(req.conn().await?)
             .await?;
     let (cur_status, start) = current.ok_or(ApiError::NotFound)?;
     if cur_status != "active" {
@@ -170,7 +170,7 @@ pub async fn end(req: &mut Req<'_>, patient: Uuid, id: Uuid, input: &EndMedicati
     .bind(patient)
     .bind(end)
     .bind(status)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
 }
@@ -181,7 +181,7 @@ pub async fn list(
     page: &Page,
     active_only: bool,
 ) -> Result<List<Medication>, ApiError> {
-    let rows = list_query(patient, page, active_only).fetch_all(req.conn()).await?;
+    let rows = list_query(patient, page, active_only).fetch_all(req.conn().await?).await?;
     list_page(req, &rows, page)
 }
 

@@ -55,6 +55,6 @@ pub async fn require(req: &mut Req<'_>, patient: Uuid, access: Access) -> Result
         Access::Read => "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1) AND custos.can_read_clinical($1)",
         Access::Write => "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1) AND custos.can_write_clinical($1)",
     };
-    let ok: Option<bool> = sqlx::query_scalar(sql).bind(patient).fetch_one(req.conn()).await?;
+    let ok: Option<bool> = sqlx::query_scalar(sql).bind(patient).fetch_one(req.conn().await?).await?;
     if ok == Some(true) { Ok(()) } else { Err(ApiError::NotFound) }
 }

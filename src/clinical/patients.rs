@@ -149,7 +149,7 @@ pub async fn create(req: &mut Req<'_>, input: &NewPatient) -> Result<Patient, Ap
     .bind(email_bidx.as_ref().map(|b| &b[..]))
     .bind(&sealed.7)
     .bind(user)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     if req.is(ClaimRole::Clinician) {
         sqlx::query(
@@ -158,7 +158,7 @@ pub async fn create(req: &mut Req<'_>, input: &NewPatient) -> Result<Patient, Ap
         .bind(org)
         .bind(id)
         .bind(user)
-        .execute(req.conn())
+        .execute(req.conn().await?)
         .await?;
     }
     open(req, row)
@@ -180,7 +180,7 @@ fn parse_ssn(s: &str) -> Result<String, crate::domain::DomainError> {
 /// One patient's demographics, or 404 (absent or not visible).
 pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Patient, ApiError> {
     let query = get_query(req, id);
-    let rows = query.fetch_all(req.conn()).await?;
+    let rows = query.fetch_all(req.conn().await?).await?;
     get_row(req, &rows)
 }
 
@@ -213,7 +213,7 @@ pub async fn list(req: &mut Req<'_>, page: &Page, mrn: Option<&str>) -> Result<L
     .bind(page.after_ts)
     .bind(page.after_id)
     .bind(page.fetch())
-    .fetch_all(req.conn())
+    .fetch_all(req.conn().await?)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {

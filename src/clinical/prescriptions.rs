@@ -153,7 +153,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -
     .bind(&instructions_enc)
     .bind(issued)
     .bind(expires)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
 }
@@ -162,7 +162,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -
 async fn load(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Prescription, ApiError> {
     req.resource(id);
     let sql = format!("SELECT {COLS} FROM prescriptions WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(req.conn()).await?;
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(req.conn().await?).await?;
     let row = row.ok_or(ApiError::NotFound)?;
     req.patient(row.patient_id);
     open(req, row)
@@ -196,7 +196,7 @@ pub async fn refill(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ApiErro
          WHERE id = $1 RETURNING {COLS}"
     )))
     .bind(id)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
 }
@@ -215,7 +215,7 @@ pub async fn cancel(req: &mut Req<'_>, id: Uuid, input: &CancelPrescription) -> 
     )))
     .bind(id)
     .bind(&reason_enc)
-    .fetch_one(req.conn())
+    .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
 }
@@ -226,7 +226,7 @@ pub async fn list(
     page: &Page,
     active_only: bool,
 ) -> Result<List<Prescription>, ApiError> {
-    let rows = list_query(patient, page, active_only).fetch_all(req.conn()).await?;
+    let rows = list_query(patient, page, active_only).fetch_all(req.conn().await?).await?;
     list_page(req, &rows, page)
 }
 

@@ -1,8 +1,14 @@
 //! `Req`: one clinical request = one transaction as the caller + exactly one audit event.
 //!
 //! A handler opens a `Req` (which names the action and resource type), lets a service run
-//! queries through `req.conn()`, fill in the event (patient, resource ids) and seal/open
-//! fields, then calls [`Req::finish`] with the service's result:
+//! queries through `req.conn()` or `req.pipeline(…)`, fill in the event (patient, resource
+//! ids) and seal/open fields, then calls [`Req::finish`] with the service's result.
+//!
+//! The transaction opens with the service's first statements: `BEGIN`, the caller's claims,
+//! the patient scope and the session check ([`Caller::begin_with`]) travel in the same round
+//! trip as whatever the service sends first. Nothing runs in it unless the session check
+//! admits the caller, and a caller who is not admitted gets the 401/403 every route gives,
+//! with no clinical event. Then:
 //! - success: the event (outcome `success`, flagged `break_glass` with the grant's reason when
 //!   the clinician reaches this patient only through a live grant — looked up by the audit
 //!   INSERT itself) is inserted in the same transaction, which then commits; the response is
@@ -13,11 +19,12 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
-use crate::auth::{AuthUser, Caller};
+use crate::auth::{Caller, Identity};
 use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole};
 use crate::error::ApiError;
@@ -25,9 +32,12 @@ use crate::startup::AppState;
 
 pub struct Req<'a> {
     pub state: &'a AppState,
-    /// The caller, admitted by the session check in the transaction's first round trip.
-    pub user: AuthUser,
-    tx: Transaction<'static, Postgres>,
+    caller: &'a Caller,
+    /// Who the caller's token names: confirmed by the session check before any statement of
+    /// the request runs.
+    pub user: Identity,
+    patient_scope: Option<Uuid>,
+    tx: Tx,
     ctx: AuditContext,
     pub ev: AuditEvent,
     /// A data key version met while opening that this server had not loaded (0: none).
@@ -36,33 +46,80 @@ pub struct Req<'a> {
     event_queued: bool,
 }
 
+/// Where the request transaction stands.
+enum Tx {
+    /// Not begun: it begins with the first statements the service sends.
+    Pending,
+    /// Begun, the session check having admitted the caller.
+    Open(Transaction<'static, Postgres>),
+    /// Its first round trip failed: the session check refused (`admitted == false`, the
+    /// answer is already given) or a statement failed, which rolled everything back.
+    Failed { admitted: bool },
+}
+
 impl<'a> Req<'a> {
-    /// Opens the request transaction as `caller` and checks their session in the same round
-    /// trip ([`Caller::begin`]); with `patient_scope`, narrowed to that patient's records (see
-    /// [`db::Claims::patient_scope`]).
-    pub async fn begin(
+    /// A request as `caller`; with `patient_scope`, narrowed to that patient's records (see
+    /// [`db::Claims::patient_scope`]). Nothing is sent yet.
+    pub fn new(
         state: &'a AppState,
-        caller: &Caller,
+        caller: &'a Caller,
         action: Action,
         resource_type: &'static str,
         patient_scope: Option<Uuid>,
-    ) -> Result<Self, ApiError> {
-        let (tx, user) = caller.begin(state, patient_scope).await?;
-        let ctx = user.audit_context();
-        Ok(Self {
+    ) -> Self {
+        Self {
             state,
-            user,
-            tx,
-            ctx,
+            caller,
+            user: caller.identity(),
+            patient_scope,
+            tx: Tx::Pending,
+            ctx: caller.audit_context(),
             ev: AuditEvent::new(action, resource_type, Outcome::Success),
             unknown_key: AtomicU32::new(0),
             event_queued: false,
-        })
+        }
     }
 
-    /// The request's connection (inside its transaction).
-    pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    /// Runs `queries` in the request transaction as one pipeline (one round trip; the first
+    /// one also carries `BEGIN`, the claims and the session check) and returns each one's
+    /// rows. A failure fails the request: later statements are refused.
+    pub async fn pipeline(
+        &mut self,
+        queries: impl IntoIterator<Item = db::BoundQuery>,
+    ) -> Result<Vec<Vec<PgRow>>, ApiError> {
+        match &mut self.tx {
+            Tx::Open(tx) => Ok(tx.fetch_pipeline(queries).await?),
+            Tx::Pending => match self.caller.begin_with(self.state, self.patient_scope, queries).await {
+                Ok((tx, rows)) => {
+                    self.tx = Tx::Open(tx);
+                    Ok(rows)
+                }
+                Err(e) => {
+                    // A refused session is answered as such (401/403); anything else failed
+                    // after the check, which had admitted the caller unless it was the one failing.
+                    let admitted = !matches!(e, ApiError::Unauthorized | ApiError::Forbidden { .. });
+                    self.tx = Tx::Failed { admitted: admitted && self.caller.admit(self.state).await.is_ok() };
+                    Err(e)
+                }
+            },
+            Tx::Failed { .. } => Err(Self::failed()),
+        }
+    }
+
+    fn failed() -> ApiError {
+        ApiError::internal(anyhow::anyhow!("statement after a failed first round trip"))
+    }
+
+    /// The request's connection, inside its transaction (begun now if the service has not
+    /// sent anything yet).
+    pub async fn conn(&mut self) -> Result<&mut PgConnection, ApiError> {
+        if matches!(self.tx, Tx::Pending) {
+            self.pipeline([]).await?;
+        }
+        match &mut self.tx {
+            Tx::Open(tx) => Ok(&mut **tx),
+            Tx::Pending | Tx::Failed { .. } => Err(Self::failed()),
+        }
     }
 
     /// Notes the patient the request is about.
@@ -141,7 +198,9 @@ impl<'a> Req<'a> {
 
     /// Rolls back without recording anything: the request is about to be run again.
     pub async fn abandon(self) {
-        let _ = self.tx.rollback().await;
+        if let Tx::Open(tx) = self.tx {
+            let _ = tx.rollback().await;
+        }
     }
 
     /// Records the event and commits on success; records a denied/error event on failure.
@@ -158,19 +217,41 @@ impl<'a> Req<'a> {
     pub async fn finish<T>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
         match result {
             Ok(value) => {
-                if self.event_queued {
-                    // already inserted in this transaction, by the service's pipeline
-                } else if self.user.role == ClaimRole::Clinician {
-                    audit::writer::record_flagging_break_glass(&mut self.tx, &self.ctx, &self.ev).await?;
-                } else {
-                    audit::record(&mut self.tx, &self.ctx, &self.ev).await?;
+                if !self.event_queued {
+                    // Begins the transaction (with the session check) if the service sent nothing.
+                    self.conn().await?;
+                    let Tx::Open(tx) = &mut self.tx else { return Err(Self::failed()) };
+                    if self.user.role == ClaimRole::Clinician {
+                        audit::writer::record_flagging_break_glass(tx, &self.ctx, &self.ev).await?;
+                    } else {
+                        audit::record(tx, &self.ctx, &self.ev).await?;
+                    }
                 }
-                self.tx.commit().await?;
+                // else: already inserted in this transaction, by the service's pipeline
+                match self.tx {
+                    Tx::Open(tx) => tx.commit().await?,
+                    Tx::Pending | Tx::Failed { .. } => return Err(Self::failed()),
+                }
                 Ok(value)
             }
             Err(err) => {
-                // Rolling back discards whatever the request wrote; the refusal still leaves a trace.
-                let _ = self.tx.rollback().await;
+                // Rolling back discards whatever the request wrote; the refusal still leaves a
+                // trace — once the caller is known to be admitted (a service may fail before
+                // its first statement; a refused session is answered by the denial record).
+                let admitted = match std::mem::replace(&mut self.tx, Tx::Pending) {
+                    Tx::Open(tx) => {
+                        let _ = tx.rollback().await;
+                        true
+                    }
+                    Tx::Failed { admitted } => admitted,
+                    Tx::Pending => match self.caller.admit(self.state).await {
+                        Ok(_) => true,
+                        Err(refused) => return Err(refused),
+                    },
+                };
+                if !admitted {
+                    return Err(err);
+                }
                 let (outcome, reason) = match &err {
                     ApiError::Integrity { location } => (Outcome::Error, format!("integrity check failed: {location}")),
                     ApiError::Internal(_) | ApiError::Unavailable => (Outcome::Error, err.code().to_owned()),
@@ -180,7 +261,7 @@ impl<'a> Req<'a> {
                 ev.outcome = outcome;
                 ev.reason = Some(reason);
                 ev.break_glass = false;
-                if let Err(e) = record_alone(self.state, &self.user, &self.ctx, &ev).await {
+                if let Err(e) = record_alone(self.state, &self.caller.claims(), &self.ctx, &ev).await {
                     tracing::error!(error = %e, "could not record a refused request in the audit inbox");
                 }
                 Err(err)
@@ -193,11 +274,11 @@ impl<'a> Req<'a> {
 /// rolled back).
 pub async fn record_alone(
     state: &AppState,
-    user: &AuthUser,
+    claims: &db::Claims,
     ctx: &AuditContext,
     ev: &AuditEvent,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db::begin(&state.pool, &user.claims()).await?;
+    let mut tx = db::begin(&state.pool, claims).await?;
     audit::record(&mut tx, ctx, ev).await?;
     tx.commit().await
 }

@@ -50,13 +50,13 @@ async fn run<'a, T>(
     resource_type: &'static str,
     f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let mut req = Req::begin(state, user, action, resource_type, scope).await?;
+    let mut req = Req::new(state, user, action, resource_type, scope);
     let mut result = f(&mut req).await;
     if let (Err(_), Some(version)) = (&result, req.unknown_key_version())
         && state.crypto.keyring.reload_for(version).await
     {
         req.abandon().await;
-        req = Req::begin(state, user, action, resource_type, scope).await?;
+        req = Req::new(state, user, action, resource_type, scope);
         result = f(&mut req).await;
     }
     req.finish(result).await

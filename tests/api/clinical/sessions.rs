@@ -28,17 +28,37 @@ async fn chart_reads(app: &TestApp, who: &Actor) -> usize {
     events(app, who.id).await.iter().filter(|(a, r, o, _, _)| a == "read" && r == "chart" && o == "success").count()
 }
 
+/// Clinical events of `who` (anything but the denial records of refused tokens and sessions).
+async fn clinical_events(app: &TestApp, who: &Actor) -> usize {
+    events(app, who.id).await.iter().filter(|(a, _, _, _, _)| a != "security").count()
+}
+
 /// Asserts a refused chart read and a refused write, each with its denial recorded and
 /// nothing else: no success event, no row.
 async fn refused(app: &TestApp, who: &Actor, patient: Uuid, status: StatusCode, code: &str, reason: &str) {
-    let (reads, rows) = (chart_reads(app, who).await, allergies(app, patient).await);
+    let (reads, rows, clinical) =
+        (chart_reads(app, who).await, allergies(app, patient).await, clinical_events(app, who).await);
+    let ids = || async {
+        sqlx::query_scalar::<_, i64>("SELECT last_value FROM audit_inbox_id_seq").fetch_one(&app.pool).await.unwrap()
+    };
+    let before = ids().await;
     let (s, b) = call(app, "GET", &format!("/v1/patients/{patient}"), who, None).await;
     assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)), "{} reads the chart: {b}", who.name);
+    // The chart sends its reads and its audit INSERT in the same round trip as the session
+    // check: the check stops them in the database, so the INSERT never even drew an id (a
+    // sequence does not roll back). The one id drawn is the denial record's.
+    assert_eq!(ids().await - before, 1, "{}: nothing after the session check ran", who.name);
     assert!(b.get("given_name").is_none() && b.get("allergies").is_none(), "no chart content in a refusal: {b}");
     let allergy = json!({ "substance": format!("latex {}", Uuid::new_v4()), "severity": "mild" });
     let (s, b) = call(app, "POST", &format!("/v1/patients/{patient}/allergies"), who, Some(allergy)).await;
     assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)), "{} writes: {b}", who.name);
+    // A service that fails before its first statement (here: an invalid severity) is still
+    // answered as a refused session, not with its own error.
+    let invalid = json!({ "substance": "dust", "severity": "extreme" });
+    let (s, b) = call(app, "POST", &format!("/v1/patients/{patient}/allergies"), who, Some(invalid)).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)), "{} sends an invalid allergy: {b}", who.name);
     assert_eq!(chart_reads(app, who).await, reads, "no success event for {}", who.name);
+    assert_eq!(clinical_events(app, who).await, clinical, "no clinical event at all for {}", who.name);
     assert_eq!(allergies(app, patient).await, rows, "nothing written for {}", who.name);
     let denials = app
         .audit()
@@ -46,7 +66,7 @@ async fn refused(app: &TestApp, who: &Actor, patient: Uuid, status: StatusCode, 
         .iter()
         .filter(|(a, o, r)| a == "security" && o == "denied" && r.as_deref().is_some_and(|r| r.contains(reason)))
         .count();
-    assert!(denials >= 2, "both refusals of {} recorded as '{reason}' (found {denials})", who.name);
+    assert!(denials >= 3, "the three refusals of {} recorded as '{reason}' (found {denials})", who.name);
 }
 
 #[tokio::test]
