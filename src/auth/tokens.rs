@@ -6,8 +6,16 @@
 //! `validate` accepts only `EdDSA` tokens whose `kid` names a configured key, and checks
 //! signature, `exp` (≤ [`CLOCK_SKEW_SECS`] leeway), `iat`, `iss` and `aud`. Checking that
 //! the session `sid` is still live is the caller's job (one indexed query).
+//!
+//! A client sends the same access token with every request until it expires, so `validate`
+//! remembers the tokens whose signature verified ([`VERIFIED_CACHE`] of them at most, by
+//! SHA-256 of the whole token, never the token itself): a repeat costs a hash instead of an
+//! Ed25519 verification. Only the signature and the fixed claims (`alg`, `kid`, `iss`, `aud`)
+//! are remembered; `exp` and `iat` are checked against the clock on every call. Keys are only
+//! ever added at run time, never withdrawn, so a remembered verification cannot outlive its key.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -125,7 +133,14 @@ pub struct JwtKeys {
     decoding: HashMap<String, DecodingKey>,
     issuer: String,
     audience: String,
+    /// Tokens that verified, by SHA-256 of the token; at most `remember` of them.
+    verified: Mutex<HashMap<[u8; 32], Claims>>,
+    remember: usize,
 }
+
+/// At most this many verified tokens are remembered (a few MB): about one per live session.
+/// When full, the expired ones are dropped, and if that is not enough, all of them.
+pub const VERIFIED_CACHE: usize = 20_000;
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,7 +174,15 @@ impl JwtKeys {
             decoding,
             issuer: issuer.into(),
             audience: audience.into(),
+            verified: Mutex::new(HashMap::new()),
+            remember: VERIFIED_CACHE,
         })
+    }
+
+    /// The same keys, remembering at most `n` verified tokens (tests of the bound).
+    #[cfg(test)]
+    pub(crate) fn remembering_at_most(self, n: usize) -> Self {
+        Self { remember: n, ..self }
     }
 
     /// Keys from the env var's value: the seed in base64 (standard or URL-safe, padding
@@ -222,6 +245,40 @@ impl JwtKeys {
 
     /// Validates a token at time `now` (Unix seconds) and returns its claims.
     pub fn validate(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self.verified.lock().unwrap_or_else(PoisonError::into_inner).get(&digest).cloned();
+        let fresh = remembered.is_none();
+        let claims = match remembered {
+            Some(claims) => claims,
+            None => self.verify(token)?,
+        };
+        if now > claims.exp.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat > now.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(TokenError::NotYetValid);
+        }
+        if fresh {
+            let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+            if verified.len() >= self.remember {
+                verified.retain(|_, c| now <= c.exp.saturating_add(CLOCK_SKEW_SECS));
+                if verified.len() >= self.remember {
+                    verified.clear();
+                }
+            }
+            verified.insert(digest, claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// How many verified tokens are remembered.
+    pub fn remembered(&self) -> usize {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Signature, algorithm, key id, issuer, audience and the required claims: everything
+    /// about a token that does not depend on the time.
+    fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::UnsupportedAlgorithm);
@@ -229,7 +286,7 @@ impl JwtKeys {
         let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or(TokenError::UnknownKey)?;
 
         let mut v = Validation::new(Algorithm::EdDSA);
-        v.validate_exp = false; // checked below against the caller's clock
+        v.validate_exp = false; // checked by `validate` against the caller's clock
         v.validate_nbf = false;
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -250,12 +307,6 @@ impl JwtKeys {
         }
         if claims.aud != self.audience {
             return Err(TokenError::WrongAudience);
-        }
-        if now > claims.exp.saturating_add(CLOCK_SKEW_SECS) {
-            return Err(TokenError::Expired);
-        }
-        if claims.iat > now.saturating_add(CLOCK_SKEW_SECS) {
-            return Err(TokenError::NotYetValid);
         }
         Ok(claims)
     }

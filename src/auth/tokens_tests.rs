@@ -282,3 +282,53 @@ fn responses_carrying_secrets_redact_them_in_debug() {
         assert!(out.contains("redacted") || out.contains("count"), "{out}");
     }
 }
+
+#[test]
+fn a_remembered_token_is_still_checked_against_the_clock_and_tampering() {
+    let k = keys(1);
+    let c = claims(&k);
+    let token = k.issue(&c).unwrap();
+    assert!(k.validate(&token, NOW).is_ok());
+    assert_eq!(k.remembered(), 1, "verified once, remembered");
+    assert_eq!(k.validate(&token, NOW).unwrap(), c, "the same claims from memory");
+    assert!(matches!(k.validate(&token, c.exp + CLOCK_SKEW_SECS + 1), Err(TokenError::Expired)));
+    assert!(matches!(k.validate(&token, NOW - 60), Err(TokenError::NotYetValid)));
+    // Any other bytes are another token: verified afresh, and refused.
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    payload["role"] = "admin".into();
+    let tampered = format!("{}.{}.{}", parts[0], b64(&payload), parts[2]);
+    assert!(matches!(k.validate(&tampered, NOW), Err(TokenError::BadSignature)));
+    assert!(k.validate(&format!("{token}x"), NOW).is_err());
+    // Refusals are not remembered; another key's instance remembers nothing of this one's.
+    assert_eq!(k.remembered(), 1);
+    assert!(matches!(keys(2).validate(&token, NOW), Err(TokenError::UnknownKey)));
+}
+
+#[test]
+fn remembered_tokens_are_bounded() {
+    const N: usize = 50;
+    let k = keys(1).remembering_at_most(N);
+    let token = |role: &str, at: i64, ttl: i64| {
+        k.issue(&k.claims(Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), role, at, ttl)).unwrap()
+    };
+    // Full of short-lived tokens and one long-lived: past the short ones' expiry, they go first.
+    let long = token("clinician", NOW, 3600);
+    k.validate(&long, NOW).unwrap();
+    for _ in 1..N {
+        k.validate(&token("patient", NOW, 60), NOW).unwrap();
+    }
+    assert_eq!(k.remembered(), N);
+    let later = NOW + 600;
+    k.validate(&token("patient", later, 60), later).unwrap();
+    assert_eq!(k.remembered(), 2, "the expired ones were dropped to make room, the live one kept");
+    // Full of live ones: all forgotten, and verified afresh when they come back.
+    for _ in 2..N {
+        k.validate(&token("patient", later, 60), later).unwrap();
+    }
+    assert_eq!(k.remembered(), N);
+    k.validate(&token("patient", later, 60), later).unwrap();
+    assert_eq!(k.remembered(), 1);
+    assert!(k.validate(&long, later).is_ok());
+    assert_eq!(k.remembered(), 2);
+}

@@ -43,12 +43,13 @@ pub struct Chart {
 /// The whole chart (each section capped at 100 rows; the list endpoints page further).
 ///
 /// The sections' queries and the success event's audit INSERT go to PostgreSQL as one
-/// pipeline — one round trip instead of seven (`PgConnection::fetch_pipeline`,
-/// vendor/README.md). They run in order in the request's transaction, each under RLS exactly
-/// as when run alone; if the chart turns out unreadable after all (no such patient, a field
-/// that fails to open), the transaction is rolled back, event included, and the refusal is
-/// recorded on its own ([`Req::finish`]). An admin's or auditor's chart queries the
-/// demographics only.
+/// pipeline ([`Req::pipeline`]), which is also the request's first: `BEGIN`, the claims, the
+/// patient scope and the session check travel with it, so a chart read is two round trips —
+/// this one and `COMMIT`. The queries run in order in the request's transaction, each under
+/// RLS exactly as when run alone, and only if the session check admitted the caller; if the
+/// chart turns out unreadable after all (no such patient, a field that fails to open), the
+/// transaction is rolled back, event included, and the refusal is recorded on its own
+/// ([`Req::finish`]). An admin's or auditor's chart queries the demographics only.
 pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
     if matches!(req.user.role, ClaimRole::Admin | ClaimRole::Auditor) {
         return Ok(Chart {
