@@ -395,6 +395,16 @@ pub struct Caller {
     token: Token,
 }
 
+/// Why [`Caller::begin_with`] left no transaction open.
+#[derive(Debug)]
+pub enum NotBegun {
+    /// The session check refused the caller: the 401/403 to answer (the denial record is
+    /// noted on the request).
+    Refused(ApiError),
+    /// The caller is admitted but a statement failed; everything was rolled back.
+    Failed(ApiError),
+}
+
 /// Who a [`Caller`]'s token names. Until the session check admitted them, use it only to
 /// decide what to ask the database; the check confirms organization and role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,7 +455,7 @@ impl Caller {
         state: &AppState,
         patient_scope: Option<Uuid>,
         queries: impl IntoIterator<Item = db::BoundQuery>,
-    ) -> Result<(Transaction<'static, Postgres>, Vec<Vec<PgRow>>), ApiError> {
+    ) -> Result<(Transaction<'static, Postgres>, Vec<Vec<PgRow>>), NotBegun> {
         let claims = match patient_scope {
             Some(patient) => self.token.claims.scoped_to(patient),
             None => self.token.claims,
@@ -459,14 +469,19 @@ impl Caller {
                     Ok(_) => Ok((tx, results)),
                     Err(e) => {
                         let _ = tx.rollback().await;
-                        Err(e)
+                        Err(NotBegun::Refused(e))
                     }
                 }
             }
             Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(SESSION_REFUSED) => {
-                Err(self.refusal(state).await)
+                Err(NotBegun::Refused(self.refusal(state).await))
             }
-            Err(e) => Err(e.into()),
+            // Which statement failed is not known, so neither is whether the gate passed:
+            // ask on its own, and answer a refusal as such.
+            Err(e) => Err(match self.admit(state).await {
+                Ok(_) => NotBegun::Failed(e.into()),
+                Err(refused) => NotBegun::Refused(refused),
+            }),
         }
     }
 

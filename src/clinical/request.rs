@@ -24,6 +24,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
+use crate::auth::extractor::NotBegun;
 use crate::auth::{Caller, Identity};
 use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole};
@@ -94,11 +95,12 @@ impl<'a> Req<'a> {
                     self.tx = Tx::Open(tx);
                     Ok(rows)
                 }
-                Err(e) => {
-                    // A refused session is answered as such (401/403); anything else failed
-                    // after the check, which had admitted the caller unless it was the one failing.
-                    let admitted = !matches!(e, ApiError::Unauthorized | ApiError::Forbidden { .. });
-                    self.tx = Tx::Failed { admitted: admitted && self.caller.admit(self.state).await.is_ok() };
+                Err(NotBegun::Refused(e)) => {
+                    self.tx = Tx::Failed { admitted: false };
+                    Err(e)
+                }
+                Err(NotBegun::Failed(e)) => {
+                    self.tx = Tx::Failed { admitted: true };
                     Err(e)
                 }
             },
