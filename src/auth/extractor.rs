@@ -321,26 +321,22 @@ impl Token {
     /// The session check as a query, to run after this token's claims in the same
     /// transaction (RLS confines it to the caller's own sessions).
     fn session_check(&self, state: &AppState) -> db::BoundQuery {
-        let now = state.clock.now();
-        sqlx::query(LIVE_SESSION)
-            .bind(self.session_id)
-            .bind(self.user_id)
-            .bind(now)
-            .bind(now - span(state.settings.auth.idle_timeout))
-            .bind(now - SEEN_GRANULARITY)
+        self.session_query(state, LIVE_SESSION)
     }
 
     /// [`Token::session_check`] as a gate ([`ADMIT_SESSION`]).
     fn session_gate(&self, state: &AppState) -> db::BoundQuery {
+        self.session_query(state, ADMIT_SESSION).bind(self.org_id).bind(self.role.as_str())
+    }
+
+    fn session_query(&self, state: &AppState, sql: &'static str) -> db::BoundQuery {
         let now = state.clock.now();
-        sqlx::query(ADMIT_SESSION)
+        sqlx::query(sql)
             .bind(self.session_id)
             .bind(self.user_id)
             .bind(now)
             .bind(now - span(state.settings.auth.idle_timeout))
             .bind(now - SEEN_GRANULARITY)
-            .bind(self.org_id)
-            .bind(self.role.as_str())
     }
 
     /// The caller, if the session check's `rows` say the session is live and the token still
