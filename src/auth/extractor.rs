@@ -24,7 +24,7 @@
 //!
 //! And [`Caller`], for handlers that open their transaction straight away (the clinical API,
 //! through `routes::clinical::audited`): it verifies the token at extraction and leaves the
-//! session check to the first round trip of that transaction ([`Caller::begin`]), saving the
+//! session check to the first round trip of that transaction ([`Caller::begin_with`]), saving the
 //! check's own round trip. Same rule as [`AuthUser`] (full sessions only), same answers.
 
 use std::future::Future;
@@ -224,7 +224,9 @@ const SEEN_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// The session check, as the caller: live means not revoked, not past its lifetime, a request
 /// since `$4` at the latest, account active. `last_seen_at` is written (to `$3`) only when older
-/// than `$5`. No row: not live.
+/// than `$5`, and only if no other request holds the row: on the clinical API the write is part
+/// of the request's transaction, and a concurrent request of the same session skips it rather
+/// than waiting for that transaction to end. No row: not live.
 macro_rules! live_session {
     ($select:literal) => {
         concat!(
@@ -234,9 +236,12 @@ macro_rules! live_session {
                 FROM sessions s JOIN users u ON u.id = s.user_id \
                 WHERE s.id = $1 AND s.user_id = $2 AND u.status = 'active' \
                   AND s.revoked_at IS NULL AND s.expires_at > $3 AND s.last_seen_at > $4), \
+            stale AS ( \
+                SELECT s.id FROM sessions s JOIN live ON live.id = s.id \
+                WHERE live.last_seen_at < $5 FOR UPDATE OF s SKIP LOCKED), \
             seen AS ( \
-                UPDATE sessions s SET last_seen_at = greatest(s.last_seen_at, $3) FROM live \
-                WHERE s.id = live.id AND live.last_seen_at < $5 \
+                UPDATE sessions s SET last_seen_at = greatest(s.last_seen_at, $3) FROM stale \
+                WHERE s.id = stale.id \
                 RETURNING s.last_seen_at) ",
             $select
         )
@@ -456,10 +461,9 @@ impl Caller {
             Some(patient) => self.token.claims.scoped_to(patient),
             None => self.token.claims,
         };
-        let gate = std::iter::once(self.token.session_gate(state));
-        match db::tx::begin_with(&state.pool, &claims, gate.chain(queries)).await {
-            Ok((tx, mut results)) => {
-                let check = results.drain(..1).next();
+        match db::tx::begin_checked(&state.pool, &claims, self.token.session_gate(state), queries).await {
+            Ok((tx, check, results)) => {
+                let check = Some(check);
                 // The gate let it through; the same rule is applied once more here.
                 match self.token.clone().admit(&self.req, state, check.as_ref()).and_then(AuthUser::full) {
                     Ok(_) => Ok((tx, results)),

@@ -5,7 +5,7 @@
 //! ids) and seal/open fields, then calls [`Req::finish`] with the service's result.
 //!
 //! The transaction opens with the service's first statements: `BEGIN`, the caller's claims,
-//! the patient scope and the session check ([`Caller::begin_with`]) travel in the same round
+//! the session check and the patient scope ([`Caller::begin_with`]) travel in the same round
 //! trip as whatever the service sends first. Nothing runs in it unless the session check
 //! admits the caller, and a caller who is not admitted gets the 401/403 every route gives,
 //! with no clinical event. Then:
@@ -217,56 +217,64 @@ impl<'a> Req<'a> {
     }
 
     pub async fn finish<T>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
-        match result {
-            Ok(value) => {
-                if !self.event_queued {
-                    // Begins the transaction (with the session check) if the service sent nothing.
-                    self.conn().await?;
-                    let Tx::Open(tx) = &mut self.tx else { return Err(Self::failed()) };
-                    if self.user.role == ClaimRole::Clinician {
-                        audit::writer::record_flagging_break_glass(tx, &self.ctx, &self.ev).await?;
-                    } else {
-                        audit::record(tx, &self.ctx, &self.ev).await?;
-                    }
-                }
-                // else: already inserted in this transaction, by the service's pipeline
-                match self.tx {
-                    Tx::Open(tx) => tx.commit().await?,
-                    Tx::Pending | Tx::Failed { .. } => return Err(Self::failed()),
-                }
-                Ok(value)
+        let err = match result {
+            Ok(value) => match self.commit_success().await {
+                Ok(()) => return Ok(value),
+                // Recording or committing failed: nothing was committed, and that is recorded.
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        // Rolling back discards whatever the request wrote; the refusal still leaves a trace —
+        // once the caller is known to be admitted (a service may fail before its first
+        // statement; a refused session is answered by the denial record instead).
+        let admitted = match std::mem::replace(&mut self.tx, Tx::Pending) {
+            Tx::Open(tx) => {
+                let _ = tx.rollback().await;
+                true
             }
-            Err(err) => {
-                // Rolling back discards whatever the request wrote; the refusal still leaves a
-                // trace — once the caller is known to be admitted (a service may fail before
-                // its first statement; a refused session is answered by the denial record).
-                let admitted = match std::mem::replace(&mut self.tx, Tx::Pending) {
-                    Tx::Open(tx) => {
-                        let _ = tx.rollback().await;
-                        true
-                    }
-                    Tx::Failed { admitted } => admitted,
-                    Tx::Pending => match self.caller.admit(self.state).await {
-                        Ok(_) => true,
-                        Err(refused) => return Err(refused),
-                    },
-                };
-                if !admitted {
-                    return Err(err);
-                }
-                let (outcome, reason) = match &err {
-                    ApiError::Integrity { location } => (Outcome::Error, format!("integrity check failed: {location}")),
-                    ApiError::Internal(_) | ApiError::Unavailable => (Outcome::Error, err.code().to_owned()),
-                    other => (Outcome::Denied, other.code().to_owned()),
-                };
-                let mut ev = self.ev;
-                ev.outcome = outcome;
-                ev.reason = Some(reason);
-                ev.break_glass = false;
-                if let Err(e) = record_alone(self.state, &self.caller.claims(), &self.ctx, &ev).await {
-                    tracing::error!(error = %e, "could not record a refused request in the audit inbox");
-                }
-                Err(err)
+            Tx::Failed { admitted } => admitted,
+            Tx::Pending => match self.caller.admit(self.state).await {
+                Ok(_) => true,
+                Err(refused) => return Err(refused),
+            },
+        };
+        if !admitted {
+            return Err(err);
+        }
+        let (outcome, reason) = match &err {
+            ApiError::Integrity { location } => (Outcome::Error, format!("integrity check failed: {location}")),
+            ApiError::Internal(_) | ApiError::Unavailable => (Outcome::Error, err.code().to_owned()),
+            other => (Outcome::Denied, other.code().to_owned()),
+        };
+        let mut ev = self.ev;
+        ev.outcome = outcome;
+        ev.reason = Some(reason);
+        ev.break_glass = false;
+        if let Err(e) = record_alone(self.state, &self.caller.claims(), &self.ctx, &ev).await {
+            tracing::error!(error = %e, "could not record a refused request in the audit inbox");
+        }
+        Err(err)
+    }
+
+    /// The success event (unless the service's pipeline carried it) and `COMMIT`.
+    async fn commit_success(&mut self) -> Result<(), ApiError> {
+        if !self.event_queued {
+            // Begins the transaction (with the session check) if the service sent nothing.
+            self.conn().await?;
+            let Tx::Open(tx) = &mut self.tx else { return Err(Self::failed()) };
+            if self.user.role == ClaimRole::Clinician {
+                audit::writer::record_flagging_break_glass(tx, &self.ctx, &self.ev).await?;
+            } else {
+                audit::record(tx, &self.ctx, &self.ev).await?;
+            }
+        }
+        // else: already inserted in this transaction, by the service's pipeline
+        match std::mem::replace(&mut self.tx, Tx::Failed { admitted: true }) {
+            Tx::Open(tx) => Ok(tx.commit().await?),
+            other => {
+                self.tx = other;
+                Err(Self::failed())
             }
         }
     }

@@ -120,16 +120,43 @@ pub async fn begin_with(
     claims: &Claims,
     queries: impl IntoIterator<Item = super::BoundQuery>,
 ) -> Result<(Transaction<'static, Postgres>, Vec<Vec<PgRow>>), sqlx::Error> {
+    let (tx, _, rows) = begin_pipeline(pool, claims, None, queries).await?;
+    Ok((tx, rows))
+}
+
+/// [`begin_with`] with `check` right after the claims, ahead of everything else (the patient
+/// scope included): a statement that raises unless the transaction may go on, such as the
+/// session check (src/auth/extractor.rs). Also returns `check`'s rows.
+pub async fn begin_checked(
+    pool: &PgPool,
+    claims: &Claims,
+    check: super::BoundQuery,
+    queries: impl IntoIterator<Item = super::BoundQuery>,
+) -> Result<(Transaction<'static, Postgres>, Vec<PgRow>, Vec<Vec<PgRow>>), sqlx::Error> {
+    let (tx, check, rows) = begin_pipeline(pool, claims, Some(check), queries).await?;
+    Ok((tx, check.unwrap_or_default(), rows))
+}
+
+async fn begin_pipeline(
+    pool: &PgPool,
+    claims: &Claims,
+    check: Option<super::BoundQuery>,
+    queries: impl IntoIterator<Item = super::BoundQuery>,
+) -> Result<(Transaction<'static, Postgres>, Option<Vec<PgRow>>, Vec<Vec<PgRow>>), sqlx::Error> {
     let mut conn = pool.acquire().await?;
+    let checked = check.is_some();
+    let scoped = claims.patient_scope.is_some();
     let mut pipeline = vec![claims_query(claims)];
-    if claims.patient_scope.is_some() {
+    pipeline.extend(check);
+    if scoped {
         pipeline.push(sqlx::query(ENTER_PATIENT_SCOPE));
     }
-    let prologue = pipeline.len();
     pipeline.extend(queries);
-    let mut results = conn.begin_pipeline(pipeline).await?;
-    results.drain(..prologue);
-    Ok((Transaction::adopt(conn)?, results))
+    // One result per statement, in order: claims, [check], [scope], queries.
+    let mut results = conn.begin_pipeline(pipeline).await?.into_iter().skip(1);
+    let check = if checked { results.next() } else { None };
+    let rows = results.skip(usize::from(scoped)).collect();
+    Ok((Transaction::adopt(conn)?, check, rows))
 }
 
 /// The role and claims as one parameterized statement, for [`set_claims`] or as the first

@@ -106,6 +106,8 @@ pub async fn upload_to_patient(
     q: web::Query<UploadQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // The session first: a body is read (up to the size limit) only for a live one.
+    user.admit(&state).await?;
     let (ctype, name, bytes) = read_upload(&state, &req, &q, body).await?;
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Create, "attachment", async |r| {
@@ -126,6 +128,8 @@ pub async fn upload_to_conversation(
     q: web::Query<UploadQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // The session first: a body is read (up to the size limit) only for a live one.
+    user.admit(&state).await?;
     let (ctype, name, bytes) = read_upload(&state, &req, &q, body).await?;
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Create, "attachment", async |r| {

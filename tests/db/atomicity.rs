@@ -158,5 +158,12 @@ async fn a_dropped_or_cancelled_request_transaction_does_not_leak_into_the_next_
     .await;
     assert!(cancelled.is_err(), "the request was cut off during its first round trip");
     assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
+
+    // 5. A transaction sqlx does not know of (BEGIN sent as plain SQL), left open: the pool
+    //    closes that connection instead of handing it out again.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT set_config('role', 'custos_app', true)").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    assert_eq!(state(pool.clone()).await, ("postgres".into(), None, false));
     assert_eq!(allergies().await, before, "nothing the dropped transactions wrote survived");
 }

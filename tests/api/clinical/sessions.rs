@@ -140,3 +140,44 @@ async fn clinical_requests_count_as_activity() {
     .unwrap();
     assert_eq!(open, 0, "no pooled connection left inside a transaction");
 }
+
+/// The activity write takes the session row only if it is free: a request does not wait for
+/// another request of the same session that holds the row in its own, longer transaction.
+#[tokio::test]
+async fn a_request_does_not_wait_for_another_holding_the_session_row() {
+    let app = spawn_app().await;
+    let w = world::build(&app).await;
+    set(&app, "UPDATE sessions SET last_seen_at = now() - interval '60 seconds' WHERE user_id = $1", &w.ca1).await;
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM sessions WHERE user_id = $1 FOR UPDATE")
+        .bind(w.ca1.id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let wait = std::time::Duration::from_secs(5);
+    for path in [format!("/v1/patients/{}", w.p1), "/v1/me".to_owned()] {
+        let answered = tokio::time::timeout(wait, call(&app, "GET", &path, &w.ca1, None)).await;
+        let (s, b) = answered.unwrap_or_else(|_| panic!("GET {path} waited for the session row"));
+        assert!(s.is_success(), "GET {path}: {s} {b}");
+    }
+    holder.rollback().await.unwrap();
+}
+
+/// An upload by a refused session is answered before its body is read: 401, not the 413 a
+/// live session gets for the same oversized body.
+#[tokio::test]
+async fn uploads_check_the_session_before_reading_the_body() {
+    let app = crate::common::spawn_app_with(&[("CUSTOS_ATTACHMENT_MAX_BYTES", "1000")]).await;
+    let w = world::build(&app).await;
+    let upload = |who: &Actor| {
+        app.client
+            .post(app.url(&format!("/v1/patients/{}/attachments?filename=big.txt", w.p1)))
+            .bearer_auth(&who.token)
+            .header("content-type", "text/plain")
+            .body(vec![b'x'; 5000])
+            .send()
+    };
+    assert_eq!(upload(&w.pa1).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    set(&app, "UPDATE sessions SET revoked_at = now(), revoked_reason = 'test' WHERE user_id = $1", &w.pa1).await;
+    assert_eq!(upload(&w.pa1).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}

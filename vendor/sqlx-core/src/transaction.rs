@@ -98,8 +98,10 @@ where
     /// Custos addition (not upstream; see vendor/README.md): wraps `conn`, on which a
     /// transaction was opened by other means than [`Transaction::begin`] and counted by the
     /// database's transaction manager (PostgreSQL: `PgConnection::begin_pipeline`). Commit,
-    /// rollback and rollback-on-drop then work as for any transaction. Fails, and leaves the
-    /// connection as it was, unless exactly one transaction is open on it.
+    /// rollback and rollback-on-drop then work as for any transaction. Fails unless exactly
+    /// one transaction is counted on `conn`, which is then dropped as it is (a pooled
+    /// PostgreSQL connection still inside a transaction is closed, not reused:
+    /// vendor/README.md).
     pub fn adopt(conn: impl Into<MaybePoolConnection<'c, DB>>) -> Result<Self, Error> {
         let connection = conn.into();
         if DB::TransactionManager::get_transaction_depth(&connection) != 1 {

@@ -329,6 +329,13 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             // Connection is broken, don't try to gracefully close.
             self.close_hard().await;
             false
+        } else if self.raw.is_in_transaction() {
+            // Custos (vendor/README.md): every rollback queued for a dropped transaction has
+            // run by now, so this is a transaction nobody will end. Never reuse it.
+            // It just answered the ping: close it gracefully (the server then rolls back).
+            tracing::warn!("connection released inside a transaction: closed, not reused");
+            self.close().await;
+            false
         } else {
             // if the connection is still viable, release it to the pool
             self.release();

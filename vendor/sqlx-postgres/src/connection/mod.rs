@@ -159,6 +159,14 @@ impl Connection for PgConnection {
 
     type Options = PgConnectOptions;
 
+    fn is_in_transaction(&self) -> bool {
+        // Custos (vendor/README.md): also a transaction block that the server reports but
+        // sqlx does not count (a `BEGIN` sent as plain SQL), so that the pool never hands
+        // out a connection still inside one.
+        self.inner.transaction_depth != 0
+            || !matches!(self.inner.transaction_status, TransactionStatus::Idle)
+    }
+
     async fn close(mut self) -> Result<(), Error> {
         // The normal, graceful termination procedure is that the frontend sends a Terminate
         // message and immediately closes the connection.
