@@ -1,5 +1,15 @@
 //! Test harness: a fresh, migrated database per test (so tests run in parallel), dropped when
 //! the test ends (even on panic); and `spawn_app`, the real server on port 0 against it.
+//!
+//! Migrating takes far longer than copying, so every test database is cloned
+//! (`CREATE DATABASE … TEMPLATE`) from a template migrated once: `custos_tpl_<hash>`, where the
+//! hash covers the migrations and policies this build embeds. Any number of test binaries, runs
+//! and worktrees share the cluster safely: a template is built under an advisory lock in a
+//! database of its own name, renamed into place only when complete, and then marked
+//! `IS_TEMPLATE` with `ALLOW_CONNECTIONS false`, so nobody can connect to it (a session on the
+//! template would make PostgreSQL refuse clones). Templates are never dropped by the harness —
+//! another run may be cloning one; a changed schema simply gets a new name. `DROP DATABASE` one
+//! by hand (after `ALTER DATABASE … IS_TEMPLATE false`) when no test run is active.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -8,8 +18,10 @@ use std::sync::Arc;
 use custos::clock::Clock;
 use custos::config::Settings;
 use custos::keys::RootKeys;
+use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub fn admin_url() -> String {
@@ -24,23 +36,33 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A database of our own with every migration and policy applied, cloned from the
+    /// template.
     pub async fn new() -> Self {
-        let db = Self::empty().await;
-        custos::db::migrate::run(&db.pool).await.expect("migrate");
-        db
+        let template = template().await;
+        let name = format!("custos_test_{}", Uuid::new_v4().simple());
+        let mut conn = admin_connection().await;
+        let create = |t: &str| format!("CREATE DATABASE {name} TEMPLATE {t}");
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(create(template))).execute(&mut conn).await {
+            // Someone dropped the template by hand since this process built or found it.
+            assert_eq!(db_code(&e).as_deref(), Some("3D000"), "clone {template}: {e}");
+            let rebuilt = ensure_template(&mut conn, template).await;
+            sqlx::query(sqlx::AssertSqlSafe(create(&rebuilt))).execute(&mut conn).await.expect("clone template");
+        }
+        conn.close().await.ok();
+        Self::connect(name).await
     }
 
     /// A fresh database without migrations.
     pub async fn empty() -> Self {
         let name = format!("custos_test_{}", Uuid::new_v4().simple());
+        create_database(&name).await;
+        Self::connect(name).await
+    }
+
+    async fn connect(name: String) -> Self {
         let admin: PgConnectOptions = admin_url().parse().expect("CUSTOS_TEST_DATABASE_URL");
-        let mut conn = PgConnection::connect_with(&admin).await.expect("connect to the test PostgreSQL server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create db");
-        conn.close().await.ok();
-        let opts = admin.clone().database(&name);
+        let opts = admin.database(&name);
         let url = opts.to_url_lossy().to_string();
         let pool = PgPoolOptions::new().max_connections(5).connect_with(opts).await.expect("connect test db");
         Self { name, url, pool }
@@ -78,6 +100,99 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+async fn admin_connection() -> PgConnection {
+    let admin: PgConnectOptions = admin_url().parse().expect("CUSTOS_TEST_DATABASE_URL");
+    PgConnection::connect_with(&admin).await.expect("connect to the test PostgreSQL server")
+}
+
+async fn create_database(name: &str) {
+    let mut conn = admin_connection().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create db");
+    conn.close().await.ok();
+}
+
+fn db_code(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+}
+
+/// Bump when the way a template is built changes, so old templates are not reused.
+const TEMPLATE_FORMAT: u32 = 1;
+/// Arbitrary constant: the advisory lock key that serialises template builds cluster-wide.
+const TEMPLATE_LOCK: i64 = 0x0C05_7050_7E3B;
+
+/// `custos_tpl_<hash>`: the hash covers every embedded migration (version, kind, checksum)
+/// and the policy digest, i.e. exactly what `custos::db::migrate::run` would apply.
+pub fn template_name() -> String {
+    let mut h = Sha256::new();
+    h.update(TEMPLATE_FORMAT.to_be_bytes());
+    for m in custos::db::migrate::MIGRATOR.iter() {
+        h.update(m.version.to_be_bytes());
+        h.update(m.migration_type.label().as_bytes());
+        h.update((m.checksum.len() as u64).to_be_bytes());
+        h.update(&*m.checksum);
+    }
+    h.update(custos::db::migrate::policy_digest());
+    format!("custos_tpl_{}", hex::encode(&h.finalize()[..10]))
+}
+
+/// This build's template, built on first use in this process if no run built it before.
+async fn template() -> &'static str {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut conn = admin_connection().await;
+            let name = ensure_template(&mut conn, &template_name()).await;
+            conn.close().await.ok();
+            name
+        })
+        .await
+}
+
+async fn template_exists(conn: &mut PgConnection, name: &str) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate)")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("look up template")
+}
+
+/// Builds template `name` unless it exists; returns `name`.
+async fn ensure_template(conn: &mut PgConnection, name: &str) -> String {
+    if template_exists(conn, name).await {
+        return name.to_owned();
+    }
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(TEMPLATE_LOCK).execute(&mut *conn).await.expect("lock");
+    if !template_exists(conn, name).await {
+        // Holding the lock, nobody else is building: a half-built database left by a run that
+        // died mid-build is garbage.
+        let stale: Vec<String> =
+            sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, 'custos_tplbuild_')")
+                .fetch_all(&mut *conn)
+                .await
+                .expect("list stale builds");
+        for db in stale {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
+                .execute(&mut *conn)
+                .await
+                .expect("drop stale build");
+        }
+        let building = format!("custos_tplbuild_{}", Uuid::new_v4().simple());
+        create_database(&building).await;
+        let opts = admin_url().parse::<PgConnectOptions>().expect("CUSTOS_TEST_DATABASE_URL").database(&building);
+        let pool = PgPoolOptions::new().max_connections(2).connect_with(opts).await.expect("connect template");
+        custos::db::migrate::run(&pool).await.expect("migrate template");
+        pool.close().await;
+        for sql in [
+            format!("ALTER DATABASE {building} RENAME TO {name}"),
+            format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await.expect("install template");
+        }
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(TEMPLATE_LOCK).execute(&mut *conn).await.expect("unlock");
+    name.to_owned()
 }
 
 /// The server, running on a random port against its own database.
