@@ -156,15 +156,10 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) => {
-                let constraint = db.constraint().unwrap_or("constraint").to_owned();
                 match db.code().as_deref() {
-                    Some("23505") => {
-                        // The constraint name describes the schema: logs only, never the client.
-                        tracing::info!(constraint = %constraint, "unique violation answered with 409");
-                        Self::Conflict("already exists".into())
+                    Some(code @ ("23505" | "23514" | "23503" | "23P01")) => {
+                        constraint_violation(code, db.constraint()).unwrap_or_else(|| Self::Internal(e.into()))
                     }
-                    Some("23514") => Self::validation(constraint, "violates a check constraint"),
-                    Some("23503") => Self::validation(constraint, "refers to a record that does not exist"),
                     Some("23502") => Self::validation("field", "a required value is missing"),
                     Some("22P02") | Some("22007") | Some("22008") | Some("22003") => {
                         Self::BadRequest("a value has an invalid format".into())
@@ -181,5 +176,232 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::RowNotFound => Self::NotFound,
             _ => Self::Internal(e.into()),
         }
+    }
+}
+
+/// How a violation of one database constraint is answered. The constraint's name describes
+/// the schema: it goes to the log, never to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintAnswer {
+    /// 422 `validation_failed`: the API field and the rule it breaks (a domain type should
+    /// have refused the value first; this is the last line).
+    Invalid { field: &'static str, rule: &'static str },
+    /// 409 `conflict` with this message (a duplicate, or a race with another request).
+    Conflict(&'static str),
+    /// 404: the row refers to a resource from the path that is not there (or not visible).
+    NotFound,
+    /// Only the server writes these columns: a violation is a bug, answered 500 and logged.
+    Internal,
+}
+
+use ConstraintAnswer::{Conflict as Dup, Internal as Bug, Invalid, NotFound as Gone};
+
+/// Every constraint and unique index in migrations/, by name, and its answer. One table: a
+/// new constraint needs a line here (`tests/db/constraints.rs` compares this list with the
+/// catalog, both ways, and checks no answer leaks a name).
+pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
+    // Identity.
+    ("organizations_name_check", Invalid { field: "name", rule: "must be 1 to 200 characters" }),
+    ("organizations_name_key", Dup("an organization with this name already exists")),
+    ("organizations_pkey", Bug),
+    ("users_consecutive_failures_check", Bug),
+    ("users_created_by_fkey", Bug),
+    ("users_email_bidx_check", Bug),
+    ("users_email_bidx_key", Dup("a user with this email already exists")),
+    ("users_failed_attempts_check", Bug),
+    ("users_id_org_id_key", Bug),
+    ("users_org_id_fkey", Bug),
+    ("users_password_hash_check", Bug),
+    ("users_pkey", Bug),
+    ("mfa_credentials_pkey", Bug),
+    ("mfa_credentials_user_id_org_id_fkey", Bug),
+    ("mfa_credentials_user_key", Dup("multi-factor authentication is already being enrolled")),
+    ("mfa_challenges_check", Bug),
+    ("mfa_challenges_failed_attempts_check", Bug),
+    ("mfa_challenges_pkey", Bug),
+    ("mfa_challenges_token_hash_check", Bug),
+    ("mfa_challenges_token_key", Bug),
+    ("mfa_challenges_user_id_org_id_fkey", Bug),
+    ("recovery_codes_code_hash_check", Bug),
+    ("recovery_codes_hash_key", Bug),
+    ("recovery_codes_pkey", Bug),
+    ("recovery_codes_user_id_org_id_fkey", Bug),
+    ("sessions_check", Bug),
+    ("sessions_check1", Bug),
+    ("sessions_id_org_key", Bug),
+    ("sessions_pkey", Bug),
+    ("sessions_revoked_reason_check", Bug),
+    ("sessions_user_agent_check", Bug),
+    ("sessions_user_id_org_id_fkey", Bug),
+    ("refresh_tokens_check", Bug),
+    ("refresh_tokens_hash_key", Bug),
+    ("refresh_tokens_pkey", Bug),
+    ("refresh_tokens_replaced_by_fkey", Bug),
+    ("refresh_tokens_session_org_fkey", Bug),
+    ("refresh_tokens_token_hash_check", Bug),
+    ("patient_invites_check", Bug),
+    ("patient_invites_code_hash_check", Bug),
+    ("patient_invites_code_key", Bug),
+    ("patient_invites_created_by_org_id_fkey", Bug),
+    ("patient_invites_failed_attempts_check", Bug),
+    ("patient_invites_patient_id_org_id_fkey", Gone),
+    ("patient_invites_pkey", Bug),
+    ("patient_invites_used_by_fkey", Bug),
+    // Patients and care.
+    ("patients_created_by_org_id_fkey", Bug),
+    ("patients_email_bidx_check", Bug),
+    ("patients_id_org_id_key", Bug),
+    ("patients_mrn_bidx_check", Bug),
+    ("patients_org_id_fkey", Bug),
+    ("patients_org_id_mrn_bidx_key", Dup("a patient with this MRN already exists")),
+    ("patients_pkey", Bug),
+    ("patients_user_id_key", Dup("this patient already has a portal account")),
+    ("patients_user_id_org_id_fkey", Bug),
+    ("patient_medical_info_height_cm_check", Invalid { field: "height_cm", rule: "must be between 20 and 300" }),
+    ("patient_medical_info_weight_kg_check", Invalid { field: "weight_kg", rule: "must be between 0.2 and 700" }),
+    ("patient_medical_info_patient_id_key", Dup("the medical information was changed by another request")),
+    ("patient_medical_info_patient_id_org_id_fkey", Gone),
+    ("patient_medical_info_pkey", Bug),
+    ("patient_medical_info_updated_by_org_id_fkey", Bug),
+    ("care_team_members_added_by_org_id_fkey", Bug),
+    (
+        "care_team_members_clinician_id_org_id_fkey",
+        Invalid { field: "clinician_id", rule: "must be a user of this organization" },
+    ),
+    ("care_team_members_patient_id_clinician_id_key", Dup("the clinician is already on the care team")),
+    ("care_team_members_patient_id_org_id_fkey", Gone),
+    ("care_team_members_pkey", Bug),
+    ("break_glass_grants_check", Bug),
+    ("break_glass_grants_clinician_id_org_id_fkey", Bug),
+    ("break_glass_grants_patient_id_org_id_fkey", Gone),
+    ("break_glass_grants_pkey", Bug),
+    ("break_glass_grants_reason_check", Invalid { field: "reason", rule: "must be 20 to 1000 characters" }),
+    // Chart sections.
+    ("allergies_active_substance_key", Dup("an active allergy to this substance is already recorded")),
+    ("allergies_patient_id_org_id_fkey", Gone),
+    ("allergies_pkey", Bug),
+    ("allergies_recorded_by_org_id_fkey", Bug),
+    ("allergies_substance_check", Invalid { field: "substance", rule: "must be 1 to 200 characters" }),
+    ("medications_check", Invalid { field: "end_date", rule: "must not be before start_date" }),
+    ("medications_dose_check", Invalid { field: "dose", rule: "must be greater than 0" }),
+    ("medications_frequency_check", Invalid { field: "frequency", rule: "must be 1 to 100 characters" }),
+    ("medications_name_check", Invalid { field: "name", rule: "must be 1 to 200 characters" }),
+    ("medications_patient_id_org_id_fkey", Gone),
+    ("medications_pkey", Bug),
+    ("medications_recorded_by_org_id_fkey", Bug),
+    ("medications_unit_check", Invalid { field: "unit", rule: "must be 1 to 20 characters" }),
+    ("medical_history_check", Invalid { field: "resolved_on", rule: "must not be before diagnosed_on" }),
+    ("medical_history_description_check", Invalid { field: "description", rule: "must be at most 500 characters" }),
+    ("medical_history_icd10_code_check", Invalid { field: "icd10_code", rule: "must be an ICD-10-CM code like E11.9" }),
+    ("medical_history_patient_id_org_id_fkey", Gone),
+    ("medical_history_pkey", Bug),
+    ("medical_history_recorded_by_org_id_fkey", Bug),
+    ("prescriptions_check", Dup("no refills remain")),
+    (
+        "prescriptions_check1",
+        Invalid { field: "expires_at", rule: "must be after the issue time and at most one year after it" },
+    ),
+    ("prescriptions_check2", Bug),
+    ("prescriptions_dose_check", Invalid { field: "dose", rule: "must be 1 to 100 characters" }),
+    ("prescriptions_medication_check", Invalid { field: "medication", rule: "must be 1 to 200 characters" }),
+    ("prescriptions_patient_id_org_id_fkey", Gone),
+    ("prescriptions_pkey", Bug),
+    ("prescriptions_prescriber_id_org_id_fkey", Bug),
+    ("prescriptions_quantity_check", Invalid { field: "quantity", rule: "must be greater than 0 and at most 10000" }),
+    ("prescriptions_refills_allowed_check", Invalid { field: "refills_allowed", rule: "must be between 0 and 11" }),
+    // Conversations and attachments.
+    (
+        "conversations_assigned_clinician_id_org_id_fkey",
+        Invalid { field: "assigned_clinician_id", rule: "must be a user of this organization" },
+    ),
+    ("conversations_check", Bug),
+    ("conversations_id_patient_id_org_id_key", Bug),
+    ("conversations_opened_by_org_id_fkey", Bug),
+    ("conversations_patient_id_org_id_fkey", Gone),
+    ("conversations_pkey", Bug),
+    ("messages_conversation_id_patient_id_org_id_fkey", Gone),
+    ("messages_pkey", Bug),
+    ("messages_sender_id_org_id_fkey", Bug),
+    ("symptoms_conversation_id_patient_id_org_id_fkey", Gone),
+    ("symptoms_name_check", Invalid { field: "symptoms.name", rule: "must be 1 to 200 characters" }),
+    ("symptoms_pkey", Bug),
+    ("symptoms_severity_check", Invalid { field: "symptoms.severity", rule: "must be between 1 and 10" }),
+    (
+        "attachments_content_type_check",
+        Invalid { field: "content_type", rule: "must be a media type like application/pdf" },
+    ),
+    (
+        "attachments_conversation_id_patient_id_org_id_fkey",
+        Invalid { field: "conversation_id", rule: "must be a conversation of this patient" },
+    ),
+    ("attachments_patient_id_org_id_fkey", Gone),
+    ("attachments_pkey", Bug),
+    ("attachments_sha256_check", Bug),
+    ("attachments_size_bytes_check", Bug),
+    ("attachments_uploaded_by_org_id_fkey", Bug),
+    // The ledger, keys, the import map and schema state: written by the server alone.
+    ("audit_inbox_actor_role_check", Bug),
+    ("audit_inbox_event_id_key", Bug),
+    ("audit_inbox_occurred_at_range", Bug),
+    ("audit_inbox_org_id_fkey", Bug),
+    ("audit_inbox_pkey", Bug),
+    ("audit_inbox_reason_check", Bug),
+    ("audit_inbox_resource_ids_check", Bug),
+    ("audit_inbox_resource_type_check", Bug),
+    ("audit_inbox_user_agent_check", Bug),
+    ("audit_log_chain_hash_check", Bug),
+    ("audit_log_check", Bug),
+    ("audit_log_event_id_key", Bug),
+    ("audit_log_leaf_hash_check", Bug),
+    ("audit_log_org_id_fkey", Bug),
+    ("audit_log_pkey", Bug),
+    ("audit_log_seq_check", Bug),
+    ("audit_checkpoints_pkey", Bug),
+    ("audit_checkpoints_root_hash_check", Bug),
+    ("audit_checkpoints_tree_size_check", Bug),
+    ("audit_ledgers_chain_head_check", Bug),
+    ("audit_ledgers_check", Bug),
+    ("audit_ledgers_check1", Bug),
+    ("audit_ledgers_org_id_fkey", Bug),
+    ("audit_ledgers_org_id_key", Bug),
+    ("audit_ledgers_pkey", Bug),
+    ("audit_ledgers_root_hash_check", Bug),
+    ("audit_ledgers_size_check", Bug),
+    ("audit_ledgers_tree_state_check", Bug),
+    ("audit_tree_nodes_hash_check", Bug),
+    ("audit_tree_nodes_idx_check", Bug),
+    ("audit_tree_nodes_level_check", Bug),
+    ("audit_tree_nodes_pkey", Bug),
+    ("encryption_keys_pkey", Bug),
+    ("encryption_keys_version_check", Bug),
+    ("encryption_keys_version_key", Bug),
+    ("legacy_id_map_collection_check", Bug),
+    ("legacy_id_map_legacy_id_check", Bug),
+    ("legacy_id_map_org_id_fkey", Bug),
+    ("legacy_id_map_org_id_source_collection_legacy_id_key", Bug),
+    ("legacy_id_map_pkey", Bug),
+    ("legacy_id_map_source_check", Bug),
+    ("policy_state_digest_check", Bug),
+    ("policy_state_pkey", Bug),
+    ("policy_state_singleton_check", Bug),
+    ("_sqlx_migrations_pkey", Bug),
+];
+
+/// The answer for a violation of `constraint` (SQLSTATE `code`, class 23); `None` when it is a
+/// bug (the caller logs it as an internal error). A constraint missing from [`CONSTRAINTS`]
+/// still never reaches the client by name: a generic answer by SQLSTATE, logged as a warning.
+fn constraint_violation(code: &str, constraint: Option<&str>) -> Option<ApiError> {
+    let name = constraint.unwrap_or("");
+    let answer = CONSTRAINTS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a);
+    if answer.is_none() {
+        tracing::warn!(constraint = %name, sqlstate = %code, "constraint without an entry in error::CONSTRAINTS");
+    }
+    match answer {
+        Some(Invalid { field, rule }) => Some(ApiError::validation(field, rule)),
+        Some(Dup(message)) => Some(ApiError::Conflict(message.into())),
+        Some(Gone) => Some(ApiError::NotFound),
+        Some(Bug) => None,
+        None if code == "23505" || code == "23P01" => Some(ApiError::Conflict("already exists".into())),
+        None => Some(ApiError::validation("request", "breaks a data rule")),
     }
 }

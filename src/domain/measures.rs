@@ -1,6 +1,8 @@
 //! Bounded numbers: symptom severity, prescription quantity and refills, height, weight,
 //! and a dose (value with an allow-listed unit). Ranges mirror the database CHECKs so a bad
-//! value is a 422 from here rather than a constraint error from PostgreSQL.
+//! value is a 422 from here rather than a constraint error from PostgreSQL, and decimals
+//! carry no more places than their `numeric(p, s)` column keeps: PostgreSQL would round the
+//! rest away (a dose of 0.00001 to 0), and no value may change silently.
 
 use std::fmt;
 
@@ -25,6 +27,15 @@ fn parse_decimal(field: &'static str, input: &str) -> Result<f64, DomainError> {
         Ok(v) if v.is_finite() => Ok(v),
         _ => Err(DomainError::new(field, Rule::Format { expected: "a number" })),
     }
+}
+
+/// Whether `value`, written as the shortest decimal that reads back as the same `f64` (Rust's
+/// `Display`, which never uses an exponent), has at most `places` digits after the point.
+/// Such a value is what PostgreSQL stores exactly when it casts the `float8` to `numeric(p,
+/// places)` (it converts via 15 significant digits; every value here has far fewer).
+fn fits_scale(value: f64, places: usize) -> bool {
+    let text = value.to_string();
+    text.split_once('.').is_none_or(|(_, fraction)| fraction.len() <= places)
 }
 
 /// Defines an integer newtype checked against an inclusive range, with `new`, `parse`,
@@ -93,7 +104,7 @@ macro_rules! bounded_integer {
 
 /// Defines a decimal newtype checked against an inclusive range (finite values only).
 macro_rules! bounded_decimal {
-    ($(#[$meta:meta])* $name:ident, field = $field:literal, $min:literal ..= $max:literal, $range:literal) => {
+    ($(#[$meta:meta])* $name:ident, field = $field:literal, $min:literal ..= $max:literal, $range:literal, places = $places:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
         pub struct $name(f64);
@@ -105,14 +116,18 @@ macro_rules! bounded_decimal {
             pub const MIN: f64 = $min;
             /// Largest allowed value.
             pub const MAX: f64 = $max;
+            /// Digits kept after the decimal point (the column's scale).
+            pub const PLACES: u8 = $places;
 
-            /// Checks the range (NaN fails the range test too).
+            /// Checks the range (NaN fails the range test too) and the number of decimals.
             pub fn new(value: f64) -> Result<Self, DomainError> {
-                if (Self::MIN..=Self::MAX).contains(&value) {
-                    Ok($name(value))
-                } else {
-                    Err(DomainError::new($field, Rule::OutOfRange { range: $range }))
+                if !(Self::MIN..=Self::MAX).contains(&value) {
+                    return Err(DomainError::new($field, Rule::OutOfRange { range: $range }));
                 }
+                if !fits_scale(value, usize::from(Self::PLACES)) {
+                    return Err(DomainError::new($field, Rule::TooPrecise { places: Self::PLACES }));
+                }
+                Ok($name(value))
             }
 
             /// Parses a decimal number, then checks the range.
@@ -172,18 +187,22 @@ bounded_integer! {
 }
 
 bounded_decimal! {
-    /// Body height in centimetres, 20–300 (premature newborns to the tallest recorded).
-    HeightCm, field = "height_cm", 20.0 ..= 300.0, "between 20 and 300"
+    /// Body height in centimetres, 20–300 (premature newborns to the tallest recorded), to
+    /// 0.1 cm (`numeric(5, 1)`).
+    HeightCm, field = "height_cm", 20.0 ..= 300.0, "between 20 and 300", places = 1
 }
 
 bounded_decimal! {
     /// Body weight in kilograms, 0.2–700 (extremely premature newborns to the heaviest
-    /// recorded).
-    WeightKg, field = "weight_kg", 0.2 ..= 700.0, "between 0.2 and 700"
+    /// recorded), to 0.1 kg (`numeric(5, 1)`).
+    WeightKg, field = "weight_kg", 0.2 ..= 700.0, "between 0.2 and 700", places = 1
 }
 
 /// A dose: a positive amount with a unit from the [`DoseUnit`] allow-list, e.g. `500 mg`.
-/// The amount is capped at 1 000 000 to refuse absurd values (and overflow in arithmetic).
+/// The amount is capped at 1 000 000 to refuse absurd values (and overflow in arithmetic) and
+/// has at most 4 decimal places, what `medications.dose numeric(12, 4)` stores exactly. So the
+/// formatted dose (`Display`, stored as `prescriptions.dose`, at most 100 characters) is at
+/// most 7 + 1 + 4 digits, a space and the longest unit label: never near the limit.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "RawDosage")]
 pub struct Dosage {
@@ -210,14 +229,21 @@ const DOSE_MAX: f64 = 1_000_000.0;
 impl Dosage {
     /// Default field name for the amount in errors.
     pub const FIELD: &'static str = "dose";
+    /// Digits kept after the decimal point (`medications.dose numeric(12, 4)`).
+    pub const PLACES: u8 = 4;
 
-    /// Checks `0 < value ≤ 1 000 000` (finite).
+    /// Checks `0 < value ≤ 1 000 000` (finite) with at most 4 decimal places.
     pub fn new(value: f64, unit: DoseUnit) -> Result<Self, DomainError> {
-        if value > 0.0 && value <= DOSE_MAX {
-            Ok(Dosage { value, unit })
-        } else {
-            Err(DomainError::new(Self::FIELD, Rule::OutOfRange { range: "greater than 0 and at most 1000000" }))
+        if !(value > 0.0 && value <= DOSE_MAX) {
+            return Err(DomainError::new(
+                Self::FIELD,
+                Rule::OutOfRange { range: "greater than 0 and at most 1000000" },
+            ));
         }
+        if !fits_scale(value, usize::from(Self::PLACES)) {
+            return Err(DomainError::new(Self::FIELD, Rule::TooPrecise { places: Self::PLACES }));
+        }
+        Ok(Dosage { value, unit })
     }
 
     /// Parses `"<amount> <unit>"` or `"<amount><unit>"`, e.g. `"500 mg"`, `"2.5mL"`,

@@ -213,6 +213,12 @@ pub enum Rule {
         /// The earliest allowed date, `YYYY-MM-DD`.
         min: &'static str,
     },
+    /// More digits after the decimal point than the column stores (it would round the value).
+    #[error("must have at most {places} decimal places")]
+    TooPrecise {
+        /// Digits allowed after the decimal point.
+        places: u8,
+    },
     /// Not one of a closed set of labels.
     #[error("must be one of: {}", allowed.join(", "))]
     NotAllowed {
@@ -234,6 +240,7 @@ impl Rule {
             Rule::OutOfRange { .. } => "out_of_range",
             Rule::InFuture => "in_future",
             Rule::TooEarly { .. } => "too_early",
+            Rule::TooPrecise { .. } => "too_precise",
             Rule::NotAllowed { .. } => "not_allowed",
         }
     }

@@ -148,9 +148,37 @@ proptest! {
     }
 
     #[test]
-    fn height_weight_ranges(x in -1000.0f64..2000.0) {
+    fn height_weight_ranges(tenths in -10_000i64..20_000) {
+        let x = tenths as f64 / 10.0;
         prop_assert_eq!(HeightCm::new(x).is_ok(), (20.0..=300.0).contains(&x));
         prop_assert_eq!(WeightKg::new(x).is_ok(), (0.2..=700.0).contains(&x));
+    }
+
+    /// numeric(5, 1) would round a second decimal away: refused, never stored changed.
+    #[test]
+    fn height_weight_refuse_a_second_decimal(tenths in 200i64..3000, hundredth in 1i64..10) {
+        let x = (tenths * 10 + hundredth) as f64 / 100.0;
+        prop_assert_eq!(HeightCm::new(x).unwrap_err().rule().clone(), Rule::TooPrecise { places: 1 });
+        prop_assert_eq!(WeightKg::new(x).unwrap_err().rule().clone(), Rule::TooPrecise { places: 1 });
+    }
+
+    /// Every dose numeric(12, 4) can hold exactly is accepted, and formats (as
+    /// prescriptions.dose stores it) well within that column's 100 characters, reading back
+    /// as the same amount.
+    #[test]
+    fn dosage_in_ten_thousandths(n in 1i64..=10_000_000_000, unit in prop::sample::select(DoseUnit::ALL)) {
+        let x = n as f64 / 10_000.0;
+        let d = Dosage::new(x, unit).unwrap();
+        let text = d.to_string();
+        prop_assert!(text.chars().count() <= 30, "{}", text);
+        prop_assert_eq!(Dosage::parse(&text).unwrap(), d);
+    }
+
+    /// A fifth decimal is what numeric(12, 4) rounds away (0.00001 became 0): refused.
+    #[test]
+    fn dosage_refuses_a_fifth_decimal(n in 0i64..1_000_000_000, last in 1i64..10) {
+        let x = (n * 10 + last) as f64 / 100_000.0;
+        prop_assert_eq!(Dosage::new(x, DoseUnit::Mg).unwrap_err().rule().clone(), Rule::TooPrecise { places: 4 });
     }
 
     #[test]

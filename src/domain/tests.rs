@@ -197,6 +197,23 @@ fn dosage() {
     assert!(serde_json::from_str::<Dosage>(r#"{"value":0,"unit":"mg"}"#).is_err());
 }
 
+/// Values a numeric(p, s) column would round are refused with the field and the rule, not
+/// stored changed (issue 13: a dose of 0.00001 was rounded to 0 and hit the CHECK).
+#[test]
+fn decimals_beyond_the_column_scale_are_refused() {
+    let e = Dosage::new(0.00001, DoseUnit::Mg).unwrap_err();
+    assert_eq!((e.field(), e.code()), ("dose", "too_precise"));
+    assert_eq!(e.to_string(), "dose: must have at most 4 decimal places");
+    assert_eq!(rule(Dosage::parse("0.00001 mg")), Rule::TooPrecise { places: 4 });
+    assert!(serde_json::from_str::<Dosage>(r#"{"value":1e-100,"unit":"mg"}"#).is_err());
+    assert_eq!(Dosage::new(0.0001, DoseUnit::Mg).unwrap().to_string(), "0.0001 mg");
+    assert_eq!(Dosage::new(999_999.999_9, DoseUnit::Suppository).unwrap().to_string(), "999999.9999 suppository");
+    let e = HeightCm::new(180.25).unwrap_err();
+    assert_eq!((e.field(), e.code()), ("height_cm", "too_precise"));
+    assert_eq!(rule(WeightKg::parse("70.05")), Rule::TooPrecise { places: 1 });
+    assert_eq!(WeightKg::new(70.1).unwrap().get(), 70.1);
+}
+
 #[test]
 fn phone() {
     assert_eq!(Phone::parse("+1 (555) 010-0199").unwrap().as_str(), "+15550100199");

@@ -2,6 +2,7 @@
 
 mod audit;
 mod cases;
+mod constraints;
 mod done_when;
 mod encryption;
 mod flow;
