@@ -41,12 +41,26 @@ pub fn event_json(row: &LogRow) -> Value {
 pub const CSV_HEADER: &str = "ledger_id,seq,event_id,occurred_at,actor_id,actor_role,action,resource_type,\
 resource_ids,patient_id,outcome,reason,request_id,client_ip,user_agent,break_glass,imported,leaf_hash,chain_hash\n";
 
-/// RFC 4180 quoting, plus a leading `'` on text a spreadsheet would run as a formula.
-fn csv_field(out: &mut String, s: &str) {
-    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if formula || s.contains([',', '"', '\n', '\r']) {
+/// The CSV columns whose text comes from people (a break-glass reason, a User-Agent header):
+/// the only ones where a value a spreadsheet would run as a formula is defused. Every other
+/// column is an id, a time, a number, a closed label or a hash, written exactly as in NDJSON
+/// (docs/ledger-format.md, "CSV", lists every column).
+pub const CSV_FREE_TEXT: [&str; 2] = ["reason", "user_agent"];
+
+/// Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"), plus
+/// the apostrophe itself, so that the defusing apostrophe is always one to strip: a free-text
+/// cell starting with `'` had one added.
+const FORMULA_START: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// One CSV cell. `None` (JSON null) is an empty unquoted cell, and an empty string is `""`,
+/// as PostgreSQL's `COPY … CSV` writes them; RFC 4180 quoting otherwise. `free_text` adds the
+/// defusing apostrophe.
+fn csv_field(out: &mut String, value: Option<&str>, free_text: bool) {
+    let Some(s) = value else { return };
+    let defuse = free_text && s.starts_with(FORMULA_START);
+    if defuse || s.is_empty() || s.contains([',', '"', '\n', '\r']) {
         out.push('"');
-        if formula {
+        if defuse {
             out.push('\'');
         }
         out.push_str(&s.replace('"', "\"\""));
@@ -56,37 +70,40 @@ fn csv_field(out: &mut String, s: &str) {
     }
 }
 
-/// One CSV line (with the newline) in [`CSV_HEADER`] order.
+/// One CSV line (with the newline) in [`CSV_HEADER`] order: each cell the NDJSON value
+/// ([`event_json`]) as text — strings as they are, numbers and booleans as JSON writes them,
+/// `resource_ids` as its JSON array — so the hash chain recomputes from the CSV alone.
 pub fn csv_row(row: &LogRow) -> String {
     let e = &row.event;
-    let opt = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
-    let fields = [
-        row.ledger_id.to_string(),
-        row.seq.to_string(),
-        e.event_id.to_string(),
-        ts(row),
-        opt(e.actor_id),
-        e.actor_role.clone().unwrap_or_default(),
-        e.action.clone(),
-        e.resource_type.clone(),
-        e.resource_ids.join(";"),
-        opt(e.patient_id),
-        e.outcome.clone(),
-        e.reason.clone().unwrap_or_default(),
-        opt(e.request_id),
-        e.client_ip.clone().unwrap_or_default(),
-        e.user_agent.clone().unwrap_or_default(),
-        e.break_glass.to_string(),
-        e.imported.to_string(),
-        B64.encode(&row.leaf_hash),
-        B64.encode(&row.chain_hash),
+    let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string());
+    let ids = serde_json::Value::from(e.resource_ids.clone()).to_string();
+    let fields: [(Option<String>, bool); 19] = [
+        (Some(row.ledger_id.to_string()), false),
+        (Some(row.seq.to_string()), false),
+        (Some(e.event_id.to_string()), false),
+        (Some(ts(row)), false),
+        (id(e.actor_id), false),
+        (e.actor_role.clone(), false),
+        (Some(e.action.clone()), false),
+        (Some(e.resource_type.clone()), false),
+        (Some(ids), false),
+        (id(e.patient_id), false),
+        (Some(e.outcome.clone()), false),
+        (e.reason.clone(), true),
+        (id(e.request_id), false),
+        (e.client_ip.clone(), false),
+        (e.user_agent.clone(), true),
+        (Some(e.break_glass.to_string()), false),
+        (Some(e.imported.to_string()), false),
+        (Some(B64.encode(&row.leaf_hash)), false),
+        (Some(B64.encode(&row.chain_hash)), false),
     ];
     let mut out = String::with_capacity(400);
-    for (i, f) in fields.iter().enumerate() {
+    for (i, (value, free_text)) in fields.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        csv_field(&mut out, f);
+        csv_field(&mut out, value.as_deref(), *free_text);
     }
     out.push('\n');
     out
@@ -197,11 +214,24 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes_and_defuses_formulas() {
+    fn csv_quotes_and_defuses_formulas_in_free_text_only() {
         let line = csv_row(&row("read", false, "=HYPERLINK(\"x\"), ok"));
         assert!(line.contains(",\"'=HYPERLINK(\"\"x\"\"), ok\","), "{line}");
         assert!(line.starts_with("00000000-0000-0000-0000-000000000000,7,"));
-        assert_eq!(line.matches(',').count(), CSV_HEADER.matches(',').count() + 1, "only the quoted comma extra");
+        // resource_ids is its JSON array (quoted: it holds quotes), hashes are never touched.
+        assert!(line.contains(r#","[""a"",""b""]","#), "{line}");
+        let mut r = row("read", false, "'quoted");
+        r.leaf_hash = vec![0xfb; 32]; // base64 "+/v7…": a formula start in a hash column
+        r.event.actor_role = None;
+        r.event.reason = Some(String::new());
+        let line = csv_row(&r);
+        assert!(line.contains(",\"''quoted\","), "a leading apostrophe is itself defused: {line}");
+        assert!(line.contains(",+/v7"), "hashes exactly as in NDJSON: {line}");
+        let prefix = format!("{},{},{}", uuid::Uuid::max(), "", "read,prescription,");
+        assert!(line.contains(&prefix), "null actor_role is an empty cell: {line}");
+        assert!(line.contains(&format!("{},denied,\"\",", uuid::Uuid::max())), "an empty reason is \"\": {line}");
+        let plain = csv_row(&row("read", false, "curl/8.0 -v"));
+        assert!(plain.contains(",curl/8.0 -v,"), "{plain}");
     }
 
     #[test]
