@@ -204,7 +204,7 @@ async fn chart_records_prescriptions_and_rules() {
     let sum = resp.headers()["x-checksum-sha256"].to_str().unwrap().to_owned();
     let pdf = resp.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
-    let text = String::from_utf8_lossy(&pdf);
+    let text = super::pdf::pdftotext(&pdf);
     assert!(text.contains(id) && text.contains(&sum), "id and checksum printed on the page");
     let ev = events(&app, w.pa1.id).await;
     assert!(ev.iter().any(|e| e.0 == "export" && e.1 == "prescription_pdf" && e.2 == "success"), "{ev:?}");

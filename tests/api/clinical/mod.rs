@@ -9,5 +9,6 @@ mod flow;
 mod keys;
 mod matrix;
 mod openapi;
+mod pdf;
 mod sessions;
 mod world;
