@@ -4,10 +4,10 @@
 //! Migrating takes far longer than copying, so every test database is cloned
 //! (`CREATE DATABASE … TEMPLATE`) from a template migrated once: `custos_tpl_<hash>`, where the
 //! hash covers the migrations and policies this build embeds. Any number of test binaries, runs
-//! and worktrees share the cluster safely: a template is built under an advisory lock in a
-//! database of its own name, renamed into place only when complete, and then marked
-//! `IS_TEMPLATE` with `ALLOW_CONNECTIONS false`, so nobody can connect to it (a session on the
-//! template would make PostgreSQL refuse clones). Templates are never dropped by the harness —
+//! and worktrees share the cluster safely: a template is built under an advisory lock (taken in
+//! the admin database, `postgres` by default) in a database of its own name, marked
+//! `IS_TEMPLATE` with `ALLOW_CONNECTIONS false` (a session on the template would make
+//! PostgreSQL refuse clones), and only then renamed into place. Templates are never dropped by the harness —
 //! another run may be cloning one; a changed schema simply gets a new name. `DROP DATABASE` one
 //! by hand (after `ALTER DATABASE … IS_TEMPLATE false`) when no test run is active.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -165,18 +165,20 @@ async fn ensure_template(conn: &mut PgConnection, name: &str) -> String {
     }
     sqlx::query("SELECT pg_advisory_lock($1)").bind(TEMPLATE_LOCK).execute(&mut *conn).await.expect("lock");
     if !template_exists(conn, name).await {
-        // Holding the lock, nobody else is building: a half-built database left by a run that
-        // died mid-build is garbage.
+        // Holding the lock, nobody else is building: a database left by a run that died
+        // mid-build is garbage (it may already be marked as a template).
         let stale: Vec<String> =
             sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, 'custos_tplbuild_')")
                 .fetch_all(&mut *conn)
                 .await
                 .expect("list stale builds");
         for db in stale {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
-                .execute(&mut *conn)
-                .await
-                .expect("drop stale build");
+            for sql in [
+                format!("ALTER DATABASE {db} WITH IS_TEMPLATE false"),
+                format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await.expect("drop stale build");
+            }
         }
         let building = format!("custos_tplbuild_{}", Uuid::new_v4().simple());
         create_database(&building).await;
@@ -184,9 +186,10 @@ async fn ensure_template(conn: &mut PgConnection, name: &str) -> String {
         let pool = PgPoolOptions::new().max_connections(2).connect_with(opts).await.expect("connect template");
         custos::db::migrate::run(&pool).await.expect("migrate template");
         pool.close().await;
+        // Complete before it gets its name: the rename is the one step that publishes it.
         for sql in [
+            format!("ALTER DATABASE {building} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
             format!("ALTER DATABASE {building} RENAME TO {name}"),
-            format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
         ] {
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await.expect("install template");
         }
