@@ -24,3 +24,17 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- Ownership transfers below (functions to custos_access_check / custos_auth_lookup /
+-- custos_invite_redeemer, ledger tables to custos_ledger_owner) need the new owner to hold
+-- CREATE on the schema when the migrating login is not a superuser (the production owner
+-- login, see `custos logins`). Granted here, taken back again by policies/90_logins.sql once
+-- the transfers are done: the NOLOGIN owners never keep it.
+-- (Conditional: `custos logins create` runs this file on a database with no schema yet.)
+DO $$
+BEGIN
+    IF to_regnamespace('custos') IS NOT NULL THEN
+        GRANT CREATE ON SCHEMA custos TO custos_access_check, custos_auth_lookup, custos_invite_redeemer;
+        GRANT CREATE ON SCHEMA public TO custos_ledger_owner;
+    END IF;
+END $$;

@@ -38,7 +38,9 @@ async fn record(pool: &PgPool, event: AuditEvent) -> anyhow::Result<()> {
 pub async fn rotate(pool: &PgPool, kek: &Kek) -> anyhow::Result<KeyVersion> {
     // Loading checks the KEK (and creates version 1 on a fresh database).
     crate::crypto::store::load(pool, kek).await?;
-    let mut tx = pool.begin().await?;
+    // As the app role in the maintenance context (the policy on encryption_keys lets only it
+    // add keys): the maintenance login holds no privilege of its own.
+    let mut tx = db::begin(pool, &Claims::system(None)).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROTATE_LOCK).execute(&mut *tx).await?;
     let max: i32 =
         sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM encryption_keys").fetch_one(&mut *tx).await?;
