@@ -10,17 +10,29 @@ CUSTOS="${CUSTOS:-$REPO/target/debug/custos}"
 
 PIDS=()
 CLUSTERS=()
+PGROUPS=()   # process groups (a Patroni node: Patroni, its worker and its PostgreSQL)
 
 # PostgreSQL refuses to run as root: clusters belong to the postgres OS user when we are root.
+# setpriv execs (no intermediate process), so `as_pg prog &` leaves prog's own pid in $!.
 as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" = 0 ]; then HOME=/tmp setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi
 }
 
 # cleanup: stop every process and cluster this script started (by pid / data directory).
 cleanup() {
-    local p c
+    local p c i alive
+    for p in "${PGROUPS[@]}"; do kill -- "-$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for i in $(seq 1 50); do  # up to 10 s for a clean stop (Patroni stops its PostgreSQL)
+        alive=0
+        for p in "${PIDS[@]}"; do
+            case "$(ps -o stat= -p "$p" 2>/dev/null)" in ""|Z*) ;; *) alive=1 ;; esac
+        done
+        [ $alive = 0 ] && break
+        sleep 0.2
+    done
+    for p in "${PGROUPS[@]}"; do kill -9 -- "-$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     for c in "${CLUSTERS[@]}"; do
         [ -f "$c/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$c" -m immediate stop >/dev/null 2>&1 || true
     done
@@ -93,3 +105,12 @@ wait_http() {
 }
 
 now_ms() { date +%s%3N; }
+
+# bg LOG LOGIN PORT ARGS...: custos in the background as LOGIN (stderr to LOG); its pid is
+# LAST_PID and is stopped by cleanup. Prefix variables (CUSTOS_BIND=… bg …) reach it.
+bg() {
+    local log="$1" login="$2" port="$3"; shift 3
+    DATABASE_URL="postgres://custos_$login@127.0.0.1:$port/custos" "$CUSTOS" "$@" 2>>"$log" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}

@@ -245,7 +245,7 @@ async fn verify_ledger(
             next,
             Kind::MissingIndex,
             format!(
-                "rolled back: entries {next}..={} are missing (the log ends at size {next} but a {} is signed at size {size})",
+                "rolled back: entries {next}..={} are missing (the log ends at size {next} but the {} at size {size} includes them)",
                 size - 1,
                 list[0].source
             ),
