@@ -13,10 +13,13 @@ CLUSTERS=()
 PGROUPS=()   # process groups (a Patroni node: Patroni, its worker and its PostgreSQL)
 
 # PostgreSQL refuses to run as root: clusters belong to the postgres OS user when we are root.
-# setpriv execs (no intermediate process), so `as_pg prog &` leaves prog's own pid in $!.
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then HOME=/tmp setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; else "$@"; fi
-}
+# For background processes use "${AS_PG[@]}" prog … & (no function, so $! is prog's own pid).
+if [ "$(id -u)" = 0 ]; then
+    AS_PG=(env HOME=/tmp setpriv --reuid=postgres --regid=postgres --init-groups --)
+else
+    AS_PG=()
+fi
+as_pg() { "${AS_PG[@]}" "$@"; }
 
 # cleanup: stop every process and cluster this script started (by pid / data directory).
 cleanup() {
@@ -90,7 +93,7 @@ site() {
     local port="$1"
     psql_at "$port" postgres -c "CREATE DATABASE custos" >/dev/null
     DATABASE_URL="postgres://postgres@127.0.0.1:$port/custos" "$CUSTOS" logins create --database custos >/dev/null
-    as owner "$port" migrate >/dev/null
+    as owner "$port" migrate >/dev/null 2>"$WORK/migrate.log" || { cat "$WORK/migrate.log" >&2; return 1; }
 }
 
 # wait_http URL [seconds]
