@@ -88,8 +88,15 @@ pub fn print_sql(prefix: &str, database: Option<&str>) -> Result<(), CliError> {
     if let Some(db) = database {
         check_database(db)?;
     }
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     for s in statements(prefix, database, &[]) {
-        println!("{};", s.trim_end().trim_end_matches(';'));
+        match writeln!(out, "{};", s.trim_end().trim_end_matches(';')) {
+            Ok(()) => {}
+            // `custos logins sql | head`: the reader has seen enough.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(CliError::Runtime(e.into())),
+        }
     }
     Ok(())
 }

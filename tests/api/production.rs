@@ -212,6 +212,8 @@ async fn production_logins_run_every_command_without_a_superuser() {
     assert_eq!(health.trim(), "ready");
     let logs = kill(child, &log);
     assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(ready["ledger"]["error"].as_str().is_some_and(|e| e.contains("not visible")), "{ready}");
+    assert!(ready["ledger"].get("last_checkpoint_size").is_none(), "no organization's event count: {ready}");
     assert!(logs.contains("not a member of custos_sequencer"), "{logs}");
     assert!(json_lines(&logs).len() >= 2, "{logs}");
     let down = site.run(None, &["healthcheck", "--url", &readyz]);
