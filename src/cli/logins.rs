@@ -8,7 +8,7 @@
 //! | `<prefix>owner`  | `custos migrate`              | the NOLOGIN owners of functions and ledger tables (INHERIT: it re-applies their policies) |
 //! | `<prefix>web`    | `custos serve`                | `custos_app` (NOINHERIT)                    |
 //! | `<prefix>ledger` | `custos sequencer`            | `custos_sequencer` (NOINHERIT)              |
-//! | `<prefix>maint`  | `bootstrap`, `import`, `keys` | `custos_app` (NOINHERIT)                    |
+//! | `<prefix>maint`  | `bootstrap`, `import`, `keys` | `custos_app`, `custos_rewrapper` (NOINHERIT) |
 //! | `<prefix>verify` | `verify`, `export`            | `custos_auditor`, `custos_app` (NOINHERIT; the app role records the export) |
 //!
 //! NOINHERIT logins hold no privilege of their own: every statement runs after a
@@ -38,7 +38,12 @@ pub const LOGINS: &[Login] = &[
     },
     Login { job: "serve", suffix: "web", inherit: false, groups: &["custos_app"] },
     Login { job: "sequencer", suffix: "ledger", inherit: false, groups: &["custos_sequencer"] },
-    Login { job: "bootstrap, import, keys", suffix: "maint", inherit: false, groups: &["custos_app"] },
+    Login {
+        job: "bootstrap, import, keys",
+        suffix: "maint",
+        inherit: false,
+        groups: &["custos_app", "custos_rewrapper"],
+    },
     Login { job: "verify, export", suffix: "verify", inherit: false, groups: &["custos_auditor", "custos_app"] },
 ];
 
