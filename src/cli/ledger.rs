@@ -83,9 +83,14 @@ pub async fn verify(
     if let Some(path) = bundle {
         return verify_offline(&path, (!keys.is_empty()).then_some(&keys[..]), &external);
     }
-    let root_keys = RootKeys::load(settings)?;
-    let signer = LedgerSigner::from_settings(settings, &root_keys).map_err(|e| CliError::Usage(e.to_string()))?;
-    keys.extend(signer.verifiers());
+    // With --key the auditor trusts exactly the published keys it was given and needs none of
+    // the installation's secrets; without, the installation's own verifier keys (derived
+    // from CUSTOS_LEDGER_SIGNING_KEY and its rotation settings) are used.
+    if keys.is_empty() {
+        let root_keys = RootKeys::load(settings)?;
+        let signer = LedgerSigner::from_settings(settings, &root_keys).map_err(|e| CliError::Usage(e.to_string()))?;
+        keys.extend(signer.verifiers());
+    }
     let mut external = external;
     if let Some(dir) = &settings.ledger.checkpoint_mirror {
         external.extend(mirror_latest(dir));

@@ -292,6 +292,19 @@ async fn production_logins_run_every_command_without_a_superuser() {
     // verify and export, as the auditor login.
     let verified = ok(&site.run(Some("verify"), &["verify"]), "verify");
     assert!(verified.contains("ledgers verified"), "{verified}");
+    // An auditor holds no secret of the installation: the published key is enough.
+    let published: serde_json::Value =
+        app.client.get(app.url("/v1/audit/keys")).send().await.unwrap().json().await.unwrap();
+    let key = published["keys"][0].as_str().unwrap().to_owned();
+    let out = site
+        .command(Some("verify"), &["verify", "--key", &key])
+        .env("CUSTOS_ENV", "production")
+        .env_remove("CUSTOS_KEK")
+        .env_remove("CUSTOS_JWT_SIGNING_KEY")
+        .env_remove("CUSTOS_LEDGER_SIGNING_KEY")
+        .output()
+        .unwrap();
+    assert!(ok(&out, "verify with the published key only").contains("ledgers verified"));
     let bundle = site.dir.join("org.bundle");
     let out = ok(
         &site.run(Some("verify"), &["export", "--ledger", &org.to_string(), "--out", bundle.to_str().unwrap()]),
