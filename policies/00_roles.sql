@@ -9,12 +9,15 @@
 --                        the pre-authentication steps (policies/30_rls_identity.sql); NOLOGIN.
 --   custos_access_check  owns the per-row access predicates (policies/10_access_functions.sql);
 --                        NOLOGIN, reads only the columns an access decision needs.
+--   custos_rewrapper     re-encrypts sealed columns under a new data key (`custos keys rewrap`,
+--                        policies/80_rewrap.sql); reads and changes nothing else.
 DO $$
 DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['custos_app', 'custos_sequencer', 'custos_auditor', 'custos_ledger_owner',
-                             'custos_auth_lookup', 'custos_invite_redeemer', 'custos_access_check'] LOOP
+                             'custos_auth_lookup', 'custos_invite_redeemer', 'custos_access_check',
+                             'custos_rewrapper'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT', r);
@@ -23,4 +26,18 @@ BEGIN
             END;
         END IF;
     END LOOP;
+END $$;
+
+-- Ownership transfers below (functions to custos_access_check / custos_auth_lookup /
+-- custos_invite_redeemer, ledger tables to custos_ledger_owner) need the new owner to hold
+-- CREATE on the schema when the migrating login is not a superuser (the production owner
+-- login, see `custos logins`). Granted here, taken back again by policies/90_logins.sql once
+-- the transfers are done: the NOLOGIN owners never keep it.
+-- (Conditional: `custos logins create` runs this file on a database with no schema yet.)
+DO $$
+BEGIN
+    IF to_regnamespace('custos') IS NOT NULL THEN
+        GRANT CREATE ON SCHEMA custos TO custos_access_check, custos_auth_lookup, custos_invite_redeemer;
+        GRANT CREATE ON SCHEMA public TO custos_ledger_owner;
+    END IF;
 END $$;

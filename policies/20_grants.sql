@@ -5,7 +5,7 @@
 --   * nobody is granted UPDATE/DELETE/TRUNCATE on audit_log or audit_checkpoints,
 --   * users.role/org_id are not updatable by the app (nobody raises themselves).
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM custos_app, custos_sequencer, custos_auditor;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM custos_app, custos_sequencer, custos_auditor, custos_rewrapper;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public, custos TO custos_app, custos_sequencer, custos_auditor;

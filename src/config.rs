@@ -46,6 +46,19 @@ pub struct Settings {
     pub clinical: ClinicalSettings,
     /// Audit ledger settings (sequencer, checkpoints).
     pub ledger: LedgerSettings,
+    /// The metrics listener (`crate::metrics`).
+    pub metrics: MetricsSettings,
+}
+
+/// Where Prometheus scrapes, and what it may learn.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// `CUSTOS_METRICS_BIND`: the metrics listener's address (never the API port); unset: no
+    /// metrics listener. Keep it on loopback or a management network.
+    pub bind: Option<SocketAddr>,
+    /// `CUSTOS_METRICS_TENANT_LABELS=on`: also export per-ledger (per-organization) series.
+    /// Off by default: a scrape then names no organization and counts none of their events.
+    pub tenant_labels: bool,
 }
 
 /// Clinical API limits.
@@ -229,6 +242,17 @@ impl Settings {
                 previous_keys: non_empty("CUSTOS_LEDGER_PREVIOUS_KEYS")
                     .map(|v| v.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
                     .unwrap_or_default(),
+            },
+            metrics: MetricsSettings {
+                bind: non_empty("CUSTOS_METRICS_BIND")
+                    .map(|v| v.parse())
+                    .transpose()
+                    .map_err(|_| bad("CUSTOS_METRICS_BIND", "must be an address like 127.0.0.1:9464"))?,
+                tenant_labels: match non_empty("CUSTOS_METRICS_TENANT_LABELS").as_deref() {
+                    None | Some("off") | Some("false") | Some("0") => false,
+                    Some("on") | Some("true") | Some("1") => true,
+                    Some(_) => return Err(bad("CUSTOS_METRICS_TENANT_LABELS", "must be `on` or `off`")),
+                },
             },
         })
         .and_then(|s: Settings| s.checked())

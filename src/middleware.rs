@@ -43,7 +43,7 @@ pub async fn request_context(
             // Only inner middleware fails this way (e.g. CORS refusing an origin); actix turns
             // the error into its response.
             let status = e.as_response_error().status_code().as_u16();
-            crate::metrics::record_request(&method, "<middleware>", status, started.elapsed().as_secs_f64());
+            crate::metrics::record_request(&method, None, status, started.elapsed().as_secs_f64());
             span.in_scope(|| tracing::info!(method = %method, status, "request refused by middleware"));
             return Err(e);
         }
@@ -51,9 +51,10 @@ pub async fn request_context(
     let mut res = json_error_body(res);
 
     let status = res.status().as_u16();
-    let route = res.request().match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
+    let pattern = res.request().match_pattern();
     let elapsed = started.elapsed();
-    crate::metrics::record_request(&method, &route, status, elapsed.as_secs_f64());
+    crate::metrics::record_request(&method, pattern.as_deref(), status, elapsed.as_secs_f64());
+    let route = pattern.as_deref().unwrap_or("<unmatched>");
     span.in_scope(|| {
         tracing::info!(method = %method, route = %route, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request")
     });

@@ -84,8 +84,7 @@ impl Checkpointer {
         tx.commit().await?;
         for s in &signed {
             self.last.insert(s.ledger_id, now);
-            metrics::counter!(CHECKPOINTS_SIGNED).increment(1);
-            metrics::gauge!(LAST_CHECKPOINT_SIZE, "ledger" => s.ledger_id.to_string()).set(s.size as f64);
+            crate::metrics::record_checkpoint(s.ledger_id, s.size);
             if let Some(dir) = &self.mirror
                 && let Err(e) = write_mirror(dir, s).await
             {

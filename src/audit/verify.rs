@@ -244,7 +244,11 @@ async fn verify_ledger(
         log_problem = Some(finding(
             next,
             Kind::MissingIndex,
-            format!("log ends at size {next} but a {} is signed at size {size}", list[0].source),
+            format!(
+                "rolled back: entries {next}..={} are missing (the log ends at size {next} but the {} at size {size} includes them)",
+                size - 1,
+                list[0].source
+            ),
         ));
     }
     if log_problem.is_none() {

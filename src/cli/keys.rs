@@ -7,8 +7,10 @@
 //!   optimistic `WHERE col = old` so a concurrent write is never overwritten), resumable (it
 //!   only ever looks at values still on an old version) and idempotent.
 //!
-//! Both run on the maintenance connection (the role that runs `custos migrate`, which must
-//! bypass RLS) and record a `key_management` event in the system ledger.
+//! Both run on the maintenance login and record a `key_management` event in the system
+//! ledger: `rotate` as the app role in the maintenance context (`system` claims), `rewrap` as
+//! `custos_rewrapper`, which may read and change the sealed columns of every organization and
+//! nothing else (policies/80_rewrap.sql).
 //! Running servers re-read the keys every `CUSTOS_KEY_RELOAD_SECS` (30 s by default), and at
 //! once when they meet a value sealed under a version they have not loaded. Start `rewrap`
 //! one reload interval after `rotate`, so that no server still seals new values with the old
@@ -38,7 +40,9 @@ async fn record(pool: &PgPool, event: AuditEvent) -> anyhow::Result<()> {
 pub async fn rotate(pool: &PgPool, kek: &Kek) -> anyhow::Result<KeyVersion> {
     // Loading checks the KEK (and creates version 1 on a fresh database).
     crate::crypto::store::load(pool, kek).await?;
-    let mut tx = pool.begin().await?;
+    // As the app role in the maintenance context (the policy on encryption_keys lets only it
+    // add keys): the maintenance login holds no privilege of its own.
+    let mut tx = db::begin(pool, &Claims::system(None)).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROTATE_LOCK).execute(&mut *tx).await?;
     let max: i32 =
         sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM encryption_keys").fetch_one(&mut *tx).await?;
@@ -74,14 +78,24 @@ pub struct RewrapReport {
 /// SQL: the 4-byte big-endian version header of a sealed value, as an integer.
 const VERSION_SQL: &str = "('x' || encode(substring({c} from 1 for 4), 'hex'))::bit(32)::int";
 
+/// A transaction as `custos_rewrapper` (see the module comment).
+async fn begin_rewrapper(pool: &PgPool) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL ROLE custos_rewrapper").execute(&mut *tx).await?;
+    Ok(tx)
+}
+
 /// Values of all sealed columns not yet on `current`.
 pub async fn pending(pool: &PgPool, current: KeyVersion) -> anyhow::Result<u64> {
     let mut total = 0i64;
+    let mut tx = begin_rewrapper(pool).await?;
     for (table, column) in SEALED_COLUMNS {
         let v = VERSION_SQL.replace("{c}", column);
         let sql = format!("SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND {v} <> $1");
-        total += sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(current.as_i32()).fetch_one(pool).await?;
+        total +=
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(current.as_i32()).fetch_one(&mut *tx).await?;
     }
+    tx.rollback().await?;
     Ok(u64::try_from(total).unwrap_or(0))
 }
 
@@ -147,7 +161,7 @@ async fn rewrap_batch(
     batch: i64,
     report: &mut RewrapReport,
 ) -> anyhow::Result<(u64, Option<Uuid>)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_rewrapper(pool).await?;
     // Lets the messages guard accept this (and only this) re-encryption of an append-only body.
     sqlx::query("SELECT set_config('custos.rewrap', 'on', true)").execute(&mut *tx).await?;
     let v = VERSION_SQL.replace("{c}", column);
@@ -187,4 +201,18 @@ async fn rewrap_batch(
     }
     tx.commit().await?;
     Ok((n, Some(last)))
+}
+
+#[cfg(test)]
+mod tests {
+    /// policies/80_rewrap.sql grants custos_rewrapper exactly the sealed columns.
+    #[test]
+    fn rewrapper_grants_cover_every_sealed_column() {
+        let sql = include_str!("../../policies/80_rewrap.sql");
+        let listed = sql.matches("_enc')").count();
+        for (table, column) in crate::clinical::sealed::SEALED_COLUMNS {
+            assert!(sql.contains(&format!("('{table}', '{column}')")), "{table}.{column} missing in 80_rewrap.sql");
+        }
+        assert_eq!(listed, crate::clinical::sealed::SEALED_COLUMNS.len(), "80_rewrap.sql lists other columns");
+    }
 }

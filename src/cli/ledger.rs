@@ -20,14 +20,20 @@ use crate::keys::RootKeys;
 
 /// Runs the sequencer alone (as leader when it can get the lock); `once` drains the inbox,
 /// signs, and exits.
-pub async fn sequencer(settings: &Settings, once: bool) -> Result<(), CliError> {
+pub async fn sequencer(settings: &Settings, once: bool, no_migrate: bool) -> Result<(), CliError> {
     let keys = RootKeys::load(settings)?;
     let signer = LedgerSigner::from_settings(settings, &keys).map_err(|e| CliError::Usage(e.to_string()))?;
-    let pool = super::pool(settings).await?;
-    crate::db::migrate::run_startup(&pool).await.map_err(anyhow::Error::from)?;
+    let pool = if no_migrate {
+        super::checked_pool(settings).await?
+    } else {
+        let pool = super::pool(settings).await?;
+        crate::db::migrate::run_startup(&pool).await.map_err(anyhow::Error::from)?;
+        pool
+    };
     let opts = (*pool.connect_options()).clone();
     pool.close().await;
     if !once {
+        super::start_metrics(settings, None)?;
         tracing::info!(origin = %settings.ledger.origin, "audit sequencer candidate starting");
         sequencer::run_candidate(opts, signer, settings.ledger.clone()).await;
         return Ok(());
@@ -77,14 +83,19 @@ pub async fn verify(
     if let Some(path) = bundle {
         return verify_offline(&path, (!keys.is_empty()).then_some(&keys[..]), &external);
     }
-    let root_keys = RootKeys::load(settings)?;
-    let signer = LedgerSigner::from_settings(settings, &root_keys).map_err(|e| CliError::Usage(e.to_string()))?;
-    keys.extend(signer.verifiers());
+    // With --key the auditor trusts exactly the published keys it was given and needs none of
+    // the installation's secrets; without, the installation's own verifier keys (derived
+    // from CUSTOS_LEDGER_SIGNING_KEY and its rotation settings) are used.
+    if keys.is_empty() {
+        let root_keys = RootKeys::load(settings)?;
+        let signer = LedgerSigner::from_settings(settings, &root_keys).map_err(|e| CliError::Usage(e.to_string()))?;
+        keys.extend(signer.verifiers());
+    }
     let mut external = external;
     if let Some(dir) = &settings.ledger.checkpoint_mirror {
         external.extend(mirror_latest(dir));
     }
-    let pool = super::pool(settings).await?;
+    let pool = super::checked_pool(settings).await?;
     let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?.detach();
     // Read as the read-only auditor role: verification cannot change what it checks.
     sqlx::query("SET ROLE custos_auditor").execute(&mut conn).await.map_err(anyhow::Error::from)?;
@@ -158,7 +169,7 @@ pub async fn export(settings: &Settings, ledger: &str, out: &Path) -> Result<(),
     };
     let keys = RootKeys::load(settings)?;
     let signer = LedgerSigner::from_settings(settings, &keys).map_err(|e| CliError::Usage(e.to_string()))?;
-    let pool = super::pool(settings).await?;
+    let pool = super::checked_pool(settings).await?;
     let file = std::fs::File::create(out).map_err(|e| CliError::Usage(format!("--out {}: {e}", out.display())))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?.detach();

@@ -2,9 +2,11 @@
 
 pub mod bootstrap;
 pub mod demo;
+pub mod healthcheck;
 pub mod import;
 pub mod keys;
 pub mod ledger;
+pub mod logins;
 
 use clap::{Parser, Subcommand};
 
@@ -22,9 +24,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (applies migrations and policies first).
+    /// Run the HTTP server (applies migrations and policies first, unless --no-migrate).
     Serve {
-        /// Do not apply migrations and policies at start-up.
+        /// Never change the schema: check it is current and refuse to start otherwise (for
+        /// the web login, which may not migrate).
         #[arg(long)]
         no_migrate: bool,
     },
@@ -40,6 +43,10 @@ pub enum Command {
         /// Integrate everything waiting, sign checkpoints, and exit.
         #[arg(long)]
         once: bool,
+        /// Never change the schema: check it is current and refuse to start otherwise (for
+        /// the ledger login, which may not migrate).
+        #[arg(long)]
+        no_migrate: bool,
     },
     /// Verify every ledger in the database, or (--bundle) an export offline. Exit 1 on failure.
     Verify {
@@ -80,6 +87,44 @@ pub enum Command {
     Demo {
         #[command(subcommand)]
         command: demo::DemoCommand,
+    },
+    /// Ask a running server's /readyz (for container and service-manager health checks).
+    Healthcheck {
+        /// `http://host:port/path`; default: CUSTOS_BIND's port on loopback, `/readyz`.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+        timeout: u64,
+    },
+    /// The production database logins, one per job (run once, by a database administrator).
+    Logins {
+        #[command(subcommand)]
+        action: LoginsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoginsCommand {
+    /// Create (or bring up to date) the logins on DATABASE_URL's server; with --database,
+    /// hand that database to the owner login.
+    Create {
+        /// Login name prefix: `<prefix>owner`, `<prefix>web`, `<prefix>ledger`, `<prefix>maint`, `<prefix>verify`.
+        #[arg(long, default_value = "custos_")]
+        prefix: String,
+        /// The (existing) database the owner login takes over.
+        #[arg(long)]
+        database: Option<String>,
+        /// Set a new random password on each login and print it once on stdout.
+        #[arg(long)]
+        generate_passwords: bool,
+    },
+    /// Print the SQL `create` runs (for review, or to run with psql).
+    Sql {
+        #[arg(long, default_value = "custos_")]
+        prefix: String,
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 
@@ -148,7 +193,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve { no_migrate } => serve(settings, no_migrate).await,
         Command::Verify { bundle, key, checkpoint } => ledger::verify(&settings, bundle, &key, &checkpoint).await,
         Command::Export { ledger: id, out } => ledger::export(&settings, &id, &out).await,
-        Command::Sequencer { once } => ledger::sequencer(&settings, once).await,
+        Command::Sequencer { once, no_migrate } => ledger::sequencer(&settings, once, no_migrate).await,
         Command::Migrate => {
             let pool = pool(&settings).await?;
             crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
@@ -158,7 +203,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys { action } => {
             let root = RootKeys::load(&settings)?;
             let kek = crate::crypto::Kek::from_bytes(*root.kek.expose());
-            let pool = pool(&settings).await?;
+            let pool = checked_pool(&settings).await?;
             match action {
                 KeysCommand::Rotate => {
                     let v = keys::rotate(&pool, &kek).await?;
@@ -182,8 +227,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bootstrap { org, admin_email } => {
             let keys = RootKeys::load(&settings)?;
-            let pool = pool(&settings).await?;
-            crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+            let pool = checked_pool(&settings).await?;
             let out = bootstrap::run(&pool, &keys, &org, &admin_email).await?;
             println!("organization: {} ({})", org.trim(), out.org_id);
             println!("admin:        {} ({})", out.email, out.admin_id);
@@ -195,12 +239,47 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Import { source: import::ImportSource::Mongo(args) } => {
             let keys = RootKeys::load(&settings)?;
-            let pool = pool(&settings).await?;
-            crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+            let pool = checked_pool(&settings).await?;
             import::run(&pool, &keys, args).await
         }
         Command::Demo { command: demo::DemoCommand::Generate(args) } => demo::run(args),
+        Command::Healthcheck { url, timeout } => {
+            let (authority, path) = healthcheck::target(url.as_deref(), settings.bind)?;
+            healthcheck::run(&authority, &path, std::time::Duration::from_secs(timeout)).await
+        }
+        Command::Logins { action: LoginsCommand::Sql { prefix, database } } => {
+            logins::print_sql(&prefix, database.as_deref())
+        }
+        Command::Logins { action: LoginsCommand::Create { prefix, database, generate_passwords } } => {
+            let pool = pool(&settings).await?;
+            logins::create(&pool, &prefix, database.as_deref(), generate_passwords).await
+        }
     }
+}
+
+/// [`pool`], then the schema check every command but `migrate` makes: a database behind this
+/// build is refused with a message saying to run `custos migrate` (exit 1).
+pub async fn checked_pool(settings: &Settings) -> Result<sqlx::PgPool, CliError> {
+    let pool = pool(settings).await?;
+    crate::db::migrate::require_current(&pool).await.map_err(anyhow::Error::from)?;
+    Ok(pool)
+}
+
+/// The metrics listener (`CUSTOS_METRICS_BIND`), if configured, and the tenant-label choice.
+pub fn start_metrics(settings: &Settings, pool: Option<sqlx::PgPool>) -> Result<(), CliError> {
+    crate::metrics::configure(settings.metrics.tenant_labels);
+    if let Some(bind) = settings.metrics.bind {
+        let addr = crate::metrics::serve(bind, pool).map_err(|e| {
+            CliError::Runtime(e.context(format!("cannot serve metrics on {bind} (CUSTOS_METRICS_BIND)")))
+        })?;
+        tracing::info!(address = %addr, "metrics listening");
+    }
+    Ok(())
+}
+
+/// Whether the login may act as the sequencer (`SET ROLE custos_sequencer`).
+async fn may_sequence(pool: &sqlx::PgPool) -> bool {
+    sqlx::query_scalar("SELECT pg_has_role('custos_sequencer', 'MEMBER')").fetch_one(pool).await.unwrap_or(false)
 }
 
 /// Finds the database (explicit URL, local server, or private cluster) and opens the pool.
@@ -211,13 +290,25 @@ pub async fn pool(settings: &Settings) -> Result<sqlx::PgPool, CliError> {
         .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot connect to the database: {e}")))
 }
 
-async fn serve(settings: Settings, no_migrate: bool) -> Result<(), CliError> {
+async fn serve(mut settings: Settings, no_migrate: bool) -> Result<(), CliError> {
     let keys = RootKeys::load(&settings)?;
-    let pool = pool(&settings).await?;
-    if !no_migrate {
+    let pool = if no_migrate {
+        checked_pool(&settings).await?
+    } else {
+        let pool = pool(&settings).await?;
         crate::db::migrate::run_startup(&pool).await.map_err(anyhow::Error::from)?;
         tracing::info!("migrations and policies applied");
+        pool
+    };
+    if settings.ledger.sequencer_in_server && !may_sequence(&pool).await {
+        // The web login of a split installation: the sequencer runs as its own login.
+        tracing::warn!(
+            "this login is not a member of custos_sequencer: no sequencer in this server \
+             (run `custos sequencer` with the ledger login, or set CUSTOS_SEQUENCER=off)"
+        );
+        settings.ledger.sequencer_in_server = false;
     }
+    start_metrics(&settings, Some(pool.clone()))?;
     let app = crate::startup::Application::build(settings.clone(), pool.clone(), keys).await.map_err(|e| match e {
         // A wrong KEK is a configuration error: refuse to start, say which variable.
         StartupError::Keys(KeyStoreError::WrongKek) | StartupError::Jwt(_) => CliError::Usage(e.to_string()),

@@ -21,6 +21,8 @@ pub static POLICY_FILES: &[(&str, &str)] = &[
     ("40_rls_clinical.sql", include_str!("../../policies/40_rls_clinical.sql")),
     ("50_rls_audit.sql", include_str!("../../policies/50_rls_audit.sql")),
     ("60_ledger_state.sql", include_str!("../../policies/60_ledger_state.sql")),
+    ("80_rewrap.sql", include_str!("../../policies/80_rewrap.sql")),
+    ("90_logins.sql", include_str!("../../policies/90_logins.sql")),
 ];
 
 /// The embedded migrations.
@@ -57,6 +59,14 @@ pub enum MigrateError {
     Policy { file: &'static str, source: sqlx::Error },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database is behind this build: only `custos migrate` (the owner login) may fix it.
+    #[error(
+        "the database schema is older than this build of custos ({} migrations pending, policies {}): \
+         run `custos migrate` with the owner login first",
+        .0.migrations_pending,
+        if .0.policies_current { "current" } else { "out of date" }
+    )]
+    Stale(SchemaStatus),
 }
 
 /// SHA-256 over every policy file's name and contents, in order.
@@ -95,14 +105,36 @@ async fn apply_policies(pool: &PgPool) -> Result<(), MigrateError> {
 /// What /readyz reports about the schema.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SchemaStatus {
+    /// Migrations of this build the database has not applied: the database is behind.
     pub migrations_pending: usize,
+    /// Applied migrations this build does not know: a newer release migrated (the expand
+    /// step of an expand/contract upgrade); this older build keeps working until replaced.
+    pub migrations_ahead: usize,
     pub policies_current: bool,
 }
 
 impl SchemaStatus {
+    /// The schema this build needs is in place: nothing pending, and this build's policies
+    /// applied, unless a newer release (which applied its own) is ahead.
     pub fn ready(&self) -> bool {
-        self.migrations_pending == 0 && self.policies_current
+        self.migrations_pending == 0 && (self.policies_current || self.migrations_ahead > 0)
     }
+}
+
+/// What every command except `custos migrate` does first, as its own login: refuses a
+/// database whose schema is behind this build (it never migrates it).
+pub async fn require_current(pool: &PgPool) -> Result<SchemaStatus, MigrateError> {
+    let s = status(pool).await?;
+    if !s.ready() {
+        return Err(MigrateError::Stale(s));
+    }
+    if s.migrations_ahead > 0 {
+        tracing::warn!(
+            migrations_ahead = s.migrations_ahead,
+            "the database has migrations this build does not know (a newer release migrated it): upgrade this process"
+        );
+    }
+    Ok(s)
 }
 
 /// Compares the database with the embedded migrations and policies.
@@ -115,11 +147,9 @@ pub async fn status(pool: &PgPool) -> Result<SchemaStatus, sqlx::Error> {
             sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01") => Ok(Vec::new()),
             _ => Err(e),
         })?;
-    let pending = MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type.is_up_migration())
-        .filter(|m| applied.binary_search(&m.version).is_err())
-        .count();
+    let known: Vec<i64> = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect();
+    let pending = known.iter().filter(|v| applied.binary_search(v).is_err()).count();
+    let ahead = applied.iter().filter(|v| !known.contains(v)).count();
     let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT digest FROM custos.policy_state")
         .fetch_optional(pool)
         .await
@@ -127,7 +157,11 @@ pub async fn status(pool: &PgPool) -> Result<SchemaStatus, sqlx::Error> {
             sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("42P01") | Some("3F000")) => Ok(None),
             _ => Err(e),
         })?;
-    Ok(SchemaStatus { migrations_pending: pending, policies_current: stored.as_deref() == Some(&policy_digest()[..]) })
+    Ok(SchemaStatus {
+        migrations_pending: pending,
+        migrations_ahead: ahead,
+        policies_current: stored.as_deref() == Some(&policy_digest()[..]),
+    })
 }
 
 #[cfg(test)]

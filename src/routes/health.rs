@@ -1,5 +1,5 @@
-//! Operations endpoints: liveness, readiness (database reachable, schema and policies
-//! current) and Prometheus metrics.
+//! Operations endpoints: liveness and readiness (database reachable, schema and policies
+//! current). Metrics are not here: they have a listener of their own (`crate::metrics`).
 
 use std::time::Duration;
 
@@ -32,30 +32,34 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Inbox depth, integration lag and sequencer leadership: informative, not a readiness
-/// condition (a backlog must not take servers out of the load balancer).
+/// condition (a backlog must not take servers out of the load balancer). Nothing about any
+/// one organization (no checkpoint size: that is an organization's event count). A login
+/// that may not read the ledger state (the web login of a split installation) says so.
 async fn ledger_details(state: &AppState) -> serde_json::Value {
     let probe = async {
         let mut conn = state.pool.acquire().await?;
-        crate::audit::sequencer::health(&mut conn).await
+        // Asked first, so that a probe by the web login is not a refused SET ROLE in the
+        // database's log every few seconds.
+        let may: bool =
+            sqlx::query_scalar("SELECT pg_has_role('custos_sequencer', 'MEMBER')").fetch_one(&mut *conn).await?;
+        if !may {
+            return Ok(None);
+        }
+        crate::audit::sequencer::health(&mut conn).await.map(Some)
     };
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(h)) => json!(h),
+        Ok(Ok(None)) => json!({ "error": "not visible to this login (custos sequencer reports it)" }),
+        Ok(Ok(Some(h))) => json!({
+            "inbox_depth": h.inbox_depth,
+            "lag_seconds": h.lag_seconds,
+            "unsigned_entries": h.unsigned_entries,
+            "last_checkpoint_at": h.last_checkpoint_at,
+            "leader_here": h.leader_here,
+        }),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check: ledger status");
             json!({ "error": "unavailable" })
         }
         Err(_) => json!({ "error": "timeout" }),
     }
-}
-
-/// Prometheus text exposition.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let Some(handle) = crate::metrics::handle() else {
-        return HttpResponse::ServiceUnavailable().finish();
-    };
-    // Refreshes the inbox depth gauge (the sequencer sets lag and checkpoint sizes itself).
-    let _ = ledger_details(&state).await;
-    metrics::gauge!(crate::metrics::DB_POOL_SIZE).set(f64::from(state.pool.size()));
-    metrics::gauge!(crate::metrics::DB_POOL_IDLE).set(state.pool.num_idle() as f64);
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }

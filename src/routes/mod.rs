@@ -28,8 +28,7 @@ use crate::error::ApiError;
 /// `/v1/me/mfa/*`), so a stolen token cannot guess passwords or codes at full speed.
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, account_limiter: AuthLimiter) {
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(resource("/metrics").route(web::get().to(health::metrics)));
+        .service(resource("/readyz").route(web::get().to(health::readyz)));
     cfg.service(
         web::scope("/v1/auth")
             .wrap(auth_limiter)

@@ -11,8 +11,6 @@ pub fn healthz() {}
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses((status = 200, description = "database reachable, policies current"), (status = 503, body = ErrorBody)))]
 pub fn readyz() {}
-#[utoipa::path(get, path = "/metrics", tag = "ops", security(()), responses((status = 200, content_type = "text/plain", description = "Prometheus metrics")))]
-pub fn metrics() {}
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", security(()), responses((status = 200, description = "this document")))]
 pub fn openapi_json() {}
 

@@ -15,5 +15,7 @@ mod helpers;
 mod invites;
 mod jwt;
 mod login;
+mod metrics;
 mod mfa;
+mod production;
 mod sessions;
