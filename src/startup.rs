@@ -28,7 +28,9 @@ pub const JWT_AUDIENCE: &str = "custos-api";
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
-    pub keys: RootKeys,
+    /// The checkpoint verifier keys (`GET /v1/audit/keys`), encoded once at start: handlers
+    /// never hold a root key.
+    pub ledger_verifier_keys: Vec<String>,
     /// Data keys (sealing fields) and the blind-index key.
     pub crypto: FieldCrypto,
     /// Access-token signing and verification keys.
@@ -57,13 +59,14 @@ pub enum StartupError {
 
 impl AppState {
     /// Loads the key material that needs the database (data keys, checked against the KEK)
-    /// and derives the rest.
+    /// and derives the rest. The root keys stop here: the ledger signer goes to the sequencer,
+    /// the state keeps only what handlers need.
     pub async fn load(
         settings: Settings,
         pool: PgPool,
         keys: RootKeys,
         clock: Arc<Clock>,
-    ) -> Result<Self, StartupError> {
+    ) -> Result<(Self, LedgerSigner), StartupError> {
         let kek = Kek::from_bytes(*keys.kek.expose());
         let crypto = crate::crypto::store::load_reloadable(&pool, Kek::from_bytes(*keys.kek.expose())).await?;
         crate::crypto::store::spawn_periodic_reload(&crypto.keyring, settings.key_reload);
@@ -73,7 +76,9 @@ impl AppState {
         }
         let recovery_key = kek.derive_subkey("recovery-code-hash/v1");
         let hash_slots = tokio::sync::Semaphore::new(settings.auth.hash_concurrency);
-        Ok(Self { pool, settings, keys, crypto, jwt, clock, recovery_key, hash_slots })
+        let ledger_signer = LedgerSigner::from_settings(&settings, &keys).map_err(anyhow::Error::from)?;
+        let ledger_verifier_keys = ledger_signer.verifiers().iter().map(|v| v.encode()).collect();
+        Ok((Self { pool, settings, ledger_verifier_keys, crypto, jwt, clock, recovery_key, hash_slots }, ledger_signer))
     }
 }
 
@@ -96,11 +101,11 @@ impl Application {
         keys: RootKeys,
         clock: Arc<Clock>,
     ) -> Result<Self, StartupError> {
-        let state = AppState::load(settings, pool, keys, clock).await?;
-        Ok(Self::from_state(state)?)
+        let (state, ledger_signer) = AppState::load(settings, pool, keys, clock).await?;
+        Ok(Self::from_state(state, ledger_signer)?)
     }
 
-    fn from_state(state: AppState) -> anyhow::Result<Self> {
+    fn from_state(state: AppState, ledger_signer: LedgerSigner) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(state.settings.bind)?;
         let port = listener.local_addr()?.port();
         let _ = crate::metrics::handle();
@@ -109,8 +114,8 @@ impl Application {
             _ => None,
         };
         let shutdown = state.settings.shutdown_timeout;
+        let client_request_timeout = state.settings.client_request_timeout;
         let auth_rate = crate::auth::rate_limit::WindowBackend::default();
-        let ledger_signer = LedgerSigner::from_settings(&state.settings, &state.keys)?;
         // Every server is a sequencer candidate; the advisory lock picks one leader.
         let sequencer = state.settings.ledger.sequencer_in_server.then(|| {
             let opts = (*state.pool.connect_options()).clone();
@@ -131,12 +136,13 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
                 .wrap(Condition::new(!state.settings.cors_origins.is_empty(), cors(&state.settings.cors_origins)))
                 .wrap(Compress::default())
-                .wrap(from_fn(crate::auth::denials::audit_denials))
+                .wrap(from_fn(crate::middleware::outcomes::audit_outcomes))
                 .wrap(from_fn(crate::middleware::request_context))
                 .configure(|cfg| crate::routes::configure(cfg, auth_limiter, account_limiter))
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
-        .shutdown_timeout(shutdown.as_secs());
+        .shutdown_timeout(shutdown.as_secs())
+        .client_request_timeout(client_request_timeout);
         let server = match tls {
             Some(cfg) => server.listen_rustls_0_23(listener, cfg)?,
             None => server.listen(listener)?,

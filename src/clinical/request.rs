@@ -234,9 +234,18 @@ impl<'a> Req<'a> {
                 true
             }
             Tx::Failed { admitted } => admitted,
-            Tx::Pending => match self.caller.admit(self.state).await {
-                Ok(_) => true,
-                Err(refused) => return Err(refused),
+            Tx::Pending => match self.caller.check(self.state).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(refused)) => return Err(refused),
+                // The session could not be checked: a failure, recorded as one (the token's
+                // signature holds, so the actor is known even if the session is not).
+                Err(failed) => {
+                    let mut ev = self.ev;
+                    ev.outcome = Outcome::Error;
+                    ev.reason = Some(format!("session check failed: {}", failed.code()));
+                    audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
+                    return Err(failed);
+                }
             },
         };
         if !admitted {
@@ -251,9 +260,7 @@ impl<'a> Req<'a> {
         ev.outcome = outcome;
         ev.reason = Some(reason);
         ev.break_glass = false;
-        if let Err(e) = record_alone(self.state, &self.caller.claims(), &self.ctx, &ev).await {
-            tracing::error!(error = %e, "could not record a refused request in the audit inbox");
-        }
+        audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
         Err(err)
     }
 
@@ -278,17 +285,4 @@ impl<'a> Req<'a> {
             }
         }
     }
-}
-
-/// Records one event in a transaction of its own (refusals, whose request transaction was
-/// rolled back).
-pub async fn record_alone(
-    state: &AppState,
-    claims: &db::Claims,
-    ctx: &AuditContext,
-    ev: &AuditEvent,
-) -> Result<(), sqlx::Error> {
-    let mut tx = db::begin(&state.pool, claims).await?;
-    audit::record(&mut tx, ctx, ev).await?;
-    tx.commit().await
 }

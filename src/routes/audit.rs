@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use crate::audit::proofs::{self, ProofError};
 use crate::audit::query::{self, EventFilter};
-use crate::audit::signing::LedgerSigner;
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
@@ -58,10 +57,6 @@ where
         .route("/v1/patients/{id}/access-report", web::get().to(access_report::<U>));
 }
 
-pub(crate) fn signer(state: &AppState) -> Result<LedgerSigner, ApiError> {
-    LedgerSigner::from_settings(&state.settings, &state.keys).map_err(ApiError::internal)
-}
-
 impl From<ProofError> for ApiError {
     fn from(e: ProofError) -> Self {
         match e {
@@ -74,10 +69,9 @@ impl From<ProofError> for ApiError {
 
 /// `GET /v1/audit/keys`: the checkpoint verifier keys (public; no authentication).
 pub async fn keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let s = signer(&state)?;
     Ok(HttpResponse::Ok().json(json!({
         "origin": state.settings.ledger.origin,
-        "keys": s.verifiers().iter().map(|v| v.encode()).collect::<Vec<_>>(),
+        "keys": state.ledger_verifier_keys,
     })))
 }
 
@@ -97,7 +91,9 @@ async fn checkpoint<U: Into<Caller>>(
     let caller = user.into();
     caller.ledger_reader(q.ledger)?;
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
-    let (_, note) = proofs::latest_checkpoint(&mut tx, q.ledger).await?;
+    let (size, note) = proofs::latest_checkpoint(&mut tx, q.ledger).await?;
+    let ev = AuditEvent::new(Action::Read, "audit_checkpoint", Outcome::Success).resource(q.ledger).resource(size);
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
 }
@@ -122,6 +118,10 @@ async fn inclusion<U: Into<Caller>>(
     caller.ledger_reader(q.ledger)?;
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
     let p = proofs::inclusion(&mut tx, q.ledger, q.index, q.tree_size).await?;
+    let ev = AuditEvent::new(Action::Read, "audit_proof", Outcome::Success)
+        .resource(q.ledger)
+        .resource(format!("inclusion {} in {}", q.index, q.tree_size));
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ledger": q.ledger, "index": q.index, "tree_size": q.tree_size,
@@ -150,6 +150,10 @@ async fn consistency<U: Into<Caller>>(
     caller.ledger_reader(q.ledger)?;
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
     let (proof, old, new) = proofs::consistency(&mut tx, q.ledger, q.from, q.to).await?;
+    let ev = AuditEvent::new(Action::Read, "audit_proof", Outcome::Success)
+        .resource(q.ledger)
+        .resource(format!("consistency {} to {}", q.from, q.to));
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ledger": q.ledger, "from": q.from, "to": q.to,

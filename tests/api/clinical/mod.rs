@@ -9,4 +9,4 @@ mod keys;
 mod matrix;
 mod openapi;
 mod sessions;
-mod world;
+pub mod world;
