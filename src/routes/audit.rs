@@ -200,6 +200,15 @@ pub(crate) fn time_range(
     from: Option<chrono::DateTime<chrono::Utc>>,
     to: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), ApiError> {
+    // The ledger's instants are years 0001–9999 (docs/ledger-format.md); PostgreSQL refuses
+    // some values outside them only once the query runs, which for an export is after the
+    // answer has begun.
+    use chrono::Datelike as _;
+    for (field, t) in [("from", from), ("to", to)] {
+        if t.is_some_and(|t| !(1..=9999).contains(&t.year())) {
+            return Err(ApiError::validation(field, "must be between years 0001 and 9999"));
+        }
+    }
     match (from, to) {
         (Some(f), Some(t)) if f > t => Err(ApiError::validation("from", "must not be after `to`")),
         _ => Ok(()),
@@ -272,10 +281,10 @@ async fn access_report<U: Into<Caller>>(
     }
     let (after, limit) = (parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)?);
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
-    if !query::patient_visible(&mut tx, patient).await? {
+    let Some(account) = query::patient_visible(&mut tx, patient).await? else {
         return Err(ApiError::NotFound);
-    }
-    let rows = query::access_report(&mut tx, org, patient, after, limit).await?;
+    };
+    let rows = query::access_report(&mut tx, org, patient, account, after, limit).await?;
     let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
     crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;

@@ -2,9 +2,11 @@
 //! library's RFC 9162 functions), event listings, exports and the patient access report —
 //! who may read what, and bad input answered with 4xx JSON.
 
+mod disclosures;
 mod events;
 mod export;
 mod openapi;
+mod outcomes;
 mod proofs;
 mod report;
 
