@@ -135,6 +135,7 @@ impl Application {
                 }))
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
                 .wrap(Condition::new(!state.settings.cors_origins.is_empty(), cors(&state.settings.cors_origins)))
+                .wrap(from_fn(crate::middleware::idempotency::idempotency))
                 .wrap(Compress::default())
                 .wrap(from_fn(crate::middleware::outcomes::audit_outcomes))
                 .wrap(from_fn(crate::middleware::request_context))

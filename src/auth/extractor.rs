@@ -451,6 +451,11 @@ impl FromRequest for Caller {
 }
 
 impl Caller {
+    /// A value the HTTP layer attached to this request (e.g. an Idempotency-Key to honour).
+    pub fn extension<T: Clone + 'static>(&self) -> Option<T> {
+        self.req.extensions().get::<T>().cloned()
+    }
+
     pub fn identity(&self) -> Identity {
         Identity { user_id: self.token.user_id, org_id: self.token.org_id, role: self.token.role }
     }

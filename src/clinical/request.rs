@@ -23,6 +23,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::idempotency::{self, IdempotentWrite};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::auth::extractor::NotBegun;
 use crate::auth::{Caller, Identity};
@@ -216,9 +217,9 @@ impl<'a> Req<'a> {
         audit::writer::insert_query(&self.ctx, &self.ev, self.user.role == ClaimRole::Clinician).1
     }
 
-    pub async fn finish<T>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    pub async fn finish<T: serde::Serialize>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
         let err = match result {
-            Ok(value) => match self.commit_success().await {
+            Ok(value) => match self.commit_success(&value).await {
                 Ok(()) => return Ok(value),
                 // Recording or committing failed: nothing was committed, and that is recorded.
                 Err(e) => e,
@@ -264,8 +265,27 @@ impl<'a> Req<'a> {
         Err(err)
     }
 
-    /// The success event (unless the service's pipeline carried it) and `COMMIT`.
-    async fn commit_success(&mut self) -> Result<(), ApiError> {
+    /// The success event (unless the service's pipeline carried it), the answer under the
+    /// request's Idempotency-Key (if it came with one), and `COMMIT`.
+    async fn commit_success(&mut self, value: &impl serde::Serialize) -> Result<(), ApiError> {
+        if let Some(write) = self.caller.extension::<IdempotentWrite>() {
+            let id = Uuid::now_v7();
+            let answer = serde_json::to_vec(value).map_err(ApiError::internal)?;
+            let (table, column) = idempotency::SEALED_AS;
+            let sealed = self.state.crypto.keyring.seal(table, column, id, &answer).map_err(ApiError::internal)?;
+            // The answer's status, as the write handlers give it: 200 for a change of
+            // something that exists, 201 for what was made.
+            let status = if self.ev.action == Action::Update { 200 } else { 201 };
+            let (patient, request) = (self.ev.patient_id, self.ctx.request_id);
+            let conn = self.conn().await?;
+            idempotency::store(conn, &write, id, status, &sealed, patient, request).await.map_err(|e| {
+                if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505") {
+                    ApiError::Conflict("another request with this Idempotency-Key is in progress".into())
+                } else {
+                    e.into()
+                }
+            })?;
+        }
         if !self.event_queued {
             // Begins the transaction (with the session check) if the service sent nothing.
             self.conn().await?;

@@ -5,6 +5,7 @@
 //! (method, route pattern, status, latency, request id — never bodies or query strings),
 //! metrics, security headers, and a JSON body for any error response that lacks one.
 
+pub mod idempotency;
 pub mod outcomes;
 
 use std::time::Instant;

@@ -5,6 +5,7 @@ mod cases;
 mod done_when;
 mod encryption;
 mod flow;
+mod idempotency;
 mod keys;
 mod matrix;
 mod openapi;
