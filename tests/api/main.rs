@@ -10,6 +10,7 @@ mod basics;
 mod cli;
 pub mod clinical;
 mod done_when;
+mod every_operation;
 mod faults;
 mod hardening;
 mod helpers;
