@@ -14,7 +14,7 @@ use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::clock::span;
 use crate::db::ClaimRole;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Opens `users.email_enc` of `user_id` (visible to the caller under RLS).
 pub async fn email_of(conn: &mut PgConnection, state: &AppState, user_id: Uuid) -> Result<String, ApiError> {

@@ -44,7 +44,7 @@ use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
 use crate::middleware::{CorrelationId, RequestId};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Request id, client address and user agent: what an audit event records about "from where".
 #[derive(Debug, Clone, Default)]

@@ -26,7 +26,7 @@ use crate::auth::extractor::{AuthUser, RequestMeta, bearer};
 use crate::clinical::idempotency::{self, IdempotentWrite};
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 

@@ -33,7 +33,7 @@ use crate::audit::{self, Action, AuditEvent, Outcome, Recorded};
 use crate::auth::extractor::{Accepted, Refusal, RequestMeta};
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Middleware: records each refused or failed `/v1/` request once (see the module docs).
 pub async fn audit_outcomes(

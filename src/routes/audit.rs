@@ -17,7 +17,7 @@ use crate::audit::query::{self, EventFilter};
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The signed-in caller, as these routes need it.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use crate::audit::query::{self, EventFilter};
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
 use crate::db::Claims;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const PAGE: i64 = 500;
 

@@ -11,7 +11,7 @@ use crate::audit::Action;
 use crate::auth::Caller;
 use crate::clinical::Req;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Runs `f` inside an audited request as `user`.
 ///
