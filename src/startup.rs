@@ -128,8 +128,13 @@ fn cors(origins: &[String]) -> Cors {
     // browsers refuse cross-origin calls.
     let mut c = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
-        .expose_headers([crate::middleware::REQUEST_ID_HEADER])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderName::from_static(crate::middleware::idempotency::IDEMPOTENCY_KEY_HEADER),
+            actix_web::http::header::HeaderName::from_static(crate::middleware::REQUEST_ID_HEADER),
+        ])
+        .expose_headers([crate::middleware::REQUEST_ID_HEADER, crate::middleware::CORRELATION_ID_HEADER])
         .max_age(600);
     for o in origins {
         c = c.allowed_origin(o);

@@ -92,18 +92,28 @@ pub fn insert_query(ctx: &AuditContext, event: &AuditEvent, flag_break_glass: bo
 
 /// Records one event in a transaction of its own, as `claims`: a refusal or a failure, whose
 /// request transaction was rolled back (or never began). Best effort, and never an error for
-/// the caller (the answer stands): when the database is unavailable — most likely why the
-/// request failed — the event is written by a background task once it is back, retried with
-/// growing pauses for up to [`RETRY_FOR`]; it then carries the time of the failure, not of the
-/// write. Any other failure, and giving up, is logged as an error.
+/// the caller (the answer stands). A refusal is written before this returns; a failure
+/// (outcome `error`) — most often the database being away — by a background task, so that
+/// the 503 is not held up, which retries with growing pauses for up to [`RETRY_FOR`] while the
+/// database is unavailable, the event carrying the time of the failure, not of the write. A
+/// refusal whose write finds the database unavailable goes the same way. Any other failure,
+/// and giving up, is logged as an error.
 ///
 /// A write whose COMMIT answer was lost is retried too, so such an event may be in the ledger
 /// twice (with two event ids): a duplicate error event is preferred to a missing one.
 pub async fn record_alone(pool: &PgPool, claims: &Claims, ctx: &AuditContext, event: &AuditEvent) {
     ctx.recorded.mark();
+    if event.outcome == Outcome::Error {
+        // A failure is most often the database being away: its answer (a 503) must not wait
+        // for the pool's acquire timeout first, so the event is written on a task of its own.
+        retry_in_background(pool.clone(), *claims, ctx.clone(), event.clone(), Duration::ZERO);
+        return;
+    }
     match record_in_own_tx(pool, claims, ctx, event).await {
         Ok(()) => {}
-        Err(e) if db::is_unavailable(&e) => retry_in_background(pool.clone(), *claims, ctx.clone(), event.clone()),
+        Err(e) if db::is_unavailable(&e) => {
+            retry_in_background(pool.clone(), *claims, ctx.clone(), event.clone(), FIRST_PAUSE);
+        }
         Err(e) => tracing::error!(error = %e, "could not record a refused or failed request in the audit inbox"),
     }
 }
@@ -133,7 +143,10 @@ async fn record_in_own_tx(
     tx.commit().await
 }
 
-fn retry_in_background(pool: PgPool, claims: Claims, ctx: AuditContext, mut event: AuditEvent) {
+/// The pause before a background write's first retry; it doubles up to 30 s.
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+
+fn retry_in_background(pool: PgPool, claims: Claims, ctx: AuditContext, mut event: AuditEvent, first: Duration) {
     if PENDING.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING {
         PENDING.fetch_sub(1, Ordering::Relaxed);
         tracing::error!(action = ?event.action, outcome = ?event.outcome, "audit event lost: too many waiting for the database");
@@ -146,13 +159,13 @@ fn retry_in_background(pool: PgPool, claims: Claims, ctx: AuditContext, mut even
         .get_or_insert(now - chrono::TimeDelta::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1000)));
     let started = std::time::Instant::now();
     tokio::spawn(async move {
-        let mut pause = Duration::from_millis(250);
+        let mut pause = first;
         loop {
             tokio::time::sleep(pause).await;
             match record_in_own_tx(&pool, &claims, &ctx, &event).await {
                 Ok(()) => break,
                 Err(e) if db::is_unavailable(&e) && started.elapsed() < RETRY_FOR => {
-                    pause = (pause * 2).min(Duration::from_secs(30));
+                    pause = (pause * 2).clamp(FIRST_PAUSE, Duration::from_secs(30));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "audit event lost: the database did not take it in time");

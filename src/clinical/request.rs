@@ -30,7 +30,7 @@ use crate::auth::{Caller, Identity};
 use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub struct Req<'a> {
     pub state: &'a AppState,

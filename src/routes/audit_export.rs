@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::audit::Caller;
 use crate::audit::query::{self, EventFilter};
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
+use crate::auth::extractor::AuthUser;
 use crate::db::Claims;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -124,12 +125,12 @@ impl Drop for Cursor {
     }
 }
 
-pub async fn export<U: Into<Caller>>(
-    user: U,
+pub async fn export(
+    user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller: Caller = user.into();
+    let caller = Caller::from(user);
     let ledger = match q.ledger {
         Some(l) => l,
         None => caller.claims.org_id.ok_or(ApiError::Unauthorized)?,
