@@ -92,23 +92,13 @@ pub fn insert_query(ctx: &AuditContext, event: &AuditEvent, flag_break_glass: bo
 
 /// Records one event in a transaction of its own, as `claims`: a refusal or a failure, whose
 /// request transaction was rolled back (or never began). Best effort, and never an error for
-/// the caller (the answer stands). A refusal is written before this returns; a failure
-/// (outcome `error`) — most often the database being away — by a background task, so that
-/// the 503 is not held up, which retries with growing pauses for up to [`RETRY_FOR`] while the
-/// database is unavailable, the event carrying the time of the failure, not of the write. A
-/// refusal whose write finds the database unavailable goes the same way. Any other failure,
-/// and giving up, is logged as an error.
+/// the caller (the answer stands): when the database is unavailable the event goes to
+/// [`record_later`]. Any other failure is logged as an error.
 ///
 /// A write whose COMMIT answer was lost is retried too, so such an event may be in the ledger
 /// twice (with two event ids): a duplicate error event is preferred to a missing one.
 pub async fn record_alone(pool: &PgPool, claims: &Claims, ctx: &AuditContext, event: &AuditEvent) {
     ctx.recorded.mark();
-    if event.outcome == Outcome::Error {
-        // A failure is most often the database being away: its answer (a 503) must not wait
-        // for the pool's acquire timeout first, so the event is written on a task of its own.
-        retry_in_background(pool.clone(), *claims, ctx.clone(), event.clone(), Duration::ZERO);
-        return;
-    }
     match record_in_own_tx(pool, claims, ctx, event).await {
         Ok(()) => {}
         Err(e) if db::is_unavailable(&e) => {
@@ -116,6 +106,15 @@ pub async fn record_alone(pool: &PgPool, claims: &Claims, ctx: &AuditContext, ev
         }
         Err(e) => tracing::error!(error = %e, "could not record a refused or failed request in the audit inbox"),
     }
+}
+
+/// Records a failure that the database being away caused (a 503) on a task of its own, so
+/// that the answer does not wait for the pool's acquire timeout: the write is retried with
+/// growing pauses for up to [`RETRY_FOR`] while the database is unavailable, and the event
+/// carries the time of the failure, not of the write. Giving up is logged as an error.
+pub fn record_later(pool: &PgPool, claims: &Claims, ctx: &AuditContext, event: &AuditEvent) {
+    ctx.recorded.mark();
+    retry_in_background(pool.clone(), *claims, ctx.clone(), event.clone(), Duration::ZERO);
 }
 
 /// How long a background write of [`record_alone`] keeps trying.

@@ -244,7 +244,7 @@ impl<'a> Req<'a> {
                     let mut ev = self.ev;
                     ev.outcome = Outcome::Error;
                     ev.reason = Some(format!("session check failed: {}", failed.code()));
-                    audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
+                    audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
                     return Err(failed);
                 }
             },
@@ -261,7 +261,11 @@ impl<'a> Req<'a> {
         ev.outcome = outcome;
         ev.reason = Some(reason);
         ev.break_glass = false;
-        audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
+        if matches!(err, ApiError::Unavailable) {
+            audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
+        } else {
+            audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
+        }
         Err(err)
     }
 

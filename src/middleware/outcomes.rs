@@ -78,7 +78,11 @@ pub async fn audit_outcomes(
         event = event.patient(patient);
     }
     let ctx = RequestMeta::of(request).context_for(&claims);
-    audit::writer::record_alone(&state.pool, &claims, &ctx, &event).await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        audit::writer::record_later(&state.pool, &claims, &ctx, &event);
+    } else {
+        audit::writer::record_alone(&state.pool, &claims, &ctx, &event).await;
+    }
     Ok(res)
 }
 
