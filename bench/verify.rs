@@ -27,7 +27,7 @@ pub fn run(n: u64) {
         let base = chrono::DateTime::from_timestamp_micros(1_763_700_000_000_000).unwrap();
         for i in 0..n {
             let ev = CanonicalEvent {
-                v: 1,
+                v: 2,
                 ledger_id: ledger,
                 index: i,
                 event_id: Uuid::now_v7(),
@@ -41,6 +41,8 @@ pub fn run(n: u64) {
                 outcome: "success".into(),
                 reason: None,
                 request_id: Some(Uuid::new_v4()),
+                correlation_id: None,
+                patient_ids: vec![],
                 client_ip: Some("10.20.30.40".into()),
                 user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) CustosPortal/2.3".into()),
                 break_glass: false,

@@ -33,6 +33,18 @@ BEGIN
                     WHERE p.id = pid AND p.org_id = custos.org_id() AND p.user_id = custos.user_id());
 END $$;
 
+-- The calling patient's own record ids (one, or none), for matching a list of patients at once
+-- (audit_log.patient_ids): asked once per statement as an uncorrelated sub-select.
+CREATE OR REPLACE FUNCTION custos.own_patient_ids() RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF custos.role() IS DISTINCT FROM 'patient' THEN
+        RETURN '{}';
+    END IF;
+    RETURN ARRAY(SELECT p.id FROM public.patients p
+                 WHERE p.org_id = custos.org_id() AND p.user_id = custos.user_id());
+END $$;
+
 -- The calling clinician is on the patient's care team, or holds a live break-glass grant.
 CREATE OR REPLACE FUNCTION custos.clinician_has_access(pid uuid) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -79,6 +91,9 @@ BEGIN
 END $$;
 
 ALTER FUNCTION custos.is_own_patient(uuid) OWNER TO custos_access_check;
+ALTER FUNCTION custos.own_patient_ids() OWNER TO custos_access_check;
+REVOKE ALL ON FUNCTION custos.own_patient_ids() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custos.own_patient_ids() TO custos_app;
 ALTER FUNCTION custos.clinician_has_access(uuid) OWNER TO custos_access_check;
 ALTER FUNCTION custos.can_read_clinical(uuid) OWNER TO custos_access_check;
 ALTER FUNCTION custos.can_write_clinical(uuid) OWNER TO custos_access_check;

@@ -43,7 +43,12 @@ DROP POLICY IF EXISTS audit_log_read ON audit_log;
 CREATE POLICY audit_log_read ON audit_log FOR SELECT TO custos_app
     USING ((org_id = custos.org_id() AND custos.role() IN ('auditor', 'admin'))
            OR (custos.role() = 'patient' AND org_id = custos.org_id()
-               AND patient_id IS NOT NULL AND custos.is_own_patient(patient_id)));
+               AND ((patient_id IS NOT NULL AND custos.is_own_patient(patient_id))
+                    -- an access that reached several patients, them among them (format v2)
+                    OR (cardinality(patient_ids) > 0 AND patient_ids && (SELECT custos.own_patient_ids()))
+                    -- their own sign-ins, and attempts against their account
+                    OR (action IN ('login', 'login_failed', 'logout', 'mfa', 'refresh')
+                        AND (actor_id = custos.user_id() OR resource_ids @> ARRAY[custos.user_id()::text])))));
 DROP POLICY IF EXISTS audit_log_sequencer ON audit_log;
 CREATE POLICY audit_log_sequencer ON audit_log FOR ALL TO custos_sequencer
     USING (true) WITH CHECK (true);

@@ -35,6 +35,12 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub json_limit_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// How long a client has to send a request's head, counted from when the server takes the
+    /// connection (`CUSTOS_CLIENT_REQUEST_TIMEOUT_SECS`, 30). actix's own default, 5 s, resets
+    /// every request that arrived while the server was paused (a stop-the-world moment, a
+    /// VM migration) for longer than that; 30 s outlasts such pauses while still closing
+    /// connections that never send a request.
+    pub client_request_timeout: Duration,
     /// How often a server re-reads `encryption_keys`, so new writes move to a rotated data
     /// key (`CUSTOS_KEY_RELOAD_SECS`, 30). Start `custos keys rewrap` one interval after
     /// `custos keys rotate`.
@@ -211,6 +217,13 @@ impl Settings {
                 .unwrap_or_default(),
             json_limit_bytes: parse_num(&non_empty, "CUSTOS_JSON_LIMIT_BYTES", 256 * 1024, 1024, 64 << 20)?,
             shutdown_timeout: Duration::from_secs(parse_num(&non_empty, "CUSTOS_SHUTDOWN_TIMEOUT_SECS", 30, 1, 3600)?),
+            client_request_timeout: Duration::from_secs(parse_num(
+                &non_empty,
+                "CUSTOS_CLIENT_REQUEST_TIMEOUT_SECS",
+                30,
+                1,
+                600,
+            )?),
             key_reload: Duration::from_secs(parse_num(&non_empty, "CUSTOS_KEY_RELOAD_SECS", 30, 1, 3600)?),
             log_filter: non_empty("CUSTOS_LOG").unwrap_or_else(|| "info".into()),
             auth: AuthSettings::from_lookup(&non_empty)?,

@@ -42,7 +42,8 @@ pub enum ApiError {
     /// Too many requests; retry after the given seconds.
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
-    /// A dependency (the database) is unavailable.
+    /// A dependency (the database) is unavailable, or the request lost a race it may win on a
+    /// retry (serialization failure, deadlock): 503 with `Retry-After`.
     #[error("service unavailable")]
     Unavailable,
     /// A stored sealed value failed to open (altered, moved to another row, or its key is
@@ -53,6 +54,10 @@ pub enum ApiError {
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
+
+/// `Retry-After` of a 503: long enough for a pooled connection to be replaced or a database
+/// fail-over to settle, short enough that a client retrying once loses little.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -136,8 +141,14 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut resp = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after_secs } = self {
-            resp.insert_header(("Retry-After", retry_after_secs.to_string()));
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                resp.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            Self::Unavailable => {
+                resp.insert_header(("Retry-After", UNAVAILABLE_RETRY_AFTER_SECS.to_string()));
+            }
+            _ => {}
         }
         resp.json(Body { error: Inner { code: self.code(), message: self.to_string(), field, violations } })
     }
@@ -154,6 +165,10 @@ impl From<crate::domain::DomainError> for ApiError {
 /// in one place, by SQLSTATE; everything else is an internal or availability error.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable or transaction lost a race: 503");
+            return Self::Unavailable;
+        }
         match &e {
             sqlx::Error::Database(db) => {
                 match db.code().as_deref() {
@@ -168,10 +183,6 @@ impl From<sqlx::Error> for ApiError {
                     Some("42501") => Self::NotFound,
                     _ => Self::Internal(e.into()),
                 }
-            }
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %e, "database unavailable");
-                Self::Unavailable
             }
             sqlx::Error::RowNotFound => Self::NotFound,
             _ => Self::Internal(e.into()),

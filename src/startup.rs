@@ -11,71 +11,12 @@ use actix_web::{App, HttpRequest, HttpServer, web};
 use sqlx::PgPool;
 
 use crate::audit::signing::LedgerSigner;
-use crate::auth::tokens::{JwtKeys, TokenError};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::crypto::Kek;
-use crate::crypto::store::{FieldCrypto, KeyStoreError};
 use crate::error::ApiError;
 use crate::keys::RootKeys;
 
-/// `iss` of every access token.
-pub const JWT_ISSUER: &str = "custos";
-/// `aud` of every access token.
-pub const JWT_AUDIENCE: &str = "custos-api";
-
-/// Shared, read-only state handed to every handler.
-pub struct AppState {
-    pub pool: PgPool,
-    pub settings: Settings,
-    pub keys: RootKeys,
-    /// Data keys (sealing fields) and the blind-index key.
-    pub crypto: FieldCrypto,
-    /// Access-token signing and verification keys.
-    pub jwt: JwtKeys,
-    /// "Now" for sessions, lockouts, tokens and TOTP (tests move it forward).
-    pub clock: Arc<Clock>,
-    /// HMAC key for recovery-code hashes (a KEK sub-key).
-    pub recovery_key: zeroize::Zeroizing<[u8; 32]>,
-    /// Bounds concurrent password hashing (see `AuthSettings::hash_concurrency`).
-    pub hash_slots: tokio::sync::Semaphore,
-}
-
-/// Why the server could not be assembled. Messages name variables, never values.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    /// The data keys could not be loaded — notably a wrong `CUSTOS_KEK`.
-    #[error(transparent)]
-    Keys(#[from] KeyStoreError),
-    /// The JWT key material is unusable.
-    #[error("CUSTOS_JWT_SIGNING_KEY / CUSTOS_JWT_PREVIOUS_PUBLIC_KEYS: {0}")]
-    Jwt(#[from] TokenError),
-    /// Binding the listener or configuring TLS failed.
-    #[error("{0:#}")]
-    Server(#[from] anyhow::Error),
-}
-
-impl AppState {
-    /// Loads the key material that needs the database (data keys, checked against the KEK)
-    /// and derives the rest.
-    pub async fn load(
-        settings: Settings,
-        pool: PgPool,
-        keys: RootKeys,
-        clock: Arc<Clock>,
-    ) -> Result<Self, StartupError> {
-        let kek = Kek::from_bytes(*keys.kek.expose());
-        let crypto = crate::crypto::store::load_reloadable(&pool, Kek::from_bytes(*keys.kek.expose())).await?;
-        crate::crypto::store::spawn_periodic_reload(&crypto.keyring, settings.key_reload);
-        let mut jwt = JwtKeys::from_seed(keys.jwt_signing.expose(), JWT_ISSUER, JWT_AUDIENCE)?;
-        for k in &settings.auth.jwt_previous_public_keys {
-            jwt.add_verification_key_base64(k)?;
-        }
-        let recovery_key = kek.derive_subkey("recovery-code-hash/v1");
-        let hash_slots = tokio::sync::Semaphore::new(settings.auth.hash_concurrency);
-        Ok(Self { pool, settings, keys, crypto, jwt, clock, recovery_key, hash_slots })
-    }
-}
+pub use crate::state::{AppState, JWT_AUDIENCE, JWT_ISSUER, StartupError};
 
 pub struct Application {
     port: u16,
@@ -96,11 +37,11 @@ impl Application {
         keys: RootKeys,
         clock: Arc<Clock>,
     ) -> Result<Self, StartupError> {
-        let state = AppState::load(settings, pool, keys, clock).await?;
-        Ok(Self::from_state(state)?)
+        let (state, ledger_signer) = AppState::load(settings, pool, keys, clock).await?;
+        Ok(Self::from_state(state, ledger_signer)?)
     }
 
-    fn from_state(state: AppState) -> anyhow::Result<Self> {
+    fn from_state(state: AppState, ledger_signer: LedgerSigner) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(state.settings.bind)?;
         let port = listener.local_addr()?.port();
         let _ = crate::metrics::handle();
@@ -109,8 +50,8 @@ impl Application {
             _ => None,
         };
         let shutdown = state.settings.shutdown_timeout;
+        let client_request_timeout = state.settings.client_request_timeout;
         let auth_rate = crate::auth::rate_limit::WindowBackend::default();
-        let ledger_signer = LedgerSigner::from_settings(&state.settings, &state.keys)?;
         // Every server is a sequencer candidate; the advisory lock picks one leader.
         let sequencer = state.settings.ledger.sequencer_in_server.then(|| {
             let opts = (*state.pool.connect_options()).clone();
@@ -130,13 +71,15 @@ impl Application {
                 }))
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
                 .wrap(Condition::new(!state.settings.cors_origins.is_empty(), cors(&state.settings.cors_origins)))
+                .wrap(from_fn(crate::middleware::idempotency::idempotency))
                 .wrap(Compress::default())
-                .wrap(from_fn(crate::auth::denials::audit_denials))
+                .wrap(from_fn(crate::middleware::outcomes::audit_outcomes))
                 .wrap(from_fn(crate::middleware::request_context))
                 .configure(|cfg| crate::routes::configure(cfg, auth_limiter, account_limiter))
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
-        .shutdown_timeout(shutdown.as_secs());
+        .shutdown_timeout(shutdown.as_secs())
+        .client_request_timeout(client_request_timeout);
         let server = match tls {
             Some(cfg) => server.listen_rustls_0_23(listener, cfg)?,
             None => server.listen(listener)?,
@@ -185,8 +128,13 @@ fn cors(origins: &[String]) -> Cors {
     // browsers refuse cross-origin calls.
     let mut c = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
-        .expose_headers([crate::middleware::REQUEST_ID_HEADER])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderName::from_static(crate::middleware::idempotency::IDEMPOTENCY_KEY_HEADER),
+            actix_web::http::header::HeaderName::from_static(crate::middleware::REQUEST_ID_HEADER),
+        ])
+        .expose_headers([crate::middleware::REQUEST_ID_HEADER, crate::middleware::CORRELATION_ID_HEADER])
         .max_age(600);
     for o in origins {
         c = c.allowed_origin(o);

@@ -41,6 +41,10 @@ struct LogArrays {
     reason: Vec<Option<String>>,
     break_glass: Vec<bool>,
     imported: Vec<bool>,
+    correlation_id: Vec<Option<String>>,
+    // Like resource_ids: a JSON array per row.
+    patient_ids: Vec<serde_json::Value>,
+    format_version: Vec<i16>,
     leaf_hash: Vec<Vec<u8>>,
     chain_hash: Vec<Vec<u8>>,
 }
@@ -159,6 +163,9 @@ fn push_log(log: &mut LogArrays, ev: &EventFields, ledger_id: Uuid, index: u64, 
     log.reason.push(ev.reason.clone());
     log.break_glass.push(ev.break_glass);
     log.imported.push(ev.imported);
+    log.correlation_id.push(ev.correlation_id.clone());
+    log.patient_ids.push(serde_json::Value::from(ev.patient_ids.iter().map(Uuid::to_string).collect::<Vec<_>>()));
+    log.format_version.push(ev.format_version);
     log.leaf_hash.push(leaf.to_vec());
     log.chain_hash.push(chain.to_vec());
 }
@@ -167,17 +174,19 @@ async fn insert_log(conn: &mut PgConnection, log: LogArrays) -> Result<(), sqlx:
     sqlx::query(
         "INSERT INTO audit_log (ledger_id, seq, event_id, occurred_at, org_id, actor_id, actor_role, action, \
          resource_type, resource_ids, patient_id, outcome, request_id, client_ip, user_agent, reason, break_glass, \
-         imported, leaf_hash, chain_hash) \
+         imported, leaf_hash, chain_hash, correlation_id, patient_ids, format_version) \
          SELECT u.ledger_id, u.seq, u.event_id, u.occurred_at, u.org_id, u.actor_id, u.actor_role, \
                 u.action::audit_action, u.resource_type, ARRAY(SELECT jsonb_array_elements_text(u.resource_ids)), \
                 u.patient_id, u.outcome::audit_outcome, u.request_id, u.client_ip::inet, u.user_agent, u.reason, \
-                u.break_glass, u.imported, u.leaf_hash, u.chain_hash \
+                u.break_glass, u.imported, u.leaf_hash, u.chain_hash, u.correlation_id, \
+                ARRAY(SELECT jsonb_array_elements_text(u.patient_ids)::uuid), u.format_version \
          FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::timestamptz[], $5::uuid[], $6::uuid[], $7::text[], \
                      $8::text[], $9::text[], $10::jsonb[], $11::uuid[], $12::text[], $13::uuid[], $14::text[], \
-                     $15::text[], $16::text[], $17::bool[], $18::bool[], $19::bytea[], $20::bytea[]) \
+                     $15::text[], $16::text[], $17::bool[], $18::bool[], $19::bytea[], $20::bytea[], $21::text[], \
+                     $22::jsonb[], $23::int2[]) \
               AS u(ledger_id, seq, event_id, occurred_at, org_id, actor_id, actor_role, action, resource_type, \
                    resource_ids, patient_id, outcome, request_id, client_ip, user_agent, reason, break_glass, \
-                   imported, leaf_hash, chain_hash)",
+                   imported, leaf_hash, chain_hash, correlation_id, patient_ids, format_version)",
     )
     .bind(log.ledger_id)
     .bind(log.seq)
@@ -199,6 +208,9 @@ async fn insert_log(conn: &mut PgConnection, log: LogArrays) -> Result<(), sqlx:
     .bind(log.imported)
     .bind(log.leaf_hash)
     .bind(log.chain_hash)
+    .bind(log.correlation_id)
+    .bind(log.patient_ids)
+    .bind(log.format_version)
     .execute(conn)
     .await?;
     Ok(())

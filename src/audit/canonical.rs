@@ -17,8 +17,12 @@ use uuid::Uuid;
 // `super::` so the module works unchanged under `crate::audit` in the main crate.
 use super::merkle::{self, Hash};
 
-/// The only event format version this code writes and accepts.
-pub const EVENT_FORMAT_VERSION: u32 = 1;
+/// The event format version this code writes. Version 1 (without `correlation_id` and
+/// `patient_ids`) is still read and verified: entries keep the form they were hashed in.
+pub const EVENT_FORMAT_VERSION: u32 = 2;
+
+/// The first format version with `correlation_id` and `patient_ids`.
+pub const V2: u32 = 2;
 
 /// Largest integer a JSON number token may carry: JCS numbers are IEEE doubles,
 /// and beyond ±(2^53 − 1) distinct integers collapse (I-JSON, RFC 7493 §2.2).
@@ -282,9 +286,11 @@ mod micros {
     }
 }
 
-/// The hashed form of one audit event (format version 1). Every field is
-/// always present; absent values are JSON `null`, never omitted, so the field
-/// set itself is fixed by the version.
+/// The hashed form of one audit event (format version 1 or 2). Every field of
+/// the version is always present; absent values are JSON `null`, never omitted,
+/// so the field set itself is fixed by the version. Version 2 adds
+/// `correlation_id` and `patient_ids`; a version-1 event has neither member (the
+/// fields are then `None` and empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CanonicalEvent {
@@ -304,6 +310,13 @@ pub struct CanonicalEvent {
     pub outcome: String,
     pub reason: Option<String>,
     pub request_id: Option<Uuid>,
+    /// Version 2: the client's own request id, for correlation only.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// Version 2: every patient whose data the access returned or changed, when it reached
+    /// several (a list, an export); sorted, no duplicates.
+    #[serde(default)]
+    pub patient_ids: Vec<Uuid>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub break_glass: bool,
@@ -323,9 +336,10 @@ impl CanonicalEvent {
     /// verifier run this per event. The keys below are ASCII, so byte order is
     /// UTF-16 order; a test pins the output to the generic [`canonicalize`].
     pub fn write_canonical(&self, out: &mut Vec<u8>) -> Result<()> {
-        if self.v != EVENT_FORMAT_VERSION {
+        if !(1..=EVENT_FORMAT_VERSION).contains(&self.v) {
             return Err(CanonicalError::UnsupportedVersion(self.v));
         }
+        let v2 = self.v >= V2;
         if self.index > MAX_SAFE_INTEGER {
             return Err(CanonicalError::IntegerOutOfRange(self.index.to_string()));
         }
@@ -350,6 +364,10 @@ impl CanonicalEvent {
         out.extend_from_slice(bool_text(self.break_glass).as_bytes());
         out.extend_from_slice(b",\"client_ip\":");
         opt_str(out, self.client_ip.as_ref());
+        if v2 {
+            out.extend_from_slice(b",\"correlation_id\":");
+            opt_str(out, self.correlation_id.as_ref());
+        }
         out.extend_from_slice(b",\"event_id\":");
         uuid(out, Some(&self.event_id));
         out.extend_from_slice(b",\"imported\":");
@@ -365,6 +383,16 @@ impl CanonicalEvent {
         write_string(&self.outcome, out);
         out.extend_from_slice(b",\"patient_id\":");
         uuid(out, self.patient_id.as_ref());
+        if v2 {
+            out.extend_from_slice(b",\"patient_ids\":[");
+            for (i, id) in self.patient_ids.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                uuid(out, Some(id));
+            }
+            out.push(b']');
+        }
         out.extend_from_slice(b",\"reason\":");
         opt_str(out, self.reason.as_ref());
         out.extend_from_slice(b",\"request_id\":");

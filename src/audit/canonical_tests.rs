@@ -151,6 +151,8 @@ fn sample_event() -> CanonicalEvent {
         outcome: "success".into(),
         reason: None,
         request_id: None,
+        correlation_id: None,
+        patient_ids: vec![],
         client_ip: Some("192.0.2.1".into()),
         user_agent: Some("UA \"quoted\"\t".into()),
         break_glass: false,
@@ -177,6 +179,55 @@ fn event_canonical_bytes_are_exact() {
     assert_eq!(CanonicalEvent::from_canonical_bytes(&bytes).unwrap(), event);
 }
 
+const SAMPLE_V2_BYTES: &str = concat!(
+    r#"{"action":"read","actor_id":"0190f1c2-3b4a-7c5d-8e6f-0123456789ad","actor_role":"clinician","#,
+    r#""break_glass":false,"client_ip":"192.0.2.1","correlation_id":"client-42","#,
+    r#""event_id":"0190f1c2-3b4a-7c5d-8e6f-0123456789ac","#,
+    r#""imported":true,"index":42,"ledger_id":"0190f1c2-3b4a-7c5d-8e6f-0123456789ab","#,
+    r#""occurred_at":"2025-01-02T03:04:05.123456Z","outcome":"success","#,
+    r#""patient_id":"0190f1c2-3b4a-7c5d-8e6f-0123456789ae","#,
+    r#""patient_ids":["00000000-0000-0000-0000-000000000001","0190f1c2-3b4a-7c5d-8e6f-0123456789ae"],"#,
+    r#""reason":null,"request_id":null,"#,
+    r#""resource_ids":["r1","ré2"],"resource_type":"medical_record","#,
+    r#""user_agent":"UA \"quoted\"\t","v":2}"#
+);
+
+fn sample_v2() -> CanonicalEvent {
+    CanonicalEvent {
+        v: 2,
+        correlation_id: Some("client-42".into()),
+        patient_ids: vec![uuid("00000000-0000-0000-0000-000000000001"), uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ae")],
+        ..sample_event()
+    }
+}
+
+#[test]
+fn version_2_adds_correlation_id_and_patient_ids_and_version_1_keeps_its_bytes() {
+    let v2 = sample_v2();
+    assert_eq!(std::str::from_utf8(&v2.canonical_bytes().unwrap()).unwrap(), SAMPLE_V2_BYTES);
+    assert_eq!(CanonicalEvent::from_canonical_bytes(SAMPLE_V2_BYTES.as_bytes()).unwrap(), v2);
+    // Version 1 bytes never carry the new members, and version 2 bytes never lack them.
+    assert_eq!(std::str::from_utf8(&sample_event().canonical_bytes().unwrap()).unwrap(), SAMPLE_BYTES);
+    let v1_with_members = SAMPLE_V2_BYTES.replace(r#""v":2"#, r#""v":1"#);
+    assert!(CanonicalEvent::from_canonical_bytes(v1_with_members.as_bytes()).is_err());
+    let v2_without = SAMPLE_BYTES.replace(r#""v":1"#, r#""v":2"#);
+    assert!(CanonicalEvent::from_canonical_bytes(v2_without.as_bytes()).is_err());
+    assert!(matches!(
+        CanonicalEvent { v: 3, ..sample_v2() }.canonical_bytes(),
+        Err(CanonicalError::UnsupportedVersion(3))
+    ));
+}
+
+#[test]
+fn direct_writer_matches_generic_jcs_for_version_2() {
+    let mut empty = sample_v2();
+    (empty.correlation_id, empty.patient_ids) = (None, vec![]);
+    for event in [sample_v2(), empty] {
+        let generic = canonicalize(&serde_json::to_value(&event).unwrap()).unwrap();
+        assert_eq!(event.canonical_bytes().unwrap(), generic);
+    }
+}
+
 #[test]
 fn direct_writer_matches_generic_jcs() {
     // The hand-ordered writer must equal JCS over the serde form, for events
@@ -188,7 +239,12 @@ fn direct_writer_matches_generic_jcs() {
     (empty.reason, empty.request_id) = (Some("\u{1}\u{1f600}".into()), Some(Uuid::nil()));
     (empty.resource_ids, empty.break_glass) = (vec![], true);
     for event in [full, empty] {
-        let generic = canonicalize(&serde_json::to_value(&event).unwrap()).unwrap();
+        // Version 1 has no `correlation_id` and no `patient_ids` member.
+        let mut value = serde_json::to_value(&event).unwrap();
+        let members = value.as_object_mut().unwrap();
+        members.remove("correlation_id");
+        members.remove("patient_ids");
+        let generic = canonicalize(&value).unwrap();
         assert_eq!(event.canonical_bytes().unwrap(), generic);
         assert_eq!(CanonicalEvent::from_canonical_bytes(&generic).unwrap(), event);
     }
@@ -223,8 +279,8 @@ fn event_rejects_what_cannot_round_trip() {
     event.occurred_at += chrono::Duration::nanoseconds(1);
     assert!(matches!(event.canonical_bytes(), Err(CanonicalError::InvalidTimestamp(_))));
     let mut event = sample_event();
-    event.v = 2;
-    assert_eq!(event.canonical_bytes(), Err(CanonicalError::UnsupportedVersion(2)));
+    event.v = 3;
+    assert_eq!(event.canonical_bytes(), Err(CanonicalError::UnsupportedVersion(3)));
 
     // Valid JSON for the same event, but not the canonical bytes.
     let spaced = SAMPLE_BYTES.replace(",\"v\":1}", ", \"v\":1}");

@@ -3,6 +3,8 @@
 //! justification, internal failure reason) that must not contain clinical content.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -47,10 +49,32 @@ pub struct AuditContext {
     pub org_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
     pub actor_role: Option<&'static str>,
+    /// The server's own id of the request: unique, never the client's.
     pub request_id: Option<Uuid>,
+    /// The id the client gave the request (`X-Request-Id`), kept for correlating with the
+    /// client's logs only: clients choose it, so it says nothing about uniqueness.
+    pub correlation_id: Option<String>,
     pub client_ip: Option<IpAddr>,
     /// Truncated to 512 characters when recorded.
     pub user_agent: Option<String>,
+    /// Shared with the HTTP layer's audit wrapper: set once a refusal or failure of this
+    /// request is recorded, so that the wrapper does not record it a second time.
+    pub recorded: Recorded,
+}
+
+/// "A refusal or failure event of this request is in the ledger (or on its way there)": one
+/// flag per request, shared by every context made for it.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded(Arc<AtomicBool>);
+
+impl Recorded {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl AuditContext {
@@ -77,6 +101,10 @@ pub struct AuditEvent {
     pub resource_type: &'static str,
     pub resource_ids: Vec<String>,
     pub patient_id: Option<Uuid>,
+    /// Every patient whose data the access returned or changed, when it reached several (a
+    /// list read, an export): each of them finds it in their access report. Written sorted,
+    /// without duplicates.
+    pub patient_ids: Vec<Uuid>,
     pub outcome: Outcome,
     pub reason: Option<String>,
     pub break_glass: bool,
@@ -94,6 +122,7 @@ impl AuditEvent {
             resource_type,
             resource_ids: Vec::new(),
             patient_id: None,
+            patient_ids: Vec::new(),
             outcome,
             reason: None,
             break_glass: false,
@@ -110,6 +139,12 @@ impl AuditEvent {
 
     pub fn patient(mut self, patient_id: Uuid) -> Self {
         self.patient_id = Some(patient_id);
+        self
+    }
+
+    /// Names the patients of an access that reached several.
+    pub fn patients(mut self, ids: impl IntoIterator<Item = Uuid>) -> Self {
+        self.patient_ids.extend(ids);
         self
     }
 

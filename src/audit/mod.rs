@@ -20,5 +20,5 @@ pub mod store;
 pub mod verify;
 pub mod writer;
 
-pub use event::{Action, AuditContext, AuditEvent, Outcome};
+pub use event::{Action, AuditContext, AuditEvent, Outcome, Recorded};
 pub use writer::record;

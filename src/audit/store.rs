@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::canonical::{CanonicalEvent, EVENT_FORMAT_VERSION};
+use super::canonical::CanonicalEvent;
 use super::merkle::{Hash, MerkleError, NodeId, TreeState};
 use super::signing::SYSTEM_LEDGER;
 
@@ -16,7 +16,8 @@ use super::signing::SYSTEM_LEDGER;
 /// (no `/32` for a single host), stable across versions; enums are read as text.
 pub const EVENT_COLUMNS: &str = "event_id, occurred_at, org_id, actor_id, actor_role, action::text AS action, \
     resource_type, resource_ids, patient_id, outcome::text AS outcome, request_id, \
-    abbrev(client_ip) AS client_ip, user_agent, reason, break_glass, imported";
+    abbrev(client_ip) AS client_ip, user_agent, reason, break_glass, imported, correlation_id, patient_ids, \
+    format_version";
 
 /// One event as stored in `audit_inbox` or `audit_log` (without ledger position and hashes).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,6 +38,12 @@ pub struct EventFields {
     pub reason: Option<String>,
     pub break_glass: bool,
     pub imported: bool,
+    /// Format version 2 on: the client's own request id.
+    pub correlation_id: Option<String>,
+    /// Format version 2 on: the patients of an access that reached several.
+    pub patient_ids: Vec<Uuid>,
+    /// The canonical form the event is hashed in (docs/ledger-format.md).
+    pub format_version: i16,
 }
 
 impl EventFields {
@@ -48,7 +55,7 @@ impl EventFields {
     /// The hashed form of this event at `index` of `ledger_id`.
     pub fn canonical(&self, ledger_id: Uuid, index: u64) -> CanonicalEvent {
         CanonicalEvent {
-            v: EVENT_FORMAT_VERSION,
+            v: u32::try_from(self.format_version).unwrap_or(0),
             ledger_id,
             index,
             event_id: self.event_id,
@@ -62,6 +69,8 @@ impl EventFields {
             outcome: self.outcome.clone(),
             reason: self.reason.clone(),
             request_id: self.request_id,
+            correlation_id: self.correlation_id.clone(),
+            patient_ids: self.patient_ids.clone(),
             client_ip: self.client_ip.clone(),
             user_agent: self.user_agent.clone(),
             break_glass: self.break_glass,

@@ -14,7 +14,7 @@ use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::clock::span;
 use crate::db::ClaimRole;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Opens `users.email_enc` of `user_id` (visible to the caller under RLS).
 pub async fn email_of(conn: &mut PgConnection, state: &AppState, user_id: Uuid) -> Result<String, ApiError> {
@@ -52,7 +52,7 @@ pub struct SessionExpiry {
 
 /// `GET /v1/me`.
 pub async fn me(state: &AppState, user: &AuthUser) -> Result<Me, ApiError> {
-    let (mut tx, _) = user.begin(&state.pool).await?;
+    let (mut tx, ctx) = user.begin(&state.pool).await?;
     let email = email_of(&mut tx, state, user.user_id).await?;
     let mfa_enabled: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM mfa_credentials WHERE user_id = $1 AND confirmed_at IS NOT NULL)",
@@ -60,6 +60,9 @@ pub async fn me(state: &AppState, user: &AuthUser) -> Result<Me, ApiError> {
     .bind(user.user_id)
     .fetch_one(&mut *tx)
     .await?;
+    // A read of the account's identity (its email among it): on record like any other.
+    let event = AuditEvent::new(Action::Read, "user", Outcome::Success).resource(user.user_id);
+    audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
     Ok(Me {
         id: user.user_id,

@@ -39,33 +39,40 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::denials::{Accepted, Refusal};
-use crate::audit::AuditContext;
+use crate::audit::{AuditContext, Recorded};
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::middleware::RequestId;
-use crate::startup::AppState;
+use crate::middleware::{CorrelationId, RequestId};
+use crate::state::AppState;
 
 /// Request id, client address and user agent: what an audit event records about "from where".
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
+    /// The server's id of this request (never the client's).
     pub request_id: Option<Uuid>,
+    /// The client's own id of the request (`X-Request-Id`), for correlation only.
+    pub correlation_id: Option<String>,
     /// The TCP peer (behind a proxy: the proxy).
     pub client_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The request's "refusal or failure recorded" flag (see `crate::audit::Recorded`).
+    pub recorded: Recorded,
 }
 
 impl RequestMeta {
     pub fn of(req: &HttpRequest) -> Self {
+        let ext = req.extensions();
         Self {
-            request_id: req.extensions().get::<RequestId>().map(|r| r.0),
+            request_id: ext.get::<RequestId>().map(|r| r.0),
+            correlation_id: ext.get::<CorrelationId>().map(|c| c.0.clone()),
             client_ip: req.peer_addr().map(|a| a.ip()),
             user_agent: req
                 .headers()
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(512).collect()),
+            recorded: ext.get::<Recorded>().cloned().unwrap_or_default(),
         }
     }
 
@@ -73,10 +80,19 @@ impl RequestMeta {
     pub fn audit_context(&self) -> AuditContext {
         AuditContext {
             actor_role: Some(ClaimRole::Auth.as_str()),
+            ..self.context_for(&Claims::anonymous(self.request_id))
+        }
+    }
+
+    /// The audit context of a request made with `claims` from where this one came.
+    pub fn context_for(&self, claims: &Claims) -> AuditContext {
+        AuditContext {
             request_id: self.request_id,
+            correlation_id: self.correlation_id.clone(),
             client_ip: self.client_ip,
             user_agent: self.user_agent.clone(),
-            ..AuditContext::default()
+            recorded: self.recorded.clone(),
+            ..AuditContext::from_claims(claims)
         }
     }
 }
@@ -89,6 +105,18 @@ impl FromRequest for RequestMeta {
         std::future::ready(Ok(Self::of(req)))
     }
 }
+
+/// The extractor refused a presented access token: who the token claimed to be (when its
+/// signature held) and why. Read by the HTTP layer's audit wrapper (`middleware::outcomes`).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub claims: Claims,
+    pub reason: &'static str,
+}
+
+/// The extractor admitted the caller: who a later refusal or failure names.
+#[derive(Debug, Clone)]
+pub struct Accepted(pub Claims);
 
 /// A signed-in caller whose session was live at the start of this request.
 #[derive(Debug, Clone)]
@@ -115,11 +143,7 @@ impl AuthUser {
 
     /// The audit context of this caller (actor, org, request id, ip, user agent).
     pub fn audit_context(&self) -> AuditContext {
-        AuditContext {
-            client_ip: self.meta.client_ip,
-            user_agent: self.meta.user_agent.clone(),
-            ..AuditContext::from_claims(&self.claims())
-        }
+        self.meta.context_for(&self.claims())
     }
 
     /// Opens the request transaction as this caller, with the matching audit context.
@@ -287,7 +311,7 @@ fn state_of(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))
 }
 
-/// Notes why a presented token was refused, for the denial record (`denials.rs`): 401.
+/// Notes why a presented token was refused, for the denial record (`middleware::outcomes`): 401.
 fn refuse(req: &HttpRequest, claims: Claims, reason: &'static str) -> ApiError {
     req.extensions_mut().insert(Refusal { claims, reason });
     ApiError::Unauthorized
@@ -427,6 +451,11 @@ impl FromRequest for Caller {
 }
 
 impl Caller {
+    /// A value the HTTP layer attached to this request (e.g. an Idempotency-Key to honour).
+    pub fn extension<T: Clone + 'static>(&self) -> Option<T> {
+        self.req.extensions().get::<T>().cloned()
+    }
+
     pub fn identity(&self) -> Identity {
         Identity { user_id: self.token.user_id, org_id: self.token.org_id, role: self.token.role }
     }
@@ -438,11 +467,7 @@ impl Caller {
 
     /// The audit context of this caller (actor, org, request id, ip, user agent).
     pub fn audit_context(&self) -> AuditContext {
-        AuditContext {
-            client_ip: self.token.meta.client_ip,
-            user_agent: self.token.meta.user_agent.clone(),
-            ..AuditContext::from_claims(&self.token.claims)
-        }
+        self.token.meta.context_for(&self.token.claims)
     }
 
     /// Opens the request transaction as this caller (narrowed to one patient with
@@ -477,39 +502,49 @@ impl Caller {
                 Err(NotBegun::Refused(self.refusal(state).await))
             }
             // Which statement failed is not known, so neither is whether the gate passed:
-            // ask on its own, and answer a refusal as such.
-            Err(e) => Err(match self.admit(state).await {
-                Ok(_) => NotBegun::Failed(e.into()),
-                Err(refused) => NotBegun::Refused(refused),
+            // ask on its own, and answer a refusal as such. A re-check that cannot be made
+            // (the database is still away) leaves it a failure: the first error is answered
+            // (503 for a lost connection) and recorded as one, never as a refusal.
+            Err(e) => Err(match self.check(state).await {
+                Ok(Ok(_)) | Err(_) => NotBegun::Failed(e.into()),
+                Ok(Err(refused)) => NotBegun::Refused(refused),
             }),
         }
     }
 
     /// Checks the session on its own (a round trip, no transaction kept): for a request that
-    /// ends before it opened its transaction, and for the answer to a refused gate.
-    pub async fn admit(&self, state: &AppState) -> Result<AuthUser, ApiError> {
+    /// ends before it opened its transaction, and for the answer to a refused gate. The outer
+    /// error is a check that could not be made (a failure); the inner one a refusal.
+    pub async fn check(&self, state: &AppState) -> Result<Result<AuthUser, ApiError>, ApiError> {
         let results = state
             .pool
             .acquire()
             .await?
             .fetch_pipeline([db::tx::claims_query(&self.token.claims), self.token.session_check(state)])
             .await?;
-        self.token.clone().admit(&self.req, state, results.get(1)).and_then(AuthUser::full)
+        Ok(self.token.clone().admit(&self.req, state, results.get(1)).and_then(AuthUser::full))
+    }
+
+    /// [`Caller::check`], a failure and a refusal alike as the error.
+    pub async fn admit(&self, state: &AppState) -> Result<AuthUser, ApiError> {
+        self.check(state).await?
     }
 
     /// Why the gate refused, as [`AuthUser`] answers it.
     async fn refusal(&self, state: &AppState) -> ApiError {
-        match self.admit(state).await {
-            Err(e) => e,
+        match self.check(state).await {
+            Ok(Err(e)) => e,
+            // The gate refused, but why cannot be asked now: still a refusal.
+            Err(_) => refuse(&self.req, self.token.claims, "session refused (reason not known: database unavailable)"),
             // Admitted a moment after the gate refused: a race with a change of the session;
             // this request is still refused.
-            Ok(_) => refuse(&self.req, self.token.claims, "session changed during the request"),
+            Ok(Ok(_)) => refuse(&self.req, self.token.claims, "session changed during the request"),
         }
     }
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::password::{PasswordError, PasswordPolicy};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry::spawn_blocking_in_span;
 
 /// Outcome of a verification: whether it matched, and a fresh hash when the stored one was

@@ -16,7 +16,7 @@ use crate::crypto::BlindIndexKind;
 use crate::db::{self, ClaimRole, Claims};
 use crate::domain::Email;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long an invite stays valid.
 pub const INVITE_TTL_HOURS: i64 = 72;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::clock::span;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Consecutive failures (across temporary locks) after which the account is disabled.
 pub const DISABLE_AFTER: i32 = 100;

@@ -31,7 +31,7 @@ use crate::crypto::BlindIndexKind;
 use crate::db::{self, ClaimRole, Claims};
 use crate::domain::Email;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long an MFA challenge token lives.
 pub const MFA_TOKEN_TTL_SECS: i64 = 300;

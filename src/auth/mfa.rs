@@ -17,7 +17,7 @@ use super::totp::{self, TotpSecret};
 use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::db::{self, Claims};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Which second factor a code was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 //! Password hashing/verification is blocking CPU work: go through `hashing`.
 
 pub mod account;
-pub mod denials;
 pub mod extractor;
 pub mod hashing;
 pub mod invites;

@@ -20,7 +20,7 @@ use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The token pair a successful sign-in or refresh returns (Debug redacts the tokens).
 #[derive(Serialize)]

@@ -16,7 +16,7 @@ use crate::crypto::BlindIndexKind;
 use crate::db::ClaimRole;
 use crate::domain::{Email, PersonName};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Unambiguous characters (no 0/O, 1/l/I): 20 of them carry ~115 bits.
 const OTP_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";

@@ -33,7 +33,9 @@ pub struct Attachment {
     pub created_at: DateTime<Utc>,
 }
 
-/// A downloaded file.
+/// A downloaded file. (Serializable like every clinical answer, so that `Req` can store any
+/// answer under an Idempotency-Key; downloads are GETs and never are.)
+#[derive(serde::Serialize)]
 pub struct Download {
     pub filename: String,
     pub content_type: String,

@@ -278,8 +278,13 @@ pub async fn list(
     .await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        req.resource(r.id);
         items.push(open(req, r)?);
     }
-    Ok(page.finish(items, |c| (c.created_at, c.id)))
+    let list = page.finish(items, |c| (c.created_at, c.id));
+    // Each patient on the page finds this read in their access report.
+    for c in &list.items {
+        req.resource(c.id);
+        req.ev.patient_ids.push(c.patient_id);
+    }
+    Ok(list)
 }

@@ -10,6 +10,7 @@ pub mod care;
 pub mod chart;
 pub mod conversations;
 pub mod history;
+pub mod idempotency;
 pub mod medications;
 pub mod page;
 pub mod patients;

@@ -217,8 +217,13 @@ pub async fn list(req: &mut Req<'_>, page: &Page, mrn: Option<&str>) -> Result<L
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        req.resource(r.id);
         out.push(open(req, r)?);
     }
-    Ok(page.finish(out, |p| (p.created_at, p.id)))
+    let list = page.finish(out, |p| (p.created_at, p.id));
+    // Each patient on the page finds this read in their access report.
+    for p in &list.items {
+        req.resource(p.id);
+        req.ev.patient_ids.push(p.id);
+    }
+    Ok(list)
 }

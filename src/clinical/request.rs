@@ -23,13 +23,14 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::idempotency::{self, IdempotentWrite};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::auth::extractor::NotBegun;
 use crate::auth::{Caller, Identity};
 use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub struct Req<'a> {
     pub state: &'a AppState,
@@ -216,9 +217,9 @@ impl<'a> Req<'a> {
         audit::writer::insert_query(&self.ctx, &self.ev, self.user.role == ClaimRole::Clinician).1
     }
 
-    pub async fn finish<T>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    pub async fn finish<T: serde::Serialize>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
         let err = match result {
-            Ok(value) => match self.commit_success().await {
+            Ok(value) => match self.commit_success(&value).await {
                 Ok(()) => return Ok(value),
                 // Recording or committing failed: nothing was committed, and that is recorded.
                 Err(e) => e,
@@ -234,9 +235,18 @@ impl<'a> Req<'a> {
                 true
             }
             Tx::Failed { admitted } => admitted,
-            Tx::Pending => match self.caller.admit(self.state).await {
-                Ok(_) => true,
-                Err(refused) => return Err(refused),
+            Tx::Pending => match self.caller.check(self.state).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(refused)) => return Err(refused),
+                // The session could not be checked: a failure, recorded as one (the token's
+                // signature holds, so the actor is known even if the session is not).
+                Err(failed) => {
+                    let mut ev = self.ev;
+                    ev.outcome = Outcome::Error;
+                    ev.reason = Some(format!("session check failed: {}", failed.code()));
+                    audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
+                    return Err(failed);
+                }
             },
         };
         if !admitted {
@@ -251,14 +261,35 @@ impl<'a> Req<'a> {
         ev.outcome = outcome;
         ev.reason = Some(reason);
         ev.break_glass = false;
-        if let Err(e) = record_alone(self.state, &self.caller.claims(), &self.ctx, &ev).await {
-            tracing::error!(error = %e, "could not record a refused request in the audit inbox");
+        if matches!(err, ApiError::Unavailable) {
+            audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
+        } else {
+            audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
         }
         Err(err)
     }
 
-    /// The success event (unless the service's pipeline carried it) and `COMMIT`.
-    async fn commit_success(&mut self) -> Result<(), ApiError> {
+    /// The success event (unless the service's pipeline carried it), the answer under the
+    /// request's Idempotency-Key (if it came with one), and `COMMIT`.
+    async fn commit_success(&mut self, value: &impl serde::Serialize) -> Result<(), ApiError> {
+        if let Some(write) = self.caller.extension::<IdempotentWrite>() {
+            let id = Uuid::now_v7();
+            let answer = serde_json::to_vec(value).map_err(ApiError::internal)?;
+            let (table, column) = idempotency::SEALED_AS;
+            let sealed = self.state.crypto.keyring.seal(table, column, id, &answer).map_err(ApiError::internal)?;
+            // The answer's status, as the write handlers give it: 200 for a change of
+            // something that exists, 201 for what was made.
+            let status = if self.ev.action == Action::Update { 200 } else { 201 };
+            let (patient, request) = (self.ev.patient_id, self.ctx.request_id);
+            let conn = self.conn().await?;
+            idempotency::store(conn, &write, id, status, &sealed, patient, request).await.map_err(|e| {
+                if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505") {
+                    ApiError::Conflict("another request with this Idempotency-Key is in progress".into())
+                } else {
+                    e.into()
+                }
+            })?;
+        }
         if !self.event_queued {
             // Begins the transaction (with the session check) if the service sent nothing.
             self.conn().await?;
@@ -278,17 +309,4 @@ impl<'a> Req<'a> {
             }
         }
     }
-}
-
-/// Records one event in a transaction of its own (refusals, whose request transaction was
-/// rolled back).
-pub async fn record_alone(
-    state: &AppState,
-    claims: &db::Claims,
-    ctx: &AuditContext,
-    ev: &AuditEvent,
-) -> Result<(), sqlx::Error> {
-    let mut tx = db::begin(&state.pool, claims).await?;
-    audit::record(&mut tx, ctx, ev).await?;
-    tx.commit().await
 }

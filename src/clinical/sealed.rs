@@ -25,6 +25,8 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("messages", "body_enc"),
     ("attachments", "filename_enc"),
     ("attachments", "content_enc"),
+    // The stored answer of a write sent with an Idempotency-Key (src/clinical/idempotency.rs).
+    ("idempotency_keys", "answer_enc"),
 ];
 
 /// Tables that never change once written (a trigger refuses UPDATE); rewrap must lift the

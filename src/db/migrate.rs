@@ -19,6 +19,7 @@ pub static POLICY_FILES: &[(&str, &str)] = &[
     ("20_grants.sql", include_str!("../../policies/20_grants.sql")),
     ("30_rls_identity.sql", include_str!("../../policies/30_rls_identity.sql")),
     ("40_rls_clinical.sql", include_str!("../../policies/40_rls_clinical.sql")),
+    ("45_rls_idempotency.sql", include_str!("../../policies/45_rls_idempotency.sql")),
     ("50_rls_audit.sql", include_str!("../../policies/50_rls_audit.sql")),
     ("60_ledger_state.sql", include_str!("../../policies/60_ledger_state.sql")),
     ("80_rewrap.sql", include_str!("../../policies/80_rewrap.sql")),

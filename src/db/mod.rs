@@ -17,6 +17,28 @@ pub use tx::{ClaimRole, Claims, begin};
 /// go alone or in a pipeline with others (`PgConnection::fetch_pipeline`, vendor/README.md).
 pub type BoundQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
+/// SQLSTATEs that say "try again" rather than "this request is wrong": the connection is gone
+/// or going (class 08; 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now;
+/// 53300 too many connections; 25006 a read-only standby after a fail-over) or the
+/// transaction lost a race (40001 serialization failure, 40P01 deadlock).
+pub fn is_transient(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08")
+        || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300" | "25006" | "40001" | "40P01")
+}
+
+/// Whether a database error is one a retry may cure ([`is_transient`], pool and I/O errors).
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_transient(&c)),
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
 /// Opens the pool. `sslmode=verify-full` (and `sslrootcert`) in the URL are honoured by
 /// sqlx's rustls backend, so production databases get verified TLS from the URL alone.
 ///

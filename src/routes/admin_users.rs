@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::auth::users::{self, UserAction};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct CreateBody {

@@ -15,7 +15,7 @@ use crate::auth::Caller;
 use crate::clinical::attachments as att;
 use crate::clinical::page::{Page, PageQuery};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 type S = web::Data<AppState>;
 

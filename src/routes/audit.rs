@@ -2,10 +2,10 @@
 //! patient access report. Auditors and admins see their own organization's ledger (the ledger
 //! id is the organization id); patients see their own access report. RLS enforces the same.
 //!
-//! Handlers take any extractor that converts into [`Caller`], so the routes are wired to the
-//! identity issue's `AuthUser` with `configure::<AuthUser>` plus a `From<AuthUser> for Caller`.
+//! Handlers take the one authenticated-caller extractor, `AuthUser`, and read it through
+//! [`Caller`] (its claims and audit context).
 
-use actix_web::{FromRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
@@ -14,11 +14,11 @@ use uuid::Uuid;
 
 use crate::audit::proofs::{self, ProofError};
 use crate::audit::query::{self, EventFilter};
-use crate::audit::signing::LedgerSigner;
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
+use crate::auth::extractor::AuthUser;
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The signed-in caller, as these routes need it.
 #[derive(Debug, Clone)]
@@ -45,21 +45,14 @@ impl Caller {
     }
 }
 
-/// Registers the authenticated ledger routes with the app's user extractor `U`.
-pub fn configure<U>(cfg: &mut web::ServiceConfig)
-where
-    U: FromRequest + Into<Caller> + 'static,
-{
-    cfg.route("/v1/audit/checkpoint", web::get().to(checkpoint::<U>))
-        .route("/v1/audit/proofs/inclusion", web::get().to(inclusion::<U>))
-        .route("/v1/audit/proofs/consistency", web::get().to(consistency::<U>))
-        .route("/v1/audit/events", web::get().to(events::<U>))
-        .route("/v1/audit/export", web::get().to(super::audit_export::export::<U>))
-        .route("/v1/patients/{id}/access-report", web::get().to(access_report::<U>));
-}
-
-pub(crate) fn signer(state: &AppState) -> Result<LedgerSigner, ApiError> {
-    LedgerSigner::from_settings(&state.settings, &state.keys).map_err(ApiError::internal)
+/// Registers the authenticated ledger routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/audit/checkpoint", web::get().to(checkpoint))
+        .route("/v1/audit/proofs/inclusion", web::get().to(inclusion))
+        .route("/v1/audit/proofs/consistency", web::get().to(consistency))
+        .route("/v1/audit/events", web::get().to(events))
+        .route("/v1/audit/export", web::get().to(super::audit_export::export))
+        .route("/v1/patients/{id}/access-report", web::get().to(access_report));
 }
 
 impl From<ProofError> for ApiError {
@@ -74,10 +67,9 @@ impl From<ProofError> for ApiError {
 
 /// `GET /v1/audit/keys`: the checkpoint verifier keys (public; no authentication).
 pub async fn keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let s = signer(&state)?;
     Ok(HttpResponse::Ok().json(json!({
         "origin": state.settings.ledger.origin,
-        "keys": s.verifiers().iter().map(|v| v.encode()).collect::<Vec<_>>(),
+        "keys": state.ledger_verifier_keys,
     })))
 }
 
@@ -89,15 +81,17 @@ pub struct LedgerQuery {
 }
 
 /// `GET /v1/audit/checkpoint?ledger=`: the latest signed note, as text/plain.
-async fn checkpoint<U: Into<Caller>>(
-    user: U,
+async fn checkpoint(
+    user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<LedgerQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = user.into();
+    let caller = Caller::from(user);
     caller.ledger_reader(q.ledger)?;
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
-    let (_, note) = proofs::latest_checkpoint(&mut tx, q.ledger).await?;
+    let (size, note) = proofs::latest_checkpoint(&mut tx, q.ledger).await?;
+    let ev = AuditEvent::new(Action::Read, "audit_checkpoint", Outcome::Success).resource(q.ledger).resource(size);
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
 }
@@ -113,15 +107,19 @@ pub struct InclusionQuery {
     tree_size: u64,
 }
 
-async fn inclusion<U: Into<Caller>>(
-    user: U,
+async fn inclusion(
+    user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = user.into();
+    let caller = Caller::from(user);
     caller.ledger_reader(q.ledger)?;
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
     let p = proofs::inclusion(&mut tx, q.ledger, q.index, q.tree_size).await?;
+    let ev = AuditEvent::new(Action::Read, "audit_proof", Outcome::Success)
+        .resource(q.ledger)
+        .resource(format!("inclusion {} in {}", q.index, q.tree_size));
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ledger": q.ledger, "index": q.index, "tree_size": q.tree_size,
@@ -141,15 +139,19 @@ pub struct ConsistencyQuery {
     to: u64,
 }
 
-async fn consistency<U: Into<Caller>>(
-    user: U,
+async fn consistency(
+    user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = user.into();
+    let caller = Caller::from(user);
     caller.ledger_reader(q.ledger)?;
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
     let (proof, old, new) = proofs::consistency(&mut tx, q.ledger, q.from, q.to).await?;
+    let ev = AuditEvent::new(Action::Read, "audit_proof", Outcome::Success)
+        .resource(q.ledger)
+        .resource(format!("consistency {} to {}", q.from, q.to));
+    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ledger": q.ledger, "from": q.from, "to": q.to,
@@ -196,6 +198,15 @@ pub(crate) fn time_range(
     from: Option<chrono::DateTime<chrono::Utc>>,
     to: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), ApiError> {
+    // The ledger's instants are years 0001–9999 (docs/ledger-format.md); PostgreSQL refuses
+    // some values outside them only once the query runs, which for an export is after the
+    // answer has begun.
+    use chrono::Datelike as _;
+    for (field, t) in [("from", from), ("to", to)] {
+        if t.is_some_and(|t| !(1..=9999).contains(&t.year())) {
+            return Err(ApiError::validation(field, "must be between years 0001 and 9999"));
+        }
+    }
     match (from, to) {
         (Some(f), Some(t)) if f > t => Err(ApiError::validation("from", "must not be after `to`")),
         _ => Ok(()),
@@ -211,12 +222,12 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 }
 
 /// `GET /v1/audit/events`: filtered, cursor-paginated; the listing is itself audited.
-async fn events<U: Into<Caller>>(
-    user: U,
+async fn events(
+    user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = user.into();
+    let caller = Caller::from(user);
     let ledger = q.ledger.map_or_else(|| caller.org(), Ok)?;
     caller.ledger_reader(ledger)?;
     time_range(q.from, q.to)?;
@@ -252,13 +263,13 @@ pub struct ReportQuery {
 
 /// `GET /v1/patients/{id}/access-report`: who accessed the record, when, what, as which role
 /// and (break-glass) why, each line with its ledger index. The patient themself or an admin.
-async fn access_report<U: Into<Caller>>(
-    user: U,
+async fn access_report(
+    user: AuthUser,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
     q: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = user.into();
+    let caller = Caller::from(user);
     let patient = path.into_inner();
     let org = caller.org()?;
     // Only the patient themself and their organization's admins; to anyone else the report
@@ -268,10 +279,10 @@ async fn access_report<U: Into<Caller>>(
     }
     let (after, limit) = (parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)?);
     let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
-    if !query::patient_visible(&mut tx, patient).await? {
+    let Some(account) = query::patient_visible(&mut tx, patient).await? else {
         return Err(ApiError::NotFound);
-    }
-    let rows = query::access_report(&mut tx, org, patient, after, limit).await?;
+    };
+    let rows = query::access_report(&mut tx, org, patient, account, after, limit).await?;
     let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
     crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
@@ -292,8 +303,8 @@ async fn access_report<U: Into<Caller>>(
     Ok(HttpResponse::Ok().json(json!({ "patient_id": patient, "items": items, "next_cursor": next })))
 }
 
-impl From<crate::auth::extractor::AuthUser> for Caller {
-    fn from(user: crate::auth::extractor::AuthUser) -> Self {
+impl From<AuthUser> for Caller {
+    fn from(user: AuthUser) -> Self {
         Self { claims: user.claims(), ctx: user.audit_context() }
     }
 }

@@ -60,11 +60,17 @@ pub struct LedgerEvent {
     pub resource_type: String,
     pub resource_ids: Vec<String>,
     pub patient_id: Option<Uuid>,
+    /// Every patient an access that reached several returned or changed (a list read, an
+    /// export); empty otherwise and in format-version-1 entries.
+    pub patient_ids: Vec<Uuid>,
     /// success, denied, error.
     pub outcome: String,
     /// Break-glass justification or failure reason; never clinical content.
     pub reason: Option<String>,
+    /// The server's id of the request.
     pub request_id: Option<Uuid>,
+    /// The client's own id of the request (`X-Request-Id`), for correlation only.
+    pub correlation_id: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub break_glass: bool,

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::auth::{AnySessionUser, RequestMeta, account, invites, login, sessions};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct LoginBody {

@@ -9,7 +9,7 @@ use crate::audit::Action;
 use crate::auth::Caller;
 use crate::clinical::care;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 type S = web::Data<AppState>;
 

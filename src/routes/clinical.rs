@@ -11,7 +11,7 @@ use crate::audit::Action;
 use crate::auth::Caller;
 use crate::clinical::Req;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Runs `f` inside an audited request as `user`.
 ///
@@ -19,7 +19,7 @@ use crate::startup::AppState;
 /// server already writes with a rotated key), the keys are reloaded and, if that made the
 /// version available, `f` runs once more in a fresh transaction; the first attempt is rolled
 /// back unrecorded, so the request still leaves exactly one audit event.
-pub async fn audited<'a, T>(
+pub async fn audited<'a, T: serde::Serialize>(
     state: &'a AppState,
     user: &'a Caller,
     action: Action,
@@ -31,7 +31,7 @@ pub async fn audited<'a, T>(
 
 /// [`audited`] for a request about one patient (`/v1/patients/{id}/…`): the transaction is
 /// scoped to that patient, so RLS decides access once per statement rather than per row.
-pub async fn audited_for<'a, T>(
+pub async fn audited_for<'a, T: serde::Serialize>(
     state: &'a AppState,
     user: &'a Caller,
     patient: Uuid,
@@ -42,7 +42,7 @@ pub async fn audited_for<'a, T>(
     run(state, user, Some(patient), action, resource_type, f).await
 }
 
-async fn run<'a, T>(
+async fn run<'a, T: serde::Serialize>(
     state: &'a AppState,
     user: &'a Caller,
     scope: Option<Uuid>,

@@ -11,7 +11,7 @@ use crate::auth::Caller;
 use crate::clinical::conversations as conv;
 use crate::clinical::page::{Page, PageQuery};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 type S = web::Data<AppState>;
 

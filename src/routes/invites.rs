@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::{AuthUser, invites};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn issue(
     state: web::Data<AppState>,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::{AnySessionUser, AuthUser, EnrollingUser, account, mfa};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /v1/me`.
 pub async fn me(state: web::Data<AppState>, user: AnySessionUser) -> Result<HttpResponse, ApiError> {

@@ -53,7 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, accoun
         .service(resource("/v1/admin/users/{id}/{action}").route(web::post().to(admin_users::act)))
         .service(resource("/v1/patients/{id}/invite").route(web::post().to(invites::issue)));
     cfg.service(resource("/v1/audit/keys").route(web::get().to(audit::keys)));
-    audit::configure::<crate::auth::extractor::AuthUser>(cfg);
+    audit::configure(cfg);
     cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
     clinical::configure(cfg);
 }

@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::clinical::page::{Page, PageQuery};
 use crate::clinical::{chart, patients};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {

@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::clinical::page::{Page, PageQuery};
 use crate::clinical::prescriptions as rx;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 type S = web::Data<AppState>;
 

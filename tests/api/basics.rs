@@ -52,17 +52,23 @@ async fn readyz_is_503_when_the_database_is_gone() {
 }
 
 #[tokio::test]
-async fn request_ids_are_echoed_or_generated() {
+async fn the_server_generates_every_request_id_and_keeps_the_clients_apart() {
     let app = spawn_app().await;
     let mine = "6f1c1f9e-8f3a-4b7e-9a55-0c2d6a1f4b11";
     let r = app.client.get(app.url("/healthz")).header("X-Request-Id", mine).send().await.unwrap();
-    assert_eq!(r.headers()["x-request-id"], mine);
-    // Not a UUID (could be an injection attempt into logs): replaced by a fresh one.
-    let r = app.client.get(app.url("/healthz")).header("X-Request-Id", "abc\"}{").send().await.unwrap();
-    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert!(uuid::Uuid::parse_str(&generated).is_ok());
-    let r2 = app.client.get(app.url("/healthz")).send().await.unwrap();
-    assert_ne!(r2.headers()["x-request-id"].to_str().unwrap(), generated);
+    // The client's id is echoed as a correlation id, never taken as the request's id.
+    let ours = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(ours, mine);
+    assert!(uuid::Uuid::parse_str(&ours).is_ok());
+    assert_eq!(r.headers()["x-correlation-id"], mine);
+    // Two requests with the same client id get two ids.
+    let r = app.client.get(app.url("/healthz")).header("X-Request-Id", mine).send().await.unwrap();
+    assert_ne!(r.headers()["x-request-id"].to_str().unwrap(), ours);
+    // A value a log line should not carry (quotes, braces are fine; spaces and controls are
+    // not) is dropped.
+    let r = app.client.get(app.url("/healthz")).header("X-Request-Id", "abc def").send().await.unwrap();
+    assert!(r.headers().get("x-correlation-id").is_none());
+    assert!(uuid::Uuid::parse_str(r.headers()["x-request-id"].to_str().unwrap()).is_ok());
 }
 
 #[tokio::test]

@@ -216,7 +216,12 @@ async fn denied_requests_are_audited() {
     let body = json!({ "email": "x@general.example", "role": "admin", "display_name": "X" });
     assert_eq!(app.post("/v1/admin/users", Some(&doc.access), body).await.0, StatusCode::FORBIDDEN);
     let doc_id: uuid::Uuid = doc.id.parse().unwrap();
-    assert!(denials(&app).await.iter().any(|(_, a, r)| *a == Some(doc_id) && r.contains("request refused: forbidden")));
+    assert!(
+        denials(&app)
+            .await
+            .iter()
+            .any(|(_, a, r)| *a == Some(doc_id) && r.starts_with("forbidden (POST /v1/admin/users → 403)"))
+    );
     // An admin acting on another organization's user (404 to them, recorded for us).
     let (_, e2, o2) = app.bootstrap("Elsewhere", "admin@elsewhere.example").await;
     let other = app.onboard(&e2, &o2).await;

@@ -123,6 +123,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "invite_failed",
             "is_own_patient",
             "organization_id",
+            "own_patient_ids",
             "redeem_invite"
         ]
     );
@@ -132,6 +133,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             | "can_write_clinical"
             | "clinician_has_access"
             | "is_own_patient"
+            | "own_patient_ids"
             | "enter_patient_scope" => &["custos_access_check"][..],
             _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
         };

@@ -36,10 +36,10 @@ async fn listings_and_access_reports_follow_rls() {
 
     // A patient: their own record's accesses only.
     let mut tx = custos::db::begin(&db.pool, &w.claims(w.pa1)).await.unwrap();
-    assert!(patient_visible(&mut tx, w.p1).await.unwrap());
-    assert!(!patient_visible(&mut tx, w.p2).await.unwrap());
-    assert_eq!(seqs(&access_report(&mut tx, w.org_a, w.p1, None, 100).await.unwrap()), vec![0]);
-    assert!(access_report(&mut tx, w.org_a, w.p2, None, 100).await.unwrap().is_empty());
+    assert!(patient_visible(&mut tx, w.p1).await.unwrap().is_some());
+    assert!(patient_visible(&mut tx, w.p2).await.unwrap().is_none());
+    assert_eq!(seqs(&access_report(&mut tx, w.org_a, w.p1, None, None, 100).await.unwrap()), vec![0]);
+    assert!(access_report(&mut tx, w.org_a, w.p2, None, None, 100).await.unwrap().is_empty());
     assert_eq!(seqs(&list_events(&mut tx, w.org_a, &all).await.unwrap()), vec![0], "only events about them");
     tx.rollback().await.unwrap();
 }

@@ -149,6 +149,10 @@ async fn forged_append_sql(w: &World, conn: &mut PgConnection) -> String {
         reason: None,
         break_glass: false,
         imported: false,
+        correlation_id: None,
+        patient_ids: vec![],
+        // The forged row below takes the log's default form, version 1.
+        format_version: 1,
     };
     let leaf = ev.canonical(w.org_a, 20).leaf_hash().unwrap();
     let chain = merkle::chain_hash(&head.try_into().unwrap(), &leaf);

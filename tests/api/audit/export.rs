@@ -58,6 +58,15 @@ async fn exports_stream_the_whole_ledger_in_every_format_and_are_audited() {
     assert!(lines.iter().enumerate().all(|(i, e)| e["seq"] == i as u64 && e["ledger_id"] == w.org_a.to_string()));
     assert!(lines.iter().any(|e| e["break_glass"] == true));
     assert_eq!(exports_by(&app, w.ua.id).await, vec![vec![w.org_a.to_string(), "ndjson".to_owned()]]);
+    // Recorded once it completed, with what it sent.
+    let (reason, named): (String, Vec<uuid::Uuid>) =
+        sqlx::query_as("SELECT reason, patient_ids FROM audit_inbox WHERE actor_id = $1 AND action = 'export'")
+            .bind(w.ua.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(reason, format!("export completed: {size} rows, last index {}", size - 1));
+    assert!(named.contains(&w.p1), "the break-glass read named P1, so the export does: {named:?}");
 
     // CSV: the header, then one row per event (the quoted user agent spans lines inside quotes).
     let (s, ct, csv) = get_raw(&app, "/v1/audit/export?format=csv", &w.aa).await;
@@ -141,6 +150,15 @@ async fn exports_are_for_the_orgs_auditors_and_admins_and_bad_input_is_4xx() {
     {
         let (s, body) = get(&app, &format!("/v1/audit/export?{q}"), &w.ua).await;
         assert_client_error(s, &body, q);
+    }
+    // A range the ledger cannot hold (PostgreSQL would refuse it only once rows are read, after
+    // a 200): 422 naming the field, before the first byte — the same for the event listing.
+    for (q, field) in [("from=-4714-11-23T00:00:00Z", "from"), ("to=%2B10000-01-01T00:00:00Z", "to")] {
+        for route in ["/v1/audit/export", "/v1/audit/events"] {
+            let (s, body) = get(&app, &format!("{route}?{q}"), &w.ua).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{route}?{q}: {body}");
+            assert_eq!(body["error"]["field"], field, "{route}?{q}: {body}");
+        }
     }
     assert!(exports_by(&app, w.ua.id).await.is_empty(), "a refused export is not an export");
 }

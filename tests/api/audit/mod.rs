@@ -3,9 +3,11 @@
 //! who may read what, and bad input answered with 4xx JSON.
 
 mod csv;
+mod disclosures;
 mod events;
 mod export;
 mod openapi;
+mod outcomes;
 mod proofs;
 mod report;
 

@@ -62,16 +62,22 @@ async fn one_event_per_request_success_and_denied() {
         let (s, _) = call(&app, m, path, who, body.clone()).await;
         assert!(s == StatusCode::NOT_FOUND || s == StatusCode::CONFLICT, "{m} {path}: {s}");
     }
-    // Malformed input is refused before any data is touched: no event (nothing was accessed).
+    // Malformed input is refused before any data is touched, and the refusal is recorded
+    // once, by the HTTP layer's wrapper (no patient: the path names none).
     let (s, _) = call(&app, "GET", "/v1/patients/not-a-uuid", c, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    let malformed = 1;
 
     let ce = &events(&app, c.id).await[c0..];
     let pe = &events(&app, pt.id).await[p0..];
     let count = |ev: &[world::Event], outcome: &str| ev.iter().filter(|e| e.2 == outcome).count();
     assert_eq!(count(ce, "success") + count(pe, "success"), script.len(), "{ce:?}\n{pe:?}");
-    assert_eq!(count(ce, "denied") + count(pe, "denied"), denied.len(), "{ce:?}\n{pe:?}");
-    assert_eq!(ce.len() + pe.len(), script.len() + denied.len(), "nothing else recorded");
+    assert_eq!(count(ce, "denied") + count(pe, "denied"), denied.len() + malformed, "{ce:?}\n{pe:?}");
+    assert_eq!(ce.len() + pe.len(), script.len() + denied.len() + malformed, "nothing else recorded");
+    assert!(
+        ce.iter().any(|e| e.4.as_deref() == Some("not_found (GET /v1/patients/{id} → 404)")),
+        "the malformed request's refusal names the route pattern, not the path: {ce:?}"
+    );
 
     // Every patient-scoped success names its patient.
     let missing: i64 = sqlx::query_scalar(

@@ -46,7 +46,16 @@ async fn attachments_over_the_limit_or_of_an_unlisted_type_store_nothing() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
     assert_eq!(count(&app, "SELECT count(*) FROM attachments").await, 0, "nothing stored");
-    assert_eq!(events(&app, w.pa1.id).await.len(), before_events, "refused before any record was touched");
+    // Refused before any record was touched: each refusal is one `denied` event, nothing else.
+    let after = events(&app, w.pa1.id).await;
+    let refusals: Vec<_> =
+        after[before_events..].iter().map(|e| (e.2.as_str(), e.4.clone().unwrap_or_default())).collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals[0].0 == "denied" && refusals[0].1.starts_with("payload_too_large "), "{refusals:?}");
+    assert!(
+        refusals[1..].iter().all(|(o, r)| *o == "denied" && r.starts_with("unsupported_media_type ")),
+        "{refusals:?}"
+    );
 
     // At the limit exactly: accepted.
     let mut exact = pdf;
