@@ -31,9 +31,12 @@ pub struct MongoArgs {
     /// Parse, validate and report without writing anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Documents per batch (one transaction each); memory use follows it.
+    /// Documents per batch (one transaction each).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
+    /// A batch also closes once it holds this many MiB of source text (memory follows it).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch_mib: u32,
     /// Where rejected documents go (NDJSON, mode 0600) [default: DIR/import-rejects.ndjson].
     #[arg(long)]
     pub rejects: Option<PathBuf>,
@@ -58,6 +61,7 @@ pub async fn run(pool: &PgPool, keys: &RootKeys, args: MongoArgs) -> Result<(), 
         org,
         dry_run: args.dry_run,
         batch_size: args.batch_size as usize,
+        batch_bytes: args.batch_mib as usize * 1024 * 1024,
         quiet: false,
         operator: operator(),
         crash_before_commit: args.crash_before_commit,

@@ -35,7 +35,7 @@ columns!(UserCols {
 columns!(PatientCols {
     id: Uuid, user_id: Uuid, mrn_enc: Bytes, mrn_bidx: Bytes, given_name_enc: Bytes, family_name_enc: Bytes,
     birth_date_enc: Bytes, sex: String, ssn_enc: Option<Bytes>, phone_enc: Option<Bytes>,
-    address_enc: Option<Bytes>, created_at: Time,
+    address_enc: Option<Bytes>, created_at: Time, email_enc: Bytes, email_bidx: Bytes,
 });
 columns!(MedicalInfoCols {
     id: Uuid, patient_id: Uuid, blood_type: String, height_cm: Option<f64>, weight_kg: Option<f64>,

@@ -63,15 +63,24 @@ async fn counts_balance_and_rejects_carry_the_planted_reasons() {
     let mode = std::fs::metadata(&opts.rejects).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the rejects file holds PHI: owner only");
 
-    // The import is audited: who, counts and the source digest.
-    let reason: String = sqlx::query_scalar(
-        "SELECT reason FROM audit_inbox WHERE action = 'import' AND resource_type = 'legacy_import' AND NOT imported",
+    // The import is audited as it goes: started (before the first write), each collection with
+    // its counts and file digest, completed with the source digest.
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT reason FROM audit_inbox WHERE action = 'import' AND resource_type = 'legacy_import' AND NOT imported \
+         ORDER BY id",
     )
-    .fetch_one(&env.db.pool)
+    .fetch_all(&env.db.pool)
     .await
     .unwrap();
-    assert!(reason.contains("operator tester") && reason.contains(&report.source_sha256), "{reason}");
-    assert!(reason.contains(&format!("users read {} imported {}", users.read, users.imported)), "{reason}");
+    assert_eq!(reasons.len(), 6, "{reasons:#?}");
+    assert!(reasons[0].contains("started by operator tester") && reasons[0].contains("users.json"), "{}", reasons[0]);
+    for (reason, c) in reasons[1..5].iter().zip(&report.collections) {
+        assert!(reason.contains(&format!("{}.json read {} imported {}", c.name, c.read, c.imported)), "{reason}");
+        assert!(reason.contains(&c.sha256), "{reason}");
+    }
+    let done = &reasons[5];
+    assert!(done.contains("operator tester completed") && done.contains(&report.source_sha256), "{done}");
+    assert!(done.contains(&format!("users read {} imported {}", users.read, users.imported)), "{done}");
 }
 
 #[tokio::test]

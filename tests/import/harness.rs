@@ -50,6 +50,7 @@ impl Env {
             org: self.org,
             dry_run: false,
             batch_size: 16,
+            batch_bytes: custos::import::DEFAULT_BATCH_BYTES,
             rejects: self.dir.join(format!("rejects-{}.ndjson", Uuid::new_v4())),
             quiet: true,
             operator: "tester".into(),
