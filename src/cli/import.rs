@@ -65,6 +65,7 @@ pub async fn run(pool: &PgPool, keys: &RootKeys, args: MongoArgs) -> Result<(), 
         quiet: false,
         operator: operator(),
         crash_before_commit: args.crash_before_commit,
+        interrupt_before_commit: None,
     };
     let report = import::run(pool, &crypto, &opts).await?;
     if args.json {

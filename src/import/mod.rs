@@ -73,6 +73,9 @@ pub struct Options {
     /// Testing crash safety: abort the process (like `kill -9`) just before committing this
     /// (1-based) batch.
     pub crash_before_commit: Option<u64>,
+    /// Testing resumes in-process: stop with an error just before committing this (1-based)
+    /// batch, its transaction left uncommitted (as when the connection is lost).
+    pub interrupt_before_commit: Option<u64>,
 }
 
 /// State shared by the batches of one run.
@@ -378,6 +381,9 @@ async fn collection<C: Collection>(
                 if opts.crash_before_commit == Some(*batches) {
                     // Simulates `kill -9`: no unwinding, no rollback, the connection just dies.
                     std::process::abort();
+                }
+                if opts.interrupt_before_commit == Some(*batches) {
+                    anyhow::bail!("interrupted before committing batch {batches} (test hook)");
                 }
                 tx.commit().await.map_err(dbe)?;
                 o

@@ -55,6 +55,7 @@ impl Env {
             quiet: true,
             operator: "tester".into(),
             crash_before_commit: None,
+            interrupt_before_commit: None,
         }
     }
 
