@@ -18,6 +18,64 @@ pub enum ImportSource {
     /// A `mongoexport` directory: users.json, conversations.json, prescriptions.json,
     /// activity_logs.json (one Extended JSON document per line).
     Mongo(MongoArgs),
+    /// Re-read a `mongoexport` directory and compare every imported document, field by field,
+    /// with the database (sealed values opened); exit 1 on any mismatch.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Directory holding the exported collection files (as given to `import mongo`).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The organization imported into: its id or its name.
+    #[arg(long)]
+    pub org: String,
+    /// Documents read per batch.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `custos import …`: connects (naming host and port when the server cannot be
+/// reached), applies migrations, then imports or verifies.
+pub async fn dispatch(settings: &crate::config::Settings, source: ImportSource) -> Result<(), CliError> {
+    let keys = RootKeys::load(settings)?;
+    let pool = super::pool(settings).await?;
+    crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
+    match source {
+        ImportSource::Mongo(args) => run(&pool, &keys, args).await,
+        ImportSource::Verify(args) => verify(&pool, &keys, args).await,
+    }
+}
+
+pub async fn verify(pool: &PgPool, keys: &RootKeys, args: VerifyArgs) -> Result<(), CliError> {
+    if !args.dir.is_dir() {
+        return Err(CliError::Usage(format!("--dir {}: not a directory", args.dir.display())));
+    }
+    let org = resolve_org(pool, &args.org).await?;
+    let kek = Kek::from_bytes(*keys.kek.expose());
+    let crypto = crate::crypto::store::load(pool, &kek).await.map_err(anyhow::Error::from)?;
+    let opts = import::verify::VerifyOptions {
+        dir: args.dir,
+        org,
+        batch_size: args.batch_size as usize,
+        batch_bytes: import::DEFAULT_BATCH_BYTES,
+        operator: operator(),
+    };
+    let report = import::verify::verify(pool, &crypto, &opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("report")?);
+    } else {
+        print!("{}", report.render());
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(CliError::Runtime(anyhow::anyhow!("{} fields differ from the source (see above)", report.mismatch_total)))
+    }
 }
 
 #[derive(Debug, clap::Args)]

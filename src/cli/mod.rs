@@ -71,7 +71,8 @@ pub enum Command {
         #[arg(long)]
         admin_email: String,
     },
-    /// Import legacy data into an organization (`import mongo --dir … --org …`).
+    /// Import legacy data into an organization (`import mongo --dir … --org …`), or prove an
+    /// import complete (`import verify --dir … --org …`).
     Import {
         #[command(subcommand)]
         source: import::ImportSource,
@@ -193,12 +194,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Import { source: import::ImportSource::Mongo(args) } => {
-            let keys = RootKeys::load(&settings)?;
-            let pool = pool(&settings).await?;
-            crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
-            import::run(&pool, &keys, args).await
-        }
+        Command::Import { source } => import::dispatch(&settings, source).await,
         Command::Demo { command: demo::DemoCommand::Generate(args) } => demo::run(args),
     }
 }

@@ -134,6 +134,9 @@ pub struct Reservoir {
 pub struct Sealer<'a> {
     crypto: &'a FieldCrypto,
     org: Uuid,
+    /// `custos import verify`: "sealing" returns the plaintext (what the import would seal),
+    /// nothing is sampled.
+    plain: bool,
     size: usize,
     rng: StdRng,
     reservoirs: BTreeMap<&'static str, Reservoir>,
@@ -152,6 +155,7 @@ impl<'a> Sealer<'a> {
         Self {
             crypto,
             org,
+            plain: false,
             size,
             rng: StdRng::from_seed(seed),
             reservoirs: BTreeMap::new(),
@@ -159,6 +163,12 @@ impl<'a> Sealer<'a> {
             pending_counts: BTreeMap::new(),
             mark: (0, BTreeMap::new()),
         }
+    }
+
+    /// A sealer that does not seal: rows built with it hold the plaintext of every `*_enc`
+    /// column, for comparison with what the database holds (opened).
+    pub fn plain(crypto: &'a FieldCrypto, org: Uuid) -> Self {
+        Self { plain: true, ..Self::new(crypto, org, 0) }
     }
 
     /// Whether the `n`-th value of a table (1-based) enters the sample.
@@ -237,6 +247,9 @@ impl<'a> Sealer<'a> {
         id: Uuid,
         plain: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        if self.plain {
+            return Ok(plain.to_vec());
+        }
         let pending = self.pending_counts.entry(table).or_default();
         *pending += 1;
         let n = self.reservoirs.get(table).map_or(0, |r| r.population) + *pending;

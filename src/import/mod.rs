@@ -22,6 +22,7 @@ pub mod report;
 mod rows;
 mod source;
 mod users;
+pub mod verify;
 mod write;
 mod write_cases;
 

@@ -14,3 +14,4 @@ mod ledger;
 mod resume;
 mod shapes;
 mod values;
+mod verify;
