@@ -43,6 +43,21 @@ pub struct VerifyArgs {
 /// reached), applies migrations, then imports or verifies.
 pub async fn dispatch(settings: &crate::config::Settings, source: ImportSource) -> Result<(), CliError> {
     let keys = RootKeys::load(settings)?;
+    // A server that is down is named by host and port with its cause, not a pool time-out.
+    if let Some(url) = settings.database_url.as_ref() {
+        use secrecy::ExposeSecret as _;
+        use sqlx::{ConnectOptions as _, Connection as _};
+        let opts: sqlx::postgres::PgConnectOptions =
+            url.expose_secret().parse().map_err(|_| CliError::Usage("DATABASE_URL: not a PostgreSQL URL".into()))?;
+        let endpoint = format!("{}:{}", opts.get_host(), opts.get_port());
+        match opts.connect().await {
+            Ok(conn) => conn.close().await.map_err(|e| CliError::Runtime(import::db_error(&endpoint, e)))?,
+            Err(sqlx::Error::Io(io)) => {
+                return Err(CliError::Runtime(anyhow::anyhow!("cannot connect to PostgreSQL at {endpoint}: {io}")));
+            }
+            Err(e) => return Err(CliError::Runtime(import::db_error(&endpoint, e))),
+        }
+    }
     let pool = super::pool(settings).await?;
     crate::db::migrate::run(&pool).await.map_err(anyhow::Error::from)?;
     match source {
