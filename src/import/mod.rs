@@ -351,6 +351,9 @@ async fn collection<C: Collection>(
     let mut src = Source::open(&path, checked).with_context(|| format!("cannot read {}", path.display()))?;
     rep.file_present = true;
     rep.shape = Some(src.shape);
+    // In the report from the start, so a run that fails part-way reports the counts so far.
+    let idx = run.report.collections.len();
+    run.report.collections.push(rep);
     let ep = run.endpoint.clone();
     let dbe = |e| db_error(&ep, e);
     let mut state = pipeline::FileState::default();
@@ -363,7 +366,7 @@ async fn collection<C: Collection>(
         if lines.is_empty() {
             break;
         }
-        rep.read += lines.len() as u64;
+        run.report.collections[idx].read += lines.len() as u64;
         in_collection += 1;
         if in_collection.is_power_of_two() {
             refresh_statistics(pool, dry.as_mut(), C::NAME).await;
@@ -390,14 +393,17 @@ async fn collection<C: Collection>(
                 o
             }
         };
+        let rep = &mut run.report.collections[idx];
         rep.imported += outcome.imported;
         rep.already_imported += outcome.already;
         rep.rejected += outcome.rejected;
         rep.items_rejected += outcome.items_rejected;
         progress.update(src.bytes_read, rep.read, rep.imported + rep.already_imported, rep.rejected);
     }
+    let sha256 = hex::encode(src.finish().with_context(|| format!("cannot read {}", path.display()))?);
+    let rep = &mut run.report.collections[idx];
     progress.finish(rep.read, rep.imported + rep.already_imported, rep.rejected);
-    rep.sha256 = hex::encode(src.finish().with_context(|| format!("cannot read {}", path.display()))?);
+    rep.sha256 = sha256;
     rep.unknown_fields = state.tally.unknown;
     rep.normalized = state.tally.normalized;
     if dry.is_none() {
@@ -415,7 +421,6 @@ async fn collection<C: Collection>(
         );
         audit_event(pool, &run.endpoint, opts.org, Outcome::Success, reason).await?;
     }
-    run.report.collections.push(rep);
     Ok(())
 }
 

@@ -146,3 +146,32 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_failed_run_leaves_its_committed_rows_attributable() {
+    let env = harness::env(12, 44, 0.0).await;
+    let mut opts = env.options();
+    opts.interrupt_before_commit = Some(3);
+    let err = custos::import::run(&env.db.pool, &env.crypto, &opts).await.unwrap_err();
+    assert!(err.to_string().contains("interrupted before committing batch 3"), "{err}");
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM legacy_id_map").fetch_one(&env.db.pool).await.unwrap();
+    assert!(users > 0, "two batches committed");
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT outcome::text, reason FROM audit_inbox WHERE action = 'import' AND NOT imported ORDER BY id",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .unwrap();
+    // Started; users and conversations done (batches 1 and 2); failed during the prescriptions,
+    // with the counts so far (the interrupted collection included).
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[0].0, "success");
+    assert!(events[0].1.contains("started by operator tester"), "{events:?}");
+    assert!(events[1].1.contains("users.json read 15 imported 15"), "{events:?}");
+    assert!(events[2].1.contains("conversations.json read 9 imported 9"), "{events:?}");
+    let (outcome, failed) = &events[3];
+    assert_eq!(outcome, "error");
+    assert!(failed.contains("FAILED; users read 15 imported 15"), "{failed}");
+    assert!(failed.contains("prescriptions read 12 imported 0"), "{failed}");
+    assert!(failed.contains("cause: interrupted before committing batch 3"), "{failed}");
+}
