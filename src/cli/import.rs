@@ -67,12 +67,7 @@ pub async fn dispatch(settings: &crate::config::Settings, source: ImportSource) 
 }
 
 pub async fn verify(pool: &PgPool, keys: &RootKeys, args: VerifyArgs) -> Result<(), CliError> {
-    if !args.dir.is_dir() {
-        return Err(CliError::Usage(format!("--dir {}: not a directory", args.dir.display())));
-    }
-    let org = resolve_org(pool, &args.org).await?;
-    let kek = Kek::from_bytes(*keys.kek.expose());
-    let crypto = crate::crypto::store::load(pool, &kek).await.map_err(anyhow::Error::from)?;
+    let (org, crypto) = prepare(pool, keys, &args.dir, &args.org).await?;
     let opts = import::verify::VerifyOptions {
         dir: args.dir,
         org,
@@ -81,11 +76,7 @@ pub async fn verify(pool: &PgPool, keys: &RootKeys, args: VerifyArgs) -> Result<
         operator: operator(),
     };
     let report = import::verify::verify(pool, &crypto, &opts).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).context("report")?);
-    } else {
-        print!("{}", report.render());
-    }
+    print_report(&report, args.json, || report.render())?;
     if report.ok {
         Ok(())
     } else {
@@ -122,12 +113,7 @@ pub struct MongoArgs {
 }
 
 pub async fn run(pool: &PgPool, keys: &RootKeys, args: MongoArgs) -> Result<(), CliError> {
-    if !args.dir.is_dir() {
-        return Err(CliError::Usage(format!("--dir {}: not a directory", args.dir.display())));
-    }
-    let org = resolve_org(pool, &args.org).await?;
-    let kek = Kek::from_bytes(*keys.kek.expose());
-    let crypto = crate::crypto::store::load(pool, &kek).await.map_err(anyhow::Error::from)?;
+    let (org, crypto) = prepare(pool, keys, &args.dir, &args.org).await?;
     let opts = Options {
         rejects: args.rejects.clone().unwrap_or_else(|| args.dir.join("import-rejects.ndjson")),
         dir: args.dir,
@@ -141,16 +127,38 @@ pub async fn run(pool: &PgPool, keys: &RootKeys, args: MongoArgs) -> Result<(), 
         interrupt_before_commit: None,
     };
     let report = import::run(pool, &crypto, &opts).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).context("report")?);
-    } else {
-        print!("{}", report.render());
-    }
+    print_report(&report, args.json, || report.render())?;
     if report.balanced {
         Ok(())
     } else {
         Err(CliError::Runtime(anyhow::anyhow!("the import report does not balance (see above)")))
     }
+}
+
+/// Checks `--dir`, resolves `--org` and loads the field keys.
+async fn prepare(
+    pool: &PgPool,
+    keys: &RootKeys,
+    dir: &std::path::Path,
+    org: &str,
+) -> Result<(Uuid, crate::crypto::store::FieldCrypto), CliError> {
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!("--dir {}: not a directory", dir.display())));
+    }
+    let org = resolve_org(pool, org).await?;
+    let kek = Kek::from_bytes(*keys.kek.expose());
+    let crypto = crate::crypto::store::load(pool, &kek).await.map_err(anyhow::Error::from)?;
+    Ok((org, crypto))
+}
+
+/// A report on stdout: JSON with `--json`, else its text.
+fn print_report(report: &impl serde::Serialize, json: bool, text: impl FnOnce() -> String) -> Result<(), CliError> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).context("report")?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
 }
 
 /// The organization by id, or by name (case-insensitive).
