@@ -33,6 +33,7 @@ use anyhow::Context;
 use base64::Engine as _;
 use chrono::{NaiveDate, Utc};
 use sha2::{Digest, Sha256};
+use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -219,7 +220,14 @@ pub async fn run(pool: &PgPool, crypto: &FieldCrypto, opts: &Options) -> anyhow:
         );
         audit_event(pool, &run.endpoint, opts.org, Outcome::Success, started).await?;
     }
-    let result = run_collections(pool, &mut dry, &mut run, opts, &checked).await;
+    // Every batch of a real run on one connection: its buffers grow to the largest batch once,
+    // instead of on each connection of the pool in turn (memory follows the batch bytes).
+    let mut writer = match dry {
+        None => Some(pool.acquire().await.map_err(|e| db_error(&run.endpoint, e))?),
+        Some(_) => None,
+    };
+    let result = run_collections(pool, &mut dry, &mut writer, &mut run, opts, &checked).await;
+    drop(writer);
     let result = match result {
         Ok(()) => finish(pool, crypto, dry, &mut run, opts, clock).await,
         Err(e) => Err(e),
@@ -244,18 +252,26 @@ pub async fn run(pool: &PgPool, crypto: &FieldCrypto, opts: &Options) -> anyhow:
     result.map(|()| run.report)
 }
 
+/// Where batches are written: the dry run's one transaction, or the real run's connection.
+struct Target<'t> {
+    dry: &'t mut Option<Transaction<'static, Postgres>>,
+    writer: &'t mut Option<PoolConnection<Postgres>>,
+}
+
 async fn run_collections(
     pool: &PgPool,
     dry: &mut Option<Transaction<'static, Postgres>>,
+    writer: &mut Option<PoolConnection<Postgres>>,
     run: &mut Run<'_>,
     opts: &Options,
     checked: &[Option<source::Checked>],
 ) -> anyhow::Result<()> {
     let mut batches = 0u64;
-    collection::<users::Users>(pool, dry, run, opts, checked[0], &mut batches).await?;
-    collection::<conversations::Conversations>(pool, dry, run, opts, checked[1], &mut batches).await?;
-    collection::<prescriptions::Prescriptions>(pool, dry, run, opts, checked[2], &mut batches).await?;
-    collection::<activity::ActivityLogs>(pool, dry, run, opts, checked[3], &mut batches).await?;
+    let mut t = Target { dry, writer };
+    collection::<users::Users>(pool, &mut t, run, opts, checked[0], &mut batches).await?;
+    collection::<conversations::Conversations>(pool, &mut t, run, opts, checked[1], &mut batches).await?;
+    collection::<prescriptions::Prescriptions>(pool, &mut t, run, opts, checked[2], &mut batches).await?;
+    collection::<activity::ActivityLogs>(pool, &mut t, run, opts, checked[3], &mut batches).await?;
     run.rejects.flush().context("writing the rejects file")
 }
 
@@ -336,7 +352,7 @@ fn counts(r: &Report) -> String {
 
 async fn collection<C: Collection>(
     pool: &PgPool,
-    dry: &mut Option<Transaction<'static, Postgres>>,
+    target: &mut Target<'_>,
     run: &mut Run<'_>,
     opts: &Options,
     checked: Option<source::Checked>,
@@ -356,6 +372,8 @@ async fn collection<C: Collection>(
     run.report.collections.push(rep);
     let ep = run.endpoint.clone();
     let dbe = |e| db_error(&ep, e);
+    let claims = Claims::system(Some(opts.org));
+    let dry = &mut *target.dry;
     let mut state = pipeline::FileState::default();
     let mut progress = progress::Progress::new(C::NAME, src.len, opts.quiet);
     let mut in_collection = 0u64;
@@ -379,7 +397,9 @@ async fn collection<C: Collection>(
                 o
             }
             None => {
-                let mut tx = db::begin(pool, &Claims::system(Some(opts.org))).await.map_err(dbe)?;
+                let Some(conn) = target.writer.as_mut() else { anyhow::bail!("no connection to write with") };
+                let mut tx = sqlx::Connection::begin(&mut **conn).await.map_err(dbe)?;
+                db::tx::set_claims(&mut tx, &claims).await.map_err(dbe)?;
                 let o = pipeline::batch::<C>(&mut tx, run, lines, &mut state).await?;
                 *batches += 1;
                 if opts.crash_before_commit == Some(*batches) {

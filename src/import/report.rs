@@ -228,6 +228,9 @@ const SEALED: &[(&str, &str)] = &[
     ("prescriptions", "cancel_reason_enc"),
 ];
 
+/// The most sampled bytes held at once while checking them.
+const SAMPLE_READ_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads every sampled value back, opens it and compares its digest with the source's.
 pub async fn verify_samples(
     conn: &mut PgConnection,
@@ -247,22 +250,40 @@ pub async fn verify_samples(
                 t.mismatched += group.len() as u64;
                 continue;
             }
+            // Read back in chunks of at most SAMPLE_READ_BYTES (256 attachments of 10 MiB must
+            // not be held at once): sizes first, then the values chunk by chunk.
             let ids: Vec<Uuid> = group.iter().map(|s| s.row_id).collect();
-            let sql = format!("SELECT id, {column} FROM {table} WHERE id = ANY($1)");
-            let rows: Vec<(Uuid, Option<Vec<u8>>)> =
+            let sql = format!("SELECT id, coalesce(octet_length({column}), 0)::int8 FROM {table} WHERE id = ANY($1)");
+            let sizes: Vec<(Uuid, i64)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut *conn).await?;
-            let stored: BTreeMap<Uuid, Vec<u8>> = rows.into_iter().filter_map(|(id, v)| v.map(|v| (id, v))).collect();
-            for s in group {
-                let ok = stored
-                    .get(&s.row_id)
-                    .and_then(|v| keyring.open(table, column, s.row_id, v).ok())
-                    .is_some_and(|plain| <[u8; 32]>::from(Sha256::digest(&plain[..])) == s.digest);
-                if ok {
-                    t.matched += 1;
-                } else {
-                    t.mismatched += 1;
+            let mut chunks: Vec<Vec<Uuid>> = vec![Vec::new()];
+            let mut bytes = 0u64;
+            for (id, size) in sizes {
+                let size = u64::try_from(size).unwrap_or(0);
+                if bytes + size > SAMPLE_READ_BYTES && chunks.last().is_some_and(|c| !c.is_empty()) {
+                    chunks.push(Vec::new());
+                    bytes = 0;
+                }
+                bytes += size;
+                if let Some(c) = chunks.last_mut() {
+                    c.push(id);
                 }
             }
+            let wanted: BTreeMap<Uuid, [u8; 32]> = group.iter().map(|s| (s.row_id, s.digest)).collect();
+            let mut matched = 0u64;
+            let sql = format!("SELECT id, {column} FROM {table} WHERE id = ANY($1)");
+            for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+                let rows: Vec<(Uuid, Option<Vec<u8>>)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(chunk).fetch_all(&mut *conn).await?;
+                for (id, v) in rows {
+                    let ok = v
+                        .and_then(|v| keyring.open(table, column, id, &v).ok())
+                        .is_some_and(|plain| Some(&<[u8; 32]>::from(Sha256::digest(&plain[..]))) == wanted.get(&id));
+                    matched += u64::from(ok);
+                }
+            }
+            t.matched += matched;
+            t.mismatched += group.len() as u64 - matched.min(group.len() as u64);
         }
         out.checked += t.checked;
         out.matched += t.matched;
