@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Import benchmark (one command): generate a synthetic MongoDB export of PATIENTS patients
 # (default 100 000: ≈1.5 M rows with embedded items, conversations, prescriptions and activity
-# logs), import it in release mode into a fresh database, and print rows/s (from the import's
-# own report) and peak memory (/usr/bin/time -v). Target: ≥ 20 000 rows/s, memory bounded by
-# the batch size (compare PATIENTS=10000 with 100000: same peak).
+# logs), then in release mode into a fresh database: a dry run, the import, and `import verify`
+# (field by field against the database). Prints rows/s (from the import's own report), the dry
+# run's time against the real run's (same run, same machine), verify's documents/s, peak memory
+# of each (/usr/bin/time -v) and the load average before each step. Targets: import ≥ 25 000
+# rows/s at load ≤ 2 (issue 18), dry run as fast as the real run, verify ≥ 20 000 documents/s,
+# memory bounded by the batch (compare PATIENTS=10000 with 100000: same peak).
 #
 #   bench/import.sh [PATIENTS] [BATCH_SIZE]
 #
@@ -32,21 +35,32 @@ echo "generating $PATIENTS patients..."
 du -sh "$WORK/export" | awk '{print "export size: " $1}'
 "$BIN" bootstrap --org "Bench Clinic" --admin-email admin@bench.example >/dev/null 2>&1
 
-echo "importing (batch size $BATCH)..."
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "dry run (batch size $BATCH)... load $(load)"
+/usr/bin/time -v "$BIN" import mongo --dir "$WORK/export" --org "Bench Clinic" --batch-size "$BATCH" --json \
+    --dry-run --rejects "$WORK/dry-rejects.ndjson" >"$WORK/dry.json" 2>"$WORK/dry-time.txt"
+echo "importing (batch size $BATCH)... load $(load)"
 /usr/bin/time -v "$BIN" import mongo --dir "$WORK/export" --org "Bench Clinic" --batch-size "$BATCH" --json \
     >"$WORK/report.json" 2>"$WORK/time.txt"
+echo "verifying... load $(load)"
+/usr/bin/time -v "$BIN" import verify --dir "$WORK/export" --org "Bench Clinic" --json \
+    >"$WORK/verify.json" 2>"$WORK/verify-time.txt"
+echo "done, load $(load)"
 
-python3 - "$WORK/report.json" "$WORK/time.txt" <<'PY'
+python3 - "$WORK" <<'PY'
 import json, re, sys
-r = json.load(open(sys.argv[1]))
-t = open(sys.argv[2]).read()
-rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
-wall = re.search(r"Elapsed \(wall clock\) time.*: (.+)", t).group(1)
-data_rows = sum(v for k, v in r["rows_written"].items() if k != "legacy_id_map")
+w = sys.argv[1]
+def rss(name):
+    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{w}/{name}").read()).group(1)) / 1024
+r = json.load(open(f"{w}/report.json"))
+d = json.load(open(f"{w}/dry.json"))
+v = json.load(open(f"{w}/verify.json"))
+data_rows = sum(n for k, n in r["rows_written"].items() if k != "legacy_id_map")
 print(f"documents read:   {sum(c['read'] for c in r['collections'])}")
 print(f"rows written:     {r['rows_written_total']} ({data_rows} data rows + {r['rows_written'].get('legacy_id_map', 0)} legacy_id_map)")
-print(f"import time:      {r['elapsed_seconds']:.1f} s (process wall {wall})")
-print(f"rows/s:           {r['rows_per_second']:.0f} (data rows/s {data_rows / r['elapsed_seconds']:.0f})")
-print(f"peak memory:      {rss / 1024:.1f} MiB")
-print(f"balanced:         {r['balanced']}")
+print(f"import:           {r['elapsed_seconds']:.1f} s, {r['rows_per_second']:.0f} rows/s (data rows/s {data_rows / r['elapsed_seconds']:.0f}), peak {rss('time.txt'):.1f} MiB, balanced {r['balanced']}")
+print(f"dry run:          {d['elapsed_seconds']:.1f} s ({d['elapsed_seconds'] / r['elapsed_seconds']:.2f}x the real run), peak {rss('dry-time.txt'):.1f} MiB, balanced {d['balanced']}")
+docs = sum(c['read'] for c in v['collections'])
+fields = sum(c['fields_compared'] for c in v['collections'])
+print(f"verify:           {v['elapsed_seconds']:.1f} s, {v['documents_per_second']:.0f} documents/s, {fields} fields, {v['mismatch_total']} mismatches, peak {rss('verify-time.txt'):.1f} MiB, ok {v['ok']}")
 PY

@@ -78,7 +78,8 @@ pub enum Command {
         #[arg(long)]
         admin_email: String,
     },
-    /// Import legacy data into an organization (`import mongo --dir … --org …`).
+    /// Import legacy data into an organization (`import mongo --dir … --org …`), or prove an
+    /// import complete (`import verify --dir … --org …`).
     Import {
         #[command(subcommand)]
         source: import::ImportSource,
@@ -237,11 +238,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Import { source: import::ImportSource::Mongo(args) } => {
-            let keys = RootKeys::load(&settings)?;
-            let pool = checked_pool(&settings).await?;
-            import::run(&pool, &keys, args).await
-        }
+        Command::Import { source } => import::dispatch(&settings, source).await,
         Command::Demo { command: demo::DemoCommand::Generate(args) } => demo::run(args),
         Command::Healthcheck { url, timeout } => {
             let (authority, path) = healthcheck::target(url.as_deref(), settings.bind)?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::collection::{Collection, Fail, Refs, Sealer, resolve};
 use super::ejson;
-use super::fields::{Obj, Unknown};
+use super::fields::{Obj, Tally};
 use super::reject::Reason;
 use super::rows::Rows;
 use super::write::TableCounts;
@@ -72,12 +72,42 @@ fn map_resource(t: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// The user agent as the audit inbox keeps it: control characters (C0, DEL, C1) and
+/// bidirectional overrides — which could forge line breaks or reorder text where an auditor
+/// reads the ledger — become U+FFFD; more than 512 characters are cut to 512. Each is
+/// counted in the report.
+fn user_agent(ua: &str, tally: &mut Tally) -> String {
+    let mut out = String::with_capacity(ua.len().min(MAX_UA * 4));
+    let mut replaced = false;
+    for c in ua.chars().take(MAX_UA) {
+        if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+            out.push('\u{FFFD}');
+            replaced = true;
+        } else {
+            out.push(c);
+        }
+    }
+    if replaced {
+        tally.normalized.note("userAgent", "control characters replaced by U+FFFD");
+    }
+    if ua.chars().nth(MAX_UA).is_some() {
+        tally.normalized.note("userAgent", "cut to 512 characters");
+    }
+    out
+}
+
 impl Collection for ActivityLogs {
     const NAME: &'static str = "activity_logs";
     type Doc = ActivityDoc;
 
-    fn parse(map: &Map<String, Value>, _: &str, unknown: &mut Unknown, _: NaiveDate) -> Result<ActivityDoc, Reason> {
-        let doc = Obj::new(map, String::new(), KNOWN, unknown);
+    fn parse(
+        map: &Map<String, Value>,
+        _: &str,
+        _: &str,
+        tally: &mut Tally,
+        _: NaiveDate,
+    ) -> Result<ActivityDoc, Reason> {
+        let doc = Obj::new(map, String::new(), KNOWN, &mut tally.unknown);
         let user = doc.req("user", ejson::oid)?;
         let raw_action = doc.req("action", ejson::string)?.trim().to_ascii_lowercase();
         // The action name goes into the audit reason: only a plain identifier may (no PHI).
@@ -99,13 +129,17 @@ impl Collection for ActivityLogs {
             None => None,
         };
         let ip = match doc.get("ipAddress", ejson::string)? {
-            Some(s) => Some(s.trim().parse::<IpAddr>().map_err(|_| Reason::InvalidField {
-                field: "ipAddress".into(),
-                problem: "must be an IPv4 or IPv6 address".into(),
-            })?),
+            Some(s) => {
+                let ip = s.trim().parse::<IpAddr>().map_err(|_| Reason::InvalidField {
+                    field: "ipAddress".into(),
+                    problem: "must be an IPv4 or IPv6 address".into(),
+                })?;
+                tally.changed("ipAddress", "re-written in canonical form", s, &ip.to_string());
+                Some(ip)
+            }
             None => None,
         };
-        let user_agent = doc.get("userAgent", ejson::string)?.map(|ua| ua.chars().take(MAX_UA).collect());
+        let user_agent = doc.get("userAgent", ejson::string)?.map(|ua| user_agent(ua, tally));
         Ok(ActivityDoc {
             user,
             action,

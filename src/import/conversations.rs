@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::collection::{Collection, Fail, Refs, Sealer, clinician_ref, label, oid_time, patient_ref, resolve, text};
 use super::ejson;
-use super::fields::{Obj, Unknown, domain};
+use super::fields::{Obj, Tally, domain};
 use super::reject::Reason;
 use super::rows::Rows;
 use super::write::TableCounts;
-use crate::domain::{ClinicalText, SymptomSeverity};
+use crate::domain::{ClinicalText, Rule, SymptomSeverity};
 
 const KNOWN: &[&str] = &[
     "_id",
@@ -44,6 +44,8 @@ pub struct ConversationDoc {
     updated_at: DateTime<Utc>,
     closed_at: Option<DateTime<Utc>>,
     messages: Vec<(String, String, DateTime<Utc>)>,
+    /// Messages rejected alone (path, reason).
+    dropped: Vec<(String, Reason)>,
     symptoms: Vec<(String, SymptomSeverity, Option<NaiveDate>)>,
     attachments: Vec<Attachment>,
 }
@@ -64,11 +66,12 @@ impl Collection for Conversations {
 
     fn parse(
         map: &Map<String, Value>,
+        _: &str,
         legacy_id: &str,
-        unknown: &mut Unknown,
+        tally: &mut Tally,
         _: NaiveDate,
     ) -> Result<ConversationDoc, Reason> {
-        let doc = Obj::new(map, String::new(), KNOWN, unknown);
+        let doc = Obj::new(map, String::new(), KNOWN, &mut tally.unknown);
         let patient = doc.req("patient", ejson::oid)?;
         let doctor = doc.get("doctor", ejson::oid)?;
         let status = match doc.get("status", ejson::string)?.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
@@ -90,24 +93,34 @@ impl Collection for Conversations {
             _ => None,
         };
         let mut messages = Vec::new();
-        for m in doc.items("messages", MESSAGE, unknown)? {
+        let mut dropped = Vec::new();
+        for (i, m) in doc.items("messages", MESSAGE, &mut tally.unknown)?.into_iter().enumerate() {
             let sender = m.req("sender", ejson::oid)?;
             let body = m.req("content", ejson::string)?;
-            let body = ClinicalText::parse_non_empty(body).map_err(|e| domain(m.path("content"), &e))?;
             let at = m.get("timestamp", ejson::datetime)?.unwrap_or(created_at);
-            messages.push((sender, body.as_str().to_owned(), at));
+            match ClinicalText::parse_non_empty(body) {
+                Ok(body) => messages.push((sender, body.as_str().to_owned(), at)),
+                // A message is a row of its own: an over-long one is rejected alone and the
+                // conversation imported without it (listed in the rejects file and counted).
+                Err(e) if matches!(e.rule(), Rule::TooLong { .. }) => {
+                    dropped.push((format!("messages[{i}]"), domain(m.path("content"), &e)));
+                }
+                Err(e) => return Err(domain(m.path("content"), &e)),
+            }
         }
         let mut symptoms = Vec::new();
-        for s in doc.items("symptoms", SYMPTOM, unknown)? {
-            let name = label(&s, &["name"], 200)?;
+        for s in doc.items("symptoms", SYMPTOM, &mut tally.unknown)? {
+            let name = label(&s, &["name"], 200, tally)?;
             let severity =
                 SymptomSeverity::new(s.req("severity", ejson::int)?).map_err(|e| domain(s.path("severity"), &e))?;
-            symptoms.push((name, severity, s.get("onsetDate", ejson::date)?));
+            symptoms.push((name, severity, s.date_opt("onsetDate", &mut tally.normalized)?));
         }
         let mut attachments = Vec::new();
-        for a in doc.items("attachments", ATTACHMENT, unknown)? {
-            let filename = label(&a, &["filename"], 255)?;
-            let content_type = a.req("contentType", ejson::string)?.trim().to_ascii_lowercase();
+        for a in doc.items("attachments", ATTACHMENT, &mut tally.unknown)? {
+            let filename = label(&a, &["filename"], 255, tally)?;
+            let written = a.req("contentType", ejson::string)?;
+            let content_type = written.trim().to_ascii_lowercase();
+            tally.changed(&a.path("contentType"), "trimmed and lower-cased", written, &content_type);
             if !valid_content_type(&content_type) {
                 return Err(Reason::InvalidField {
                     field: a.path("contentType"),
@@ -137,6 +150,7 @@ impl Collection for Conversations {
             updated_at,
             closed_at,
             messages,
+            dropped,
             symptoms,
             attachments,
         })
@@ -154,6 +168,10 @@ impl Collection for Conversations {
         *out.entry("messages").or_default() += doc.messages.len() as u64;
         *out.entry("symptoms").or_default() += doc.symptoms.len() as u64;
         *out.entry("attachments").or_default() += doc.attachments.len() as u64;
+    }
+
+    fn item_rejects(doc: &ConversationDoc) -> Vec<(String, Reason)> {
+        doc.dropped.clone()
     }
 
     fn sealed_probe(doc: &ConversationDoc) -> Option<(&'static str, &'static str, Vec<u8>)> {

@@ -17,7 +17,7 @@
 //!   "$type": "00"}` (v1), or a base64 string.
 
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
 /// What was wrong with one field. The path is added by the caller ([`super::fields`]).
@@ -101,43 +101,113 @@ pub fn boolean(v: &Value) -> Decoded<bool> {
     v.as_bool().ok_or(Problem::Expected("true or false"))
 }
 
-/// A UTC instant.
+/// The earliest instant or date accepted anywhere in an export.
+pub const MIN_DATE: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid date");
+/// The first instant or date refused: 2100-01-01 (a year-10000 or 9999-12-31 placeholder
+/// is a legacy "never", not a time we can store and print faithfully).
+pub const END_DATE: NaiveDate = NaiveDate::from_ymd_opt(2100, 1, 1).expect("valid date");
+const RANGE_RULE: &str = "must be between 1900-01-01 and 2099-12-31";
+
+fn in_range(d: NaiveDate) -> bool {
+    (MIN_DATE..END_DATE).contains(&d)
+}
+
+/// A UTC instant, 1900-01-01T00:00:00Z ≤ t < 2100-01-01T00:00:00Z.
 pub fn datetime(v: &Value) -> Decoded<DateTime<Utc>> {
+    let t = instant(v)?.with_timezone(&Utc);
+    if in_range(t.date_naive()) { Ok(t) } else { Err(Problem::Rule(RANGE_RULE.into())) }
+}
+
+/// An instant with the offset it was written at (UTC for millisecond forms).
+fn instant(v: &Value) -> Decoded<DateTime<FixedOffset>> {
     const EXPECTED: Problem = Problem::Expected("a date");
     let inner = wrapper(v, "$date").unwrap_or(v);
+    let utc = |t: DateTime<Utc>| t.fixed_offset();
     match inner {
         Value::String(s) => parse_iso(s).ok_or(EXPECTED),
-        Value::Number(_) => int(inner).ok().and_then(millis).ok_or(EXPECTED),
+        Value::Number(_) => int(inner).ok().and_then(millis).map(utc).ok_or(EXPECTED),
         Value::Object(_) => wrapper(inner, "$numberLong")
             .and_then(Value::as_str)
             .and_then(|s| s.trim().parse::<i64>().ok())
             .and_then(millis)
+            .map(utc)
             .ok_or(EXPECTED),
         _ => Err(EXPECTED),
     }
 }
 
-/// A calendar date: the UTC date of a `$date`, or a `YYYY-MM-DD` string.
-pub fn date(v: &Value) -> Decoded<NaiveDate> {
-    if let Some(s) = v.as_str()
-        && let Ok(d) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-    {
-        return Ok(d);
-    }
-    datetime(v).map(|t| t.date_naive())
+/// A calendar date read from the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CalendarDate {
+    pub date: NaiveDate,
+    /// The source carried a time of day other than midnight (it is not kept: the column is a
+    /// date). Counted in the report.
+    pub time_dropped: bool,
+}
+
+/// A calendar date: a `YYYY-MM-DD` string, or the date *written* in a `$date` / ISO string at
+/// its own offset (`1985-03-04T00:00:00+05:30` is 1985-03-04, not the UTC date of that
+/// instant); millisecond forms are read in UTC.
+pub fn date(v: &Value) -> Decoded<CalendarDate> {
+    let parsed = match v.as_str().and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()) {
+        Some(d) => CalendarDate { date: d, time_dropped: false },
+        None => {
+            let t = instant(v)?;
+            CalendarDate { date: t.date_naive(), time_dropped: t.time() != NaiveTime::MIN }
+        }
+    };
+    if in_range(parsed.date) { Ok(parsed) } else { Err(Problem::Rule(RANGE_RULE.into())) }
 }
 
 fn millis(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
 
-fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
+fn parse_iso(s: &str) -> Option<DateTime<FixedOffset>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
+        return Some(t);
     }
     // mongoexport of old servers writes "+0000" offsets without the colon.
-    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok()
+}
+
+/// A decimal number with the text it was written as (the shortest round-trip form for JSON
+/// numbers, the string of `$numberDouble` / `$numberDecimal` / `$numberInt` / `$numberLong`),
+/// so callers can refuse values their column would round.
+pub fn decimal(v: &Value) -> Decoded<(f64, String)> {
+    const EXPECTED: Problem = Problem::Expected("a finite number");
+    if let Value::Number(n) = v {
+        return n.as_f64().filter(|f| f.is_finite()).map(|f| (f, n.to_string())).ok_or(EXPECTED);
+    }
+    for key in ["$numberDouble", "$numberInt", "$numberLong", "$numberDecimal"] {
+        if let Some(inner) = wrapper(v, key) {
+            let text = inner.as_str().map(str::trim).ok_or(EXPECTED)?;
+            let f = text.parse::<f64>().ok().filter(|f| f.is_finite()).ok_or(EXPECTED)?;
+            return Ok((f, text.to_owned()));
+        }
+    }
+    Err(EXPECTED)
+}
+
+/// Digits after the decimal point that carry value in a decimal text (`72.50` → 1,
+/// `1.5e-3` → 4, `1e2` → 0); `None` when the text is not a plain decimal.
+pub fn fraction_digits(text: &str) -> Option<u32> {
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let mantissa = mantissa.trim_start_matches(['+', '-']);
+    let frac = match mantissa.split_once('.') {
+        Some((int, frac)) if int.bytes().all(|b| b.is_ascii_digit()) => frac,
+        None if mantissa.bytes().all(|b| b.is_ascii_digit()) => "",
+        _ => return None,
+    };
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = frac.trim_end_matches('0').len() as i64;
+    u32::try_from((significant - exp).max(0)).ok()
 }
 
 /// Binary content (bytes) from `$binary` (v1 or v2) or a base64 string.
@@ -191,9 +261,43 @@ mod tests {
         assert_eq!(iso, long);
         assert_eq!(iso, relaxed);
         assert_eq!(iso, offset);
-        assert_eq!(date(&json!("1980-02-29")).unwrap().to_string(), "1980-02-29");
-        assert_eq!(date(&json!({"$date": "1980-02-29T00:00:00Z"})).unwrap().to_string(), "1980-02-29");
+        assert_eq!(date(&json!("1980-02-29")).unwrap().date.to_string(), "1980-02-29");
+        assert_eq!(date(&json!({"$date": "1980-02-29T00:00:00Z"})).unwrap().date.to_string(), "1980-02-29");
         assert!(datetime(&json!({"$date": "yesterday"})).is_err());
+    }
+
+    #[test]
+    fn a_date_is_the_calendar_date_written_at_its_offset() {
+        let d = date(&json!({"$date": "1985-03-04T00:00:00+05:30"})).unwrap();
+        assert_eq!((d.date.to_string(), d.time_dropped), ("1985-03-04".to_owned(), false));
+        let d = date(&json!({"$date": "1985-03-04T23:30:00-08:00"})).unwrap();
+        assert_eq!((d.date.to_string(), d.time_dropped), ("1985-03-04".to_owned(), true));
+        // Milliseconds carry no offset: UTC.
+        let d = date(&json!({"$date": {"$numberLong": "479174400000"}})).unwrap();
+        assert_eq!(d.date.to_string(), "1985-03-09");
+    }
+
+    #[test]
+    fn instants_outside_1900_to_2099_are_refused() {
+        for bad in ["9999-12-31T00:00:00Z", "1899-12-31T23:59:59Z", "2100-01-01T00:00:00Z"] {
+            assert_eq!(datetime(&json!({"$date": bad})), Err(Problem::Rule(RANGE_RULE.into())), "{bad}");
+        }
+        assert!(datetime(&json!({"$date": {"$numberLong": "253402300800000"}})).is_err(), "year 10000");
+        assert!(date(&json!("2100-01-01")).is_err());
+        assert!(datetime(&json!({"$date": "2099-12-31T23:59:59Z"})).is_ok());
+        assert!(datetime(&json!({"$date": "1900-01-01T00:00:00Z"})).is_ok());
+    }
+
+    #[test]
+    fn decimals_keep_their_text_and_count_their_places() {
+        assert_eq!(decimal(&json!({"$numberDecimal": "0.12345"})).unwrap().1, "0.12345");
+        assert_eq!(decimal(&json!(72.5)).unwrap(), (72.5, "72.5".to_owned()));
+        assert_eq!(fraction_digits("0.12345"), Some(5));
+        assert_eq!(fraction_digits("72.50"), Some(1));
+        assert_eq!(fraction_digits("170"), Some(0));
+        assert_eq!(fraction_digits("1.5e-3"), Some(4));
+        assert_eq!(fraction_digits("1.25e1"), Some(1));
+        assert_eq!(fraction_digits("abc"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
 use super::ejson::{Decoded, Problem};
@@ -35,6 +36,43 @@ impl Unknown {
 
     pub fn total(&self) -> u64 {
         self.fields.values().sum::<u64>() + self.other
+    }
+}
+
+/// Values carried over changed (trimmed, lower-cased, re-formatted, …): field path →
+/// what was done → how many times. Every entry is a normalization listed in docs/import.md's
+/// mapping table; the report prints them so no value changes silently.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Normalized {
+    pub fields: BTreeMap<String, BTreeMap<&'static str, u64>>,
+}
+
+impl Normalized {
+    /// Counts one `kind` of change of the field at `path` (array indices dropped).
+    pub fn note(&mut self, path: &str, kind: &'static str) {
+        *self.fields.entry(strip_indices(path)).or_default().entry(kind).or_default() += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.fields.values().flat_map(|k| k.values()).sum()
+    }
+}
+
+/// What parsing one collection's documents noticed besides errors: unknown fields and
+/// normalized values. Kept for every document read, imported now or before, so a resumed
+/// run reports the same tallies as one clean run.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Tally {
+    pub unknown: Unknown,
+    pub normalized: Normalized,
+}
+
+impl Tally {
+    /// Counts `kind` at `path` when the stored `after` differs from the source's `before`.
+    pub fn changed(&mut self, path: &str, kind: &'static str, before: &str, after: &str) {
+        if before != after {
+            self.normalized.note(path, kind);
+        }
     }
 }
 
@@ -81,12 +119,6 @@ impl<'a> Obj<'a> {
         self.opt(key).map(|v| decode(v).map_err(|p| invalid(self.path(key), p))).transpose()
     }
 
-    /// Like [`Obj::req`] over several spellings; the error names the first.
-    pub fn req_any<T>(&self, keys: &[&str], decode: impl Fn(&'a Value) -> Decoded<T>) -> Result<T, Reason> {
-        let (v, path) = self.opt_any(keys).ok_or_else(|| Reason::MissingField(self.path(keys[0])))?;
-        decode(v).map_err(|p| invalid(path, p))
-    }
-
     pub fn get_any<T>(&self, keys: &[&str], decode: impl Fn(&'a Value) -> Decoded<T>) -> Result<Option<T>, Reason> {
         self.opt_any(keys).map(|(v, path)| decode(v).map_err(|p| invalid(path, p))).transpose()
     }
@@ -107,6 +139,21 @@ impl<'a> Obj<'a> {
             Some(s) => parse(s).map(Some).map_err(|e| domain(self.path(key), &e)),
             None => Ok(None),
         }
+    }
+
+    /// A calendar date (see [`super::ejson::date`]); a dropped time of day is counted.
+    pub fn date_opt(&self, key: &str, normalized: &mut Normalized) -> Result<Option<NaiveDate>, Reason> {
+        Ok(self.get(key, super::ejson::date)?.map(|d| {
+            if d.time_dropped {
+                normalized.note(&self.path(key), "time of day dropped (date column)");
+            }
+            d.date
+        }))
+    }
+
+    /// A required calendar date.
+    pub fn date_req(&self, key: &str, normalized: &mut Normalized) -> Result<NaiveDate, Reason> {
+        self.date_opt(key, normalized)?.ok_or_else(|| Reason::MissingField(self.path(key)))
     }
 
     /// The embedded items of an array field (absent = none), each wrapped with its path.

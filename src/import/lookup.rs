@@ -8,35 +8,32 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::collection::{RefInfo, Refs};
 use super::write::TableCounts;
 
-/// Mapped documents of `collection` among `ids`: legacy id → (new id, mapped by this run).
+/// Mapped documents of `collection` among `ids`: legacy id → new id.
 pub async fn mapped(
     conn: &mut PgConnection,
     org: Uuid,
     source: &str,
     collection: &str,
     ids: &[String],
-    run_started: DateTime<Utc>,
-) -> Result<HashMap<String, (Uuid, bool)>, sqlx::Error> {
-    let rows: Vec<(String, Uuid, bool)> = sqlx::query_as(
-        "SELECT legacy_id, new_id, imported_at >= $4 FROM legacy_id_map \
-         WHERE org_id = $1 AND source = $2 AND collection = $3 AND legacy_id = ANY($5)",
+) -> Result<HashMap<String, Uuid>, sqlx::Error> {
+    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT legacy_id, new_id FROM legacy_id_map \
+         WHERE org_id = $1 AND source = $2 AND collection = $3 AND legacy_id = ANY($4)",
     )
     .bind(org)
     .bind(source)
     .bind(collection)
-    .bind(run_started)
     .bind(ids)
     .persistent(false)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|(l, n, this_run)| (l, (n, this_run))).collect())
+    Ok(rows.into_iter().collect())
 }
 
 /// Resolves referenced documents (users with role and patient id; conversations and

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::collection::{Collection, Fail, Refs, Sealer, clinician_ref, label, oid_time, patient_ref, text};
 use super::ejson;
-use super::fields::{Obj, Unknown, domain};
+use super::fields::{Obj, Tally, domain};
 use super::reject::Reason;
 use super::rows::Rows;
 use super::write::TableCounts;
@@ -56,15 +56,16 @@ impl Collection for Prescriptions {
 
     fn parse(
         map: &Map<String, Value>,
+        _: &str,
         legacy_id: &str,
-        unknown: &mut Unknown,
+        tally: &mut Tally,
         _: NaiveDate,
     ) -> Result<PrescriptionDoc, Reason> {
-        let doc = Obj::new(map, String::new(), KNOWN, unknown);
+        let doc = Obj::new(map, String::new(), KNOWN, &mut tally.unknown);
         let patient = doc.req("patient", ejson::oid)?;
         let doctor = doc.req("doctor", ejson::oid)?;
-        let medication = label(&doc, &["medication"], 200)?;
-        let dose = label(&doc, &["dosage"], 100)?;
+        let medication = label(&doc, &["medication"], 200, tally)?;
+        let dose = label(&doc, &["dosage"], 100, tally)?;
         let quantity = Quantity::new(doc.req("quantity", ejson::int)?).map_err(|e| domain("quantity".into(), &e))?;
         let refills =
             Refills::new(doc.get("refills", ejson::int)?.unwrap_or(0)).map_err(|e| domain("refills".into(), &e))?;

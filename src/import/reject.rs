@@ -10,9 +10,25 @@ use std::path::Path;
 /// A rejection reason. `Display` is the human text; [`Reason::code`] is stable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Reason {
-    /// The line is not valid JSON.
-    #[error("malformed JSON at column {column}")]
-    MalformedJson { column: usize },
+    /// The document is not valid JSON: where (line within the document, column) and what
+    /// the parser expected (serde_json's description, which quotes no input).
+    #[error("malformed JSON at line {line} column {column} of the document: {what}")]
+    MalformedJson { line: usize, column: usize, what: String },
+    /// Not UTF-8 (mongoexport writes UTF-8): the offset of the first invalid byte.
+    #[error("invalid UTF-8 at byte {byte} of the document")]
+    InvalidUtf8 { byte: usize },
+    /// Objects and arrays nested deeper than the parser's limit.
+    #[error("nested deeper than {max} levels")]
+    TooDeep { max: usize },
+    /// Longer than the import's limit for one document.
+    #[error("the document is longer than {max_bytes} bytes")]
+    TooLong { max_bytes: usize },
+    /// A broken `--jsonArray` file: text after the closing `]`, or no closing `]`.
+    #[error("the JSON array {0}")]
+    ArrayStructure(&'static str),
+    /// A NUL character (`\u0000`) inside a string or key: PostgreSQL text cannot hold it.
+    #[error("NUL character (\\u0000) in field `{field}`")]
+    NulCharacter { field: String },
     /// Valid JSON, but not an object.
     #[error("the line is not a JSON document (object)")]
     NotADocument,
@@ -26,9 +42,10 @@ pub enum Reason {
     /// A reference to a document of the wrong kind (e.g. `doctor` naming a patient).
     #[error("reference `{field}` must name {expected}")]
     WrongReference { field: String, expected: &'static str },
-    /// The same `_id` appears twice in this collection's file.
-    #[error("duplicate _id in this collection (an earlier line with the same _id was imported)")]
-    DuplicateId,
+    /// The same `_id` appears twice in this collection's file: the first document carrying
+    /// an `_id` owns it, whatever became of it; every later one is rejected.
+    #[error("duplicate _id: the document at line {first_line} of this file has the same _id")]
+    DuplicateId { first_line: u64 },
     /// The database refused the document (a unique or check constraint).
     #[error("refused by the database: constraint {constraint}")]
     Constraint { constraint: String },
@@ -40,13 +57,16 @@ pub enum Reason {
 impl Reason {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MalformedJson { .. } => "malformed_json",
+            Self::MalformedJson { .. } | Self::TooDeep { .. } | Self::ArrayStructure(_) => "malformed_json",
+            Self::InvalidUtf8 { .. } => "invalid_utf8",
+            Self::TooLong { .. } => "too_long",
+            Self::NulCharacter { .. } => "nul_character",
             Self::NotADocument => "not_a_document",
             Self::MissingField(_) => "missing_field",
             Self::InvalidField { .. } => "invalid_field",
             Self::DanglingReference { .. } => "dangling_reference",
             Self::WrongReference { .. } => "wrong_reference",
-            Self::DuplicateId => "duplicate_id",
+            Self::DuplicateId { .. } => "duplicate_id",
             Self::Constraint { .. } => "constraint",
             Self::Database { .. } => "database_error",
         }
@@ -68,11 +88,22 @@ impl Reason {
 #[derive(Debug, serde::Serialize)]
 pub struct RejectLine<'a> {
     pub collection: &'a str,
+    /// The line the document starts at.
     pub line: u64,
+    /// The document's 1-based position in the file (its element number in a JSON array).
+    pub index: u64,
     pub legacy_id: Option<&'a str>,
+    /// For an embedded item rejected alone (its document imported): its path, e.g.
+    /// `messages[3]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<&'a str>,
     pub code: &'static str,
     pub reason: String,
-    pub raw: &'a str,
+    /// The document's source text (absent when it is not UTF-8 or too long).
+    pub raw: Option<&'a str>,
+    /// The bytes of a document that is not UTF-8, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
 }
 
 /// The rejects file (truncated at the start of each run).

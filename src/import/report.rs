@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::collection::Sample;
-use super::fields::Unknown;
+use super::collection::{Reservoir, Sample};
+use super::fields::{Normalized, Unknown};
+use super::source::Shape;
 use super::write::TableCounts;
 use crate::crypto::Keyring;
 
@@ -24,8 +25,15 @@ pub struct CollectionReport {
     pub imported: u64,
     pub already_imported: u64,
     pub rejected: u64,
+    /// Embedded items rejected alone while their document was imported (not in `rejected`:
+    /// that counts documents).
+    pub items_rejected: u64,
+    /// `lines` (NDJSON) or `array` (`--jsonArray`).
+    pub shape: Option<Shape>,
     pub balanced: bool,
     pub unknown_fields: Unknown,
+    /// Values carried over changed, per field and kind (docs/import.md, mapping tables).
+    pub normalized: Normalized,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,11 +52,36 @@ pub struct OrphanCheck {
     pub violations: i64,
 }
 
+/// The sealed-value check of one table.
 #[derive(Debug, Default, Serialize)]
-pub struct SampleCheck {
+pub struct TableSample {
+    pub table: &'static str,
+    /// Sealed values of this table the run wrote or found already imported.
+    pub population: u64,
     pub checked: u64,
     pub matched: u64,
     pub mismatched: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct SampleCheck {
+    /// The sample size per table: every table's `checked` is min(size, population).
+    pub size_per_table: usize,
+    pub tables: Vec<TableSample>,
+    pub checked: u64,
+    pub matched: u64,
+    pub mismatched: u64,
+}
+
+impl SampleCheck {
+    /// Every sampled value matched and no table was sampled short.
+    pub fn ok(&self) -> bool {
+        self.mismatched == 0
+            && self
+                .tables
+                .iter()
+                .all(|t| t.checked == t.population.min(self.size_per_table as u64) && t.mismatched == 0)
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -64,6 +97,10 @@ pub struct Report {
     pub orphans: Vec<OrphanCheck>,
     pub sealed_sample: SampleCheck,
     pub rejects_file: String,
+    /// A batch closed at this many documents…
+    pub batch_size: usize,
+    /// …or this many bytes of source text.
+    pub batch_bytes: usize,
     pub elapsed_seconds: f64,
     pub rows_per_second: f64,
     pub balanced: bool,
@@ -86,7 +123,7 @@ impl Report {
         self.balanced = self.collections.iter().all(|c| c.balanced)
             && self.embedded.iter().all(|e| e.ok)
             && self.orphans.iter().all(|o| o.violations == 0)
-            && self.sealed_sample.mismatched == 0;
+            && self.sealed_sample.ok();
     }
 
     /// The human-readable summary printed without `--json`.
@@ -106,15 +143,27 @@ impl Report {
         for c in &self.collections {
             let _ = writeln!(
                 s,
-                "{:<15} {:>9} {:>9} {:>9} {:>9}  {}{}",
+                "{:<15} {:>9} {:>9} {:>9} {:>9}  {}{}{}",
                 c.name,
                 c.read,
                 c.imported,
                 c.already_imported,
                 c.rejected,
                 if c.balanced { "yes" } else { "NO" },
-                if c.file_present { "" } else { "  (no file)" }
+                if c.file_present { "" } else { "  (no file)" },
+                match c.shape {
+                    Some(Shape::Array) => "  (JSON array)",
+                    _ => "",
+                }
             );
+            if c.items_rejected > 0 {
+                let _ = writeln!(s, "  embedded items rejected alone (document imported): {}", c.items_rejected);
+            }
+            for (field, kinds) in &c.normalized.fields {
+                for (kind, n) in kinds {
+                    let _ = writeln!(s, "  normalized: {field}: {kind} ×{n}");
+                }
+            }
             if c.unknown_fields.total() > 0 {
                 let list: Vec<String> = c.unknown_fields.fields.iter().map(|(k, v)| format!("{k}×{v}")).collect();
                 let _ = writeln!(s, "  unknown fields (not imported): {}", list.join(", "));
@@ -136,8 +185,18 @@ impl Report {
             let _ = writeln!(s, "orphan check: {}: {}", o.check, o.violations);
         }
         let sm = &self.sealed_sample;
-        let _ =
-            writeln!(s, "sealed sample: {} checked, {} matched, {} mismatched", sm.checked, sm.matched, sm.mismatched);
+        let _ = writeln!(
+            s,
+            "sealed sample (up to {} per table): {} checked, {} matched, {} mismatched",
+            sm.size_per_table, sm.checked, sm.matched, sm.mismatched
+        );
+        for t in &sm.tables {
+            let _ = writeln!(
+                s,
+                "  {:<22} {:>5} of {:>9} values checked, {} mismatched",
+                t.table, t.checked, t.population, t.mismatched
+            );
+        }
         let _ = writeln!(s, "rejects: {}", self.rejects_file);
         let _ = writeln!(s, "{:.1} s, {:.0} rows/s", self.elapsed_seconds, self.rows_per_second);
         let _ = writeln!(s, "{}", if self.balanced { "BALANCED" } else { "NOT BALANCED" });
@@ -156,6 +215,7 @@ const SEALED: &[(&str, &str)] = &[
     ("patients", "ssn_enc"),
     ("patients", "phone_enc"),
     ("patients", "address_enc"),
+    ("patients", "email_enc"),
     ("patient_medical_info", "emergency_contact_enc"),
     ("allergies", "reaction_enc"),
     ("medications", "notes_enc"),
@@ -168,39 +228,67 @@ const SEALED: &[(&str, &str)] = &[
     ("prescriptions", "cancel_reason_enc"),
 ];
 
+/// The most sampled bytes held at once while checking them.
+const SAMPLE_READ_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads every sampled value back, opens it and compares its digest with the source's.
 pub async fn verify_samples(
     conn: &mut PgConnection,
     keyring: &Keyring,
-    samples: &[Sample],
+    reservoirs: &BTreeMap<&'static str, Reservoir>,
 ) -> Result<SampleCheck, sqlx::Error> {
-    let mut groups: BTreeMap<(&'static str, &'static str), Vec<&Sample>> = BTreeMap::new();
-    for s in samples {
-        groups.entry((s.table, s.column)).or_default().push(s);
-    }
-    let mut out = SampleCheck::default();
-    for ((table, column), group) in groups {
-        out.checked += group.len() as u64;
-        if !SEALED.contains(&(table, column)) {
-            out.mismatched += group.len() as u64;
-            continue;
+    let mut out = SampleCheck { size_per_table: super::SAMPLE_PER_TABLE, ..SampleCheck::default() };
+    for (table, reservoir) in reservoirs {
+        let mut t = TableSample { table, population: reservoir.population, ..TableSample::default() };
+        let mut groups: BTreeMap<&'static str, Vec<&Sample>> = BTreeMap::new();
+        for s in &reservoir.samples {
+            groups.entry(s.column).or_default().push(s);
         }
-        let ids: Vec<Uuid> = group.iter().map(|s| s.row_id).collect();
-        let sql = format!("SELECT id, {column} FROM {table} WHERE id = ANY($1)");
-        let rows: Vec<(Uuid, Option<Vec<u8>>)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut *conn).await?;
-        let stored: BTreeMap<Uuid, Vec<u8>> = rows.into_iter().filter_map(|(id, v)| v.map(|v| (id, v))).collect();
-        for s in group {
-            let ok = stored
-                .get(&s.row_id)
-                .and_then(|v| keyring.open(table, column, s.row_id, v).ok())
-                .is_some_and(|plain| <[u8; 32]>::from(Sha256::digest(&plain[..])) == s.digest);
-            if ok {
-                out.matched += 1;
-            } else {
-                out.mismatched += 1;
+        for (column, group) in groups {
+            t.checked += group.len() as u64;
+            if !SEALED.contains(&(table, column)) {
+                t.mismatched += group.len() as u64;
+                continue;
             }
+            // Read back in chunks of at most SAMPLE_READ_BYTES (256 attachments of 10 MiB must
+            // not be held at once): sizes first, then the values chunk by chunk.
+            let ids: Vec<Uuid> = group.iter().map(|s| s.row_id).collect();
+            let sql = format!("SELECT id, coalesce(octet_length({column}), 0)::int8 FROM {table} WHERE id = ANY($1)");
+            let sizes: Vec<(Uuid, i64)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&ids).fetch_all(&mut *conn).await?;
+            let mut chunks: Vec<Vec<Uuid>> = vec![Vec::new()];
+            let mut bytes = 0u64;
+            for (id, size) in sizes {
+                let size = u64::try_from(size).unwrap_or(0);
+                if bytes + size > SAMPLE_READ_BYTES && chunks.last().is_some_and(|c| !c.is_empty()) {
+                    chunks.push(Vec::new());
+                    bytes = 0;
+                }
+                bytes += size;
+                if let Some(c) = chunks.last_mut() {
+                    c.push(id);
+                }
+            }
+            let wanted: BTreeMap<Uuid, [u8; 32]> = group.iter().map(|s| (s.row_id, s.digest)).collect();
+            let mut matched = 0u64;
+            let sql = format!("SELECT id, {column} FROM {table} WHERE id = ANY($1)");
+            for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+                let rows: Vec<(Uuid, Option<Vec<u8>>)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(chunk).fetch_all(&mut *conn).await?;
+                for (id, v) in rows {
+                    let ok = v
+                        .and_then(|v| keyring.open(table, column, id, &v).ok())
+                        .is_some_and(|plain| Some(&<[u8; 32]>::from(Sha256::digest(&plain[..]))) == wanted.get(&id));
+                    matched += u64::from(ok);
+                }
+            }
+            t.matched += matched;
+            t.mismatched += group.len() as u64 - matched.min(group.len() as u64);
         }
+        out.checked += t.checked;
+        out.matched += t.matched;
+        out.mismatched += t.mismatched;
+        out.tables.push(t);
     }
     Ok(out)
 }

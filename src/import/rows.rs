@@ -2,7 +2,12 @@
 //! table. A document's rows are built on their own and appended to the batch, so a batch
 //! that the database refuses can be retried document by document.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 macro_rules! columns {
@@ -22,8 +27,91 @@ macro_rules! columns {
                 $(self.$field.append(&mut other.$field);)*
             }
         }
+        impl Table for $name {
+            fn push_row(&mut self, row: &PgRow) -> Result<(), sqlx::Error> {
+                self.$first.push(row.try_get(stringify!($first))?);
+                $(self.$field.push(row.try_get(stringify!($field))?);)*
+                Ok(())
+            }
+            fn ids(&self) -> &[Uuid] {
+                &self.$first
+            }
+            fn open_sealed(&mut self, table: &'static str, open: &mut Opener<'_>) {
+                $(if stringify!($field).ends_with("_enc") {
+                    for i in 0..self.$first.len() {
+                        let id = self.$first[i];
+                        self.$field[i].open_with(&mut |b| open(table, stringify!($field), id, b));
+                    }
+                })*
+            }
+            fn render(&self, table: &str, own: &HashMap<Uuid, String>, out: &mut BTreeMap<String, String>) {
+                for i in 0..self.$first.len() {
+                    $(out.insert(format!("{table}[{i}].{}", stringify!($field)), self.$field[i].render(own));)*
+                }
+            }
+        }
     };
 }
+
+/// Opens a sealed value: `(table, column, row id, sealed) → plaintext`.
+pub type Opener<'a> = dyn FnMut(&str, &str, Uuid, &[u8]) -> Vec<u8> + 'a;
+
+/// A table's columns, generically: what `custos import verify` needs to read rows back from
+/// the database into the same shape the import builds, open sealed columns and compare.
+pub trait Table {
+    /// Appends one database row (columns named like the fields).
+    fn push_row(&mut self, row: &PgRow) -> Result<(), sqlx::Error>;
+    /// The first column: the row ids.
+    fn ids(&self) -> &[Uuid];
+    /// Replaces every `*_enc` value by its plaintext.
+    fn open_sealed(&mut self, table: &'static str, open: &mut Opener<'_>);
+    /// Every cell but the row id, as `table[i].column` → a comparable rendering (ids of
+    /// rows of the same document as their position, bytes as their SHA-256).
+    fn render(&self, table: &str, own: &HashMap<Uuid, String>, out: &mut BTreeMap<String, String>);
+}
+
+/// One cell, rendered for comparison (never printed: it may be PHI).
+pub trait Cell {
+    fn render(&self, own: &HashMap<Uuid, String>) -> String;
+    fn open_with(&mut self, _open: &mut dyn FnMut(&[u8]) -> Vec<u8>) {}
+}
+
+impl Cell for Uuid {
+    fn render(&self, own: &HashMap<Uuid, String>) -> String {
+        own.get(self).cloned().unwrap_or_else(|| self.to_string())
+    }
+}
+
+impl Cell for Vec<u8> {
+    fn render(&self, _: &HashMap<Uuid, String>) -> String {
+        hex::encode(Sha256::digest(self))
+    }
+    fn open_with(&mut self, open: &mut dyn FnMut(&[u8]) -> Vec<u8>) {
+        *self = open(self);
+    }
+}
+
+impl<T: Cell> Cell for Option<T> {
+    fn render(&self, own: &HashMap<Uuid, String>) -> String {
+        self.as_ref().map_or_else(|| "∅".to_owned(), |v| v.render(own))
+    }
+    fn open_with(&mut self, open: &mut dyn FnMut(&[u8]) -> Vec<u8>) {
+        if let Some(v) = self {
+            v.open_with(open);
+        }
+    }
+}
+
+macro_rules! debug_cells {
+    ($($t:ty),*) => {
+        $(impl Cell for $t {
+            fn render(&self, _: &HashMap<Uuid, String>) -> String {
+                format!("{self:?}")
+            }
+        })*
+    };
+}
+debug_cells!(String, f64, i16, i32, i64, NaiveDate, DateTime<Utc>);
 
 type Bytes = Vec<u8>;
 type Time = DateTime<Utc>;
@@ -35,7 +123,7 @@ columns!(UserCols {
 columns!(PatientCols {
     id: Uuid, user_id: Uuid, mrn_enc: Bytes, mrn_bidx: Bytes, given_name_enc: Bytes, family_name_enc: Bytes,
     birth_date_enc: Bytes, sex: String, ssn_enc: Option<Bytes>, phone_enc: Option<Bytes>,
-    address_enc: Option<Bytes>, created_at: Time,
+    address_enc: Option<Bytes>, created_at: Time, email_enc: Bytes, email_bidx: Bytes,
 });
 columns!(MedicalInfoCols {
     id: Uuid, patient_id: Uuid, blood_type: String, height_cm: Option<f64>, weight_kg: Option<f64>,
@@ -87,7 +175,7 @@ columns!(
         client_ip: Option<String>, user_agent: Option<String>, reason: String,
     }
 );
-columns!(MapCols { collection: String, legacy_id: String, new_id: Uuid });
+columns!(MapCols { new_id: Uuid, collection: String, legacy_id: String });
 
 /// Every table a batch can write, in foreign-key order.
 #[derive(Debug, Default)]
@@ -124,6 +212,59 @@ impl Rows {
         self.prescriptions.append(&mut o.prescriptions);
         self.audit.append(&mut o.audit);
         self.map.append(&mut o.map);
+    }
+
+    /// The tables `custos import verify` compares, by name (care-team rows are shared
+    /// between documents and checked by the import's orphan check instead).
+    pub fn tables(&self) -> [(&'static str, &dyn Table); 12] {
+        [
+            ("users", &self.users),
+            ("patients", &self.patients),
+            ("patient_medical_info", &self.medical_info),
+            ("allergies", &self.allergies),
+            ("medications", &self.medications),
+            ("medical_history", &self.history),
+            ("conversations", &self.conversations),
+            ("messages", &self.messages),
+            ("symptoms", &self.symptoms),
+            ("attachments", &self.attachments),
+            ("prescriptions", &self.prescriptions),
+            ("audit_inbox", &self.audit),
+        ]
+    }
+
+    pub fn table_mut(&mut self, name: &str) -> Option<&mut dyn Table> {
+        Some(match name {
+            "users" => &mut self.users,
+            "patients" => &mut self.patients,
+            "patient_medical_info" => &mut self.medical_info,
+            "allergies" => &mut self.allergies,
+            "medications" => &mut self.medications,
+            "medical_history" => &mut self.history,
+            "conversations" => &mut self.conversations,
+            "messages" => &mut self.messages,
+            "symptoms" => &mut self.symptoms,
+            "attachments" => &mut self.attachments,
+            "prescriptions" => &mut self.prescriptions,
+            "audit_inbox" => &mut self.audit,
+            _ => return None,
+        })
+    }
+
+    /// Every cell of every compared table, with the document's own row ids replaced by
+    /// `table[i]` (they are new on each side; references to other documents are compared).
+    pub fn render(&self) -> BTreeMap<String, String> {
+        let mut own = HashMap::new();
+        for (table, t) in self.tables() {
+            for (i, id) in t.ids().iter().enumerate() {
+                own.insert(*id, format!("{table}[{i}]"));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (table, t) in self.tables() {
+            t.render(table, &own, &mut out);
+        }
+        out
     }
 
     /// Records the legacy id → new id mapping of a document.

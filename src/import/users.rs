@@ -6,9 +6,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::collection::{Collection, Fail, Refs, Sealer, check_label, label, oid_time, text};
+use serde_json::value::RawValue;
+
+use super::collection::{Collection, Fail, LOWER_CASED, Refs, Sealer, TRIMMED, label, oid_time, text};
 use super::ejson;
-use super::fields::{Obj, Unknown, domain};
+use super::fields::{Obj, Tally, domain};
 use super::reject::Reason;
 use super::rows::Rows;
 use super::write::TableCounts;
@@ -61,7 +63,10 @@ struct PatientPart {
     family: PersonName,
     birth_date: BirthDate,
     sex: Sex,
+    /// For the blind index (upper case, as the clinical API computes it).
     mrn: Mrn,
+    /// As written in the source (trimmed): what is sealed.
+    mrn_text: String,
     ssn: Option<String>,
     phone: Option<Phone>,
     address: Option<String>,
@@ -100,11 +105,12 @@ impl Collection for Users {
 
     fn parse(
         map: &Map<String, Value>,
+        raw: &str,
         legacy_id: &str,
-        unknown: &mut Unknown,
+        tally: &mut Tally,
         today: NaiveDate,
     ) -> Result<UserDoc, Reason> {
-        let doc = Obj::new(map, String::new(), KNOWN, unknown);
+        let doc = Obj::new(map, String::new(), KNOWN, &mut tally.unknown);
         let role = match doc.req("role", ejson::string)?.trim().to_ascii_lowercase().as_str() {
             "patient" => "patient",
             "doctor" | "clinician" | "physician" => "clinician",
@@ -117,12 +123,15 @@ impl Collection for Users {
             }
         };
         let email = doc.parsed("email", Email::parse)?;
+        let written = doc.req("email", ejson::string)?;
+        tally.changed("email", TRIMMED, written, email.as_entered());
+        tally.changed("email", LOWER_CASED, email.as_entered(), email.as_str());
         let password_hash = doc.req("password", ejson::string)?.to_owned();
         if !is_bcrypt(&password_hash) {
             return Err(Reason::InvalidField { field: "password".into(), problem: "must be a bcrypt hash".into() });
         }
-        let first = doc.parsed_opt("firstName", PersonName::parse)?;
-        let last = doc.parsed_opt("lastName", PersonName::parse)?;
+        let first = name(&doc, "firstName", tally)?;
+        let last = name(&doc, "lastName", tally)?;
         let display_name = match (&first, &last) {
             (Some(f), Some(l)) => Some(format!("{} {}", f.as_str(), l.as_str())),
             (Some(n), None) | (None, Some(n)) => Some(n.as_str().to_owned()),
@@ -133,7 +142,8 @@ impl Collection for Users {
         let patient = if role == "patient" {
             let given = first.ok_or_else(|| Reason::MissingField("firstName".into()))?;
             let family = last.ok_or_else(|| Reason::MissingField("lastName".into()))?;
-            Some(Box::new(parse_patient(&doc, legacy_id, given, family, created_at, unknown, today)?))
+            let names = (given, family);
+            Some(Box::new(parse_patient(&doc, raw, legacy_id, names, created_at, tally, today)?))
         } else {
             None
         };
@@ -171,7 +181,7 @@ impl Collection for Users {
         u.created_at.push(doc.created_at);
         rows.map(Self::NAME, legacy_id, uid);
         if let Some(p) = doc.patient {
-            build_patient(*p, uid, doc.created_at, s, rows)?;
+            build_patient(*p, uid, &doc.email, doc.created_at, s, rows)?;
         }
         Ok(())
     }
@@ -182,16 +192,90 @@ fn is_bcrypt(h: &str) -> bool {
     b.len() == 60 && (h.starts_with("$2a$") || h.starts_with("$2b$") || h.starts_with("$2y$")) && b[6] == b'$'
 }
 
+/// A person name (trimmed, counted).
+fn name(doc: &Obj<'_>, key: &str, tally: &mut Tally) -> Result<Option<PersonName>, Reason> {
+    let Some(written) = doc.get(key, ejson::string)? else { return Ok(None) };
+    let n = PersonName::parse(written).map_err(|e| domain(key.into(), &e))?;
+    tally.changed(key, TRIMMED, written, n.as_str());
+    Ok(Some(n))
+}
+
+/// A number for a `numeric(p, scale)` column: refused when the column would round it.
+fn exact(doc: &Obj<'_>, key: &str, scale: u32) -> Result<Option<f64>, Reason> {
+    let Some((value, text)) = doc.get(key, ejson::decimal)? else { return Ok(None) };
+    match ejson::fraction_digits(&text) {
+        Some(d) if d <= scale => Ok(Some(value)),
+        _ => Err(Reason::InvalidField {
+            field: doc.path(key),
+            problem: format!("has more than {scale} decimal place(s); it would be rounded"),
+        }),
+    }
+}
+
+/// Decimal places `medications.dose` keeps (`numeric(12, 4)`).
+const DOSE_SCALE: u32 = 4;
+
+fn dosage(m: &Obj<'_>, tally: &mut Tally) -> Result<Dosage, Reason> {
+    let written = m.req("dosage", ejson::string)?;
+    let t = written.trim();
+    let amount_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    if ejson::fraction_digits(&t[..amount_end]).is_some_and(|d| d > DOSE_SCALE) {
+        return Err(Reason::InvalidField {
+            field: m.path("dosage"),
+            problem: format!("has more than {DOSE_SCALE} decimal places; it would be rounded"),
+        });
+    }
+    let dose = Dosage::parse(written).map_err(|e| domain(m.path("dosage"), &e))?;
+    tally.changed(&m.path("dosage"), TRIMMED, written, t);
+    tally.changed(
+        &m.path("dosage"),
+        "re-written as amount and unit",
+        t,
+        &format!("{} {}", dose.value(), dose.unit().as_str()),
+    );
+    Ok(dose)
+}
+
+/// The exact source text of top-level structured values (kept byte for byte when sealed).
+#[derive(serde::Deserialize)]
+struct RawParts<'a> {
+    #[serde(borrow, default)]
+    address: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "emergencyContact")]
+    emergency_contact: Option<&'a RawValue>,
+}
+
+/// A structured value kept whole (address, emergency contact): a string as is, anything else
+/// as its JSON text exactly as written in the source (key order and spacing kept). If the
+/// source text cannot be isolated (a key written twice), the compact JSON is stored and
+/// counted.
+fn opaque(doc: &Obj<'_>, raw: &str, key: &str, tally: &mut Tally) -> Option<String> {
+    match doc.opt(key)? {
+        Value::String(s) => Some(s.clone()),
+        other => {
+            let parts = serde_json::from_str::<RawParts<'_>>(raw).ok();
+            let exact = parts.and_then(|p| if key == "address" { p.address } else { p.emergency_contact });
+            match exact {
+                Some(text) => Some(text.get().to_owned()),
+                None => {
+                    tally.normalized.note(key, "re-serialized as compact JSON");
+                    Some(other.to_string())
+                }
+            }
+        }
+    }
+}
+
 fn parse_patient(
     doc: &Obj<'_>,
+    raw: &str,
     legacy_id: &str,
-    given: PersonName,
-    family: PersonName,
+    (given, family): (PersonName, PersonName),
     created_at: DateTime<Utc>,
-    unknown: &mut Unknown,
+    tally: &mut Tally,
     today: NaiveDate,
 ) -> Result<PatientPart, Reason> {
-    let dob = doc.req("dateOfBirth", ejson::date)?;
+    let dob = doc.date_req("dateOfBirth", &mut tally.normalized)?;
     let birth_date = BirthDate::from_date(dob, today).map_err(|e| domain("dateOfBirth".into(), &e))?;
     let sex = match doc.get("gender", ejson::string)? {
         None => Sex::Unknown,
@@ -201,30 +285,47 @@ fn parse_patient(
             other => Sex::parse(other).map_err(|e| domain("gender".into(), &e))?,
         },
     };
+    // The MRN is stored as written (trimmed, counted); the blind index takes the upper-case
+    // form the clinical API computes, so look-ups stay case-insensitive.
     // No MRN in the source: a stable one derived from the ObjectId, so re-runs agree.
-    let mrn = match doc.parsed_opt("mrn", Mrn::parse)? {
-        Some(m) => m,
-        None => Mrn::parse(&format!("LEG-{legacy_id}")).map_err(|e| domain("mrn".into(), &e))?,
+    let (mrn, mrn_text) = match doc.get("mrn", ejson::string)? {
+        Some(written) => {
+            let m = Mrn::parse(written).map_err(|e| domain("mrn".into(), &e))?;
+            tally.changed("mrn", TRIMMED, written, written.trim());
+            (m, written.trim().to_owned())
+        }
+        None => {
+            let m = Mrn::parse(&format!("LEG-{legacy_id}")).map_err(|e| domain("mrn".into(), &e))?;
+            let text = m.as_str().to_owned();
+            (m, text)
+        }
     };
     let ssn = doc.get("ssn", ejson::string)?.map(str::to_owned);
-    let phone = doc.parsed_opt("phone", Phone::parse)?;
-    let address = doc.opt("address").map(opaque);
+    let phone = match doc.get("phone", ejson::string)? {
+        Some(written) => {
+            let p = Phone::parse(written).map_err(|e| domain("phone".into(), &e))?;
+            tally.changed("phone", "re-written in E.164 form", written, p.as_str());
+            Some(p)
+        }
+        None => None,
+    };
+    let address = opaque(doc, raw, "address", tally);
     let blood = doc.parsed_opt("bloodType", BloodType::parse)?;
-    let height = doc.get("height", ejson::double)?;
+    let height = exact(doc, "height", 1)?;
     if let Some(h) = height {
         HeightCm::new(h).map_err(|e| domain("height".into(), &e))?;
     }
-    let weight = doc.get("weight", ejson::double)?;
+    let weight = exact(doc, "weight", 1)?;
     if let Some(w) = weight {
         WeightKg::new(w).map_err(|e| domain("weight".into(), &e))?;
     }
-    let contact = doc.opt("emergencyContact").map(opaque);
+    let contact = opaque(doc, raw, "emergencyContact", tally);
     let info = (blood.is_some() || height.is_some() || weight.is_some() || contact.is_some())
         .then(|| (blood.unwrap_or(BloodType::Unknown), height, weight, contact));
 
     let mut allergies: Vec<(String, Option<String>, Severity)> = Vec::new();
-    for a in doc.items("allergies", ALLERGY, unknown)? {
-        let substance = label(&a, &["substance", "allergen"], 200)?;
+    for a in doc.items("allergies", ALLERGY, &mut tally.unknown)? {
+        let substance = label(&a, &["substance", "allergen"], 200, tally)?;
         let reaction = text(&a, &["reaction"])?;
         let severity = a.parsed("severity", |s| Severity::parse(&s.replace('-', "_")))?;
         if allergies.iter().any(|(other, _, _)| other.to_lowercase() == substance.to_lowercase()) {
@@ -236,9 +337,9 @@ fn parse_patient(
         allergies.push((substance, reaction, severity));
     }
     let mut medications = Vec::new();
-    for m in doc.items("currentMedications", MEDICATION, unknown)? {
-        let start = m.get("startDate", ejson::date)?.unwrap_or_else(|| created_at.date_naive());
-        let end = m.get("endDate", ejson::date)?;
+    for m in doc.items("currentMedications", MEDICATION, &mut tally.unknown)? {
+        let start = m.date_opt("startDate", &mut tally.normalized)?.unwrap_or_else(|| created_at.date_naive());
+        let end = m.date_opt("endDate", &mut tally.normalized)?;
         if end.is_some_and(|e| e < start) {
             return Err(Reason::InvalidField {
                 field: m.path("endDate"),
@@ -246,12 +347,10 @@ fn parse_patient(
             });
         }
         let route = m.parsed_opt("route", MedicationRoute::parse)?.unwrap_or(MedicationRoute::Other);
-        let frequency = m.req("frequency", ejson::string).and_then(|f| {
-            check_label(f, 100).map_err(|problem| Reason::InvalidField { field: m.path("frequency"), problem })
-        })?;
+        let frequency = label(&m, &["frequency"], 100, tally)?;
         medications.push(Medication {
-            name: label(&m, &["name"], 200)?,
-            dose: m.parsed("dosage", Dosage::parse)?,
+            name: label(&m, &["name"], 200, tally)?,
+            dose: dosage(&m, tally)?,
             frequency,
             route,
             start,
@@ -260,16 +359,16 @@ fn parse_patient(
         });
     }
     let mut history = Vec::new();
-    for h in doc.items("medicalHistory", HISTORY, unknown)? {
-        let code = h.parsed("icd10Code", Icd10Code::parse)?;
+    for h in doc.items("medicalHistory", HISTORY, &mut tally.unknown)? {
+        let written = h.req("icd10Code", ejson::string)?;
+        let code = Icd10Code::parse(written).map_err(|e| domain(h.path("icd10Code"), &e))?;
+        tally.changed(&h.path("icd10Code"), "re-written in dotted upper-case ICD-10-CM form", written, code.as_str());
         let description = match h.get("condition", ejson::string)? {
-            Some(c) => Some(
-                check_label(c, 500).map_err(|problem| Reason::InvalidField { field: h.path("condition"), problem })?,
-            ),
+            Some(_) => Some(label(&h, &["condition"], 500, tally)?),
             None => None,
         };
-        let diagnosed = h.req("diagnosedDate", ejson::date)?;
-        let resolved = h.get("resolvedDate", ejson::date)?;
+        let diagnosed = h.date_req("diagnosedDate", &mut tally.normalized)?;
+        let resolved = h.date_opt("resolvedDate", &mut tally.normalized)?;
         if resolved.is_some_and(|r| r < diagnosed) {
             return Err(Reason::InvalidField {
                 field: h.path("resolvedDate"),
@@ -278,21 +377,27 @@ fn parse_patient(
         }
         history.push(History { code, description, diagnosed, resolved, notes: text(&h, &["notes"])? });
     }
-    Ok(PatientPart { given, family, birth_date, sex, mrn, ssn, phone, address, info, allergies, medications, history })
-}
-
-/// A structured value kept whole (address, emergency contact): a string as is, anything else
-/// as its compact JSON.
-fn opaque(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    Ok(PatientPart {
+        given,
+        family,
+        birth_date,
+        sex,
+        mrn,
+        mrn_text,
+        ssn,
+        phone,
+        address,
+        info,
+        allergies,
+        medications,
+        history,
+    })
 }
 
 fn build_patient(
     p: PatientPart,
     uid: Uuid,
+    email: &Email,
     created_at: DateTime<Utc>,
     s: &mut Sealer<'_>,
     rows: &mut Rows,
@@ -302,7 +407,7 @@ fn build_patient(
     let r = &mut rows.patients;
     r.id.push(pid);
     r.user_id.push(uid);
-    r.mrn_enc.push(s.seal("patients", "mrn_enc", pid, p.mrn.as_str().as_bytes())?);
+    r.mrn_enc.push(s.seal("patients", "mrn_enc", pid, p.mrn_text.as_bytes())?);
     r.mrn_bidx.push(mrn_bidx.to_vec());
     r.given_name_enc.push(s.seal("patients", "given_name_enc", pid, p.given.as_str().as_bytes())?);
     r.family_name_enc.push(s.seal("patients", "family_name_enc", pid, p.family.as_str().as_bytes())?);
@@ -312,6 +417,9 @@ fn build_patient(
     r.phone_enc.push(s.seal_opt("patients", "phone_enc", pid, p.phone.as_ref().map(Phone::as_str))?);
     r.address_enc.push(s.seal_opt("patients", "address_enc", pid, p.address.as_deref())?);
     r.created_at.push(created_at);
+    // The chart's email, as the clinical API writes it (sealed, org-scoped blind index).
+    r.email_bidx.push(s.email_index(email.as_str()).to_vec());
+    r.email_enc.push(s.seal("patients", "email_enc", pid, email.as_str().as_bytes())?);
     if let Some((blood, height, weight, contact)) = p.info {
         let id = Uuid::now_v7();
         let m = &mut rows.medical_info;

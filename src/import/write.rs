@@ -41,12 +41,12 @@ pub async fn insert(conn: &mut PgConnection, org: Uuid, source: &str, rows: &Row
         let r = &rows.patients;
         let q = sqlx::query(
             "INSERT INTO patients (id, org_id, user_id, mrn_enc, mrn_bidx, given_name_enc, family_name_enc, \
-             birth_date_enc, sex, ssn_enc, phone_enc, address_enc, created_at, updated_at) \
+             birth_date_enc, sex, ssn_enc, phone_enc, address_enc, email_enc, email_bidx, created_at, updated_at) \
              SELECT t.id, $1, t.user_id, t.mrn_enc, t.mrn_bidx, t.gn, t.fn, t.bd, t.sex::sex, t.ssn, t.phone, \
-             t.addr, t.created_at, t.created_at \
+             t.addr, t.email_enc, t.email_bidx, t.created_at, t.created_at \
              FROM UNNEST($2::uuid[], $3::uuid[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[], \
-             $9::text[], $10::bytea[], $11::bytea[], $12::bytea[], $13::timestamptz[]) \
-             AS t(id, user_id, mrn_enc, mrn_bidx, gn, fn, bd, sex, ssn, phone, addr, created_at)",
+             $9::text[], $10::bytea[], $11::bytea[], $12::bytea[], $13::timestamptz[], $14::bytea[], $15::bytea[]) \
+             AS t(id, user_id, mrn_enc, mrn_bidx, gn, fn, bd, sex, ssn, phone, addr, created_at, email_enc, email_bidx)",
         )
         .bind(org)
         .bind(&r.id)
@@ -60,7 +60,9 @@ pub async fn insert(conn: &mut PgConnection, org: Uuid, source: &str, rows: &Row
         .bind(&r.ssn_enc)
         .bind(&r.phone_enc)
         .bind(&r.address_enc)
-        .bind(&r.created_at);
+        .bind(&r.created_at)
+        .bind(&r.email_enc)
+        .bind(&r.email_bidx);
         n.insert("patients", q.execute(&mut *conn).await?.rows_affected());
     }
     if !rows.medical_info.is_empty() {

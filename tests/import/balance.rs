@@ -20,6 +20,20 @@ async fn counts_balance_and_rejects_carry_the_planted_reasons() {
     let users = &report.collections[0];
     assert!(users.unknown_fields.fields.contains_key("specialization"), "unknown fields are reported");
 
+    // The sealed-value check: a uniform sample of a fixed size per table, over the whole run.
+    let sm = &report.sealed_sample;
+    assert_eq!(sm.size_per_table, custos::import::SAMPLE_PER_TABLE);
+    let tables: Vec<&str> = sm.tables.iter().map(|t| t.table).collect();
+    for t in ["users", "patients", "conversations", "messages", "attachments", "prescriptions"] {
+        assert!(tables.contains(&t), "{t} sampled: {tables:?}");
+    }
+    let messages = sm.tables.iter().find(|t| t.table == "messages").unwrap();
+    assert_eq!(messages.population, report.rows_written["messages"], "one sealed value per message, all offered");
+    for t in &sm.tables {
+        assert_eq!(t.checked, t.population.min(sm.size_per_table as u64), "{t:?}");
+        assert_eq!((t.matched, t.mismatched), (t.checked, 0), "{t:?}");
+    }
+
     let rejects = ndjson(&opts.rejects);
     let got: BTreeSet<(String, u64, String)> = rejects
         .iter()
@@ -63,15 +77,24 @@ async fn counts_balance_and_rejects_carry_the_planted_reasons() {
     let mode = std::fs::metadata(&opts.rejects).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the rejects file holds PHI: owner only");
 
-    // The import is audited: who, counts and the source digest.
-    let reason: String = sqlx::query_scalar(
-        "SELECT reason FROM audit_inbox WHERE action = 'import' AND resource_type = 'legacy_import' AND NOT imported",
+    // The import is audited as it goes: started (before the first write), each collection with
+    // its counts and file digest, completed with the source digest.
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT reason FROM audit_inbox WHERE action = 'import' AND resource_type = 'legacy_import' AND NOT imported \
+         ORDER BY id",
     )
-    .fetch_one(&env.db.pool)
+    .fetch_all(&env.db.pool)
     .await
     .unwrap();
-    assert!(reason.contains("operator tester") && reason.contains(&report.source_sha256), "{reason}");
-    assert!(reason.contains(&format!("users read {} imported {}", users.read, users.imported)), "{reason}");
+    assert_eq!(reasons.len(), 6, "{reasons:#?}");
+    assert!(reasons[0].contains("started by operator tester") && reasons[0].contains("users.json"), "{}", reasons[0]);
+    for (reason, c) in reasons[1..5].iter().zip(&report.collections) {
+        assert!(reason.contains(&format!("{}.json read {} imported {}", c.name, c.read, c.imported)), "{reason}");
+        assert!(reason.contains(&c.sha256), "{reason}");
+    }
+    let done = &reasons[5];
+    assert!(done.contains("operator tester completed") && done.contains(&report.source_sha256), "{done}");
+    assert!(done.contains(&format!("users read {} imported {}", users.read, users.imported)), "{done}");
 }
 
 #[tokio::test]
@@ -91,6 +114,9 @@ async fn a_second_run_changes_nothing() {
     }
     assert_eq!(second.rows_written_total, 0);
     assert!(second.sealed_sample.checked > 0 && second.sealed_sample.mismatched == 0, "{:?}", second.sealed_sample);
+    // Already imported documents are sampled too (one sealed value of each document's own row).
+    let users = second.sealed_sample.tables.iter().find(|t| t.table == "users").unwrap();
+    assert_eq!(users.population, second.collections[0].already_imported);
     assert_eq!(env.dump().await, before);
 }
 

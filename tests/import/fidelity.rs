@@ -74,7 +74,7 @@ async fn every_sealed_field_opens_to_the_source_value() {
         .unwrap();
         assert_eq!(open(&env, "patients", "given_name_enc", pid, &given), u["firstName"].as_str().unwrap().as_bytes());
         assert_eq!(open(&env, "patients", "family_name_enc", pid, &family), u["lastName"].as_str().unwrap().as_bytes());
-        let birth = ejson::date(&u["dateOfBirth"]).unwrap().to_string();
+        let birth = ejson::date(&u["dateOfBirth"]).unwrap().date.to_string();
         assert_eq!(open(&env, "patients", "birth_date_enc", pid, &dob), birth.as_bytes());
         let addr: Value = serde_json::from_slice(&open(&env, "patients", "address_enc", pid, &address)).unwrap();
         assert_eq!(addr, u["address"]);

@@ -50,10 +50,12 @@ impl Env {
             org: self.org,
             dry_run: false,
             batch_size: 16,
+            batch_bytes: custos::import::DEFAULT_BATCH_BYTES,
             rejects: self.dir.join(format!("rejects-{}.ndjson", Uuid::new_v4())),
             quiet: true,
             operator: "tester".into(),
             crash_before_commit: None,
+            interrupt_before_commit: None,
         }
     }
 

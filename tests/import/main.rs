@@ -11,3 +11,7 @@ mod crash;
 mod fidelity;
 mod harness;
 mod ledger;
+mod resume;
+mod shapes;
+mod values;
+mod verify;
