@@ -20,13 +20,14 @@ BEGIN
         ('medications', 'notes_enc'), ('medical_history', 'notes_enc'),
         ('prescriptions', 'instructions_enc'), ('prescriptions', 'cancel_reason_enc'),
         ('conversations', 'subject_enc'), ('messages', 'body_enc'),
-        ('attachments', 'filename_enc'), ('attachments', 'content_enc')
+        ('attachments', 'filename_enc'), ('attachments', 'content_enc'),
+        ('idempotency_keys', 'answer_enc')
     ) AS v (tbl, col) LOOP
         EXECUTE format('GRANT SELECT (id, %I), UPDATE (%I) ON %I TO custos_rewrapper', r.col, r.col, r.tbl);
     END LOOP;
     FOREACH t IN ARRAY ARRAY['users', 'mfa_credentials', 'patients', 'patient_medical_info', 'allergies',
                              'medications', 'medical_history', 'prescriptions', 'conversations', 'messages',
-                             'attachments'] LOOP
+                             'attachments', 'idempotency_keys'] LOOP
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_rewrap_read', t);
         EXECUTE format('CREATE POLICY %I ON %I FOR SELECT TO custos_rewrapper USING (true)', t || '_rewrap_read', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_rewrap', t);

@@ -352,9 +352,12 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("attachments_uploaded_by_org_id_fkey", Bug),
     // The ledger, keys, the import map and schema state: written by the server alone.
     ("audit_inbox_actor_role_check", Bug),
+    ("audit_inbox_correlation_id_check", Bug),
     ("audit_inbox_event_id_key", Bug),
+    ("audit_inbox_format_version_check", Bug),
     ("audit_inbox_occurred_at_range", Bug),
     ("audit_inbox_org_id_fkey", Bug),
+    ("audit_inbox_patient_ids_check", Bug),
     ("audit_inbox_pkey", Bug),
     ("audit_inbox_reason_check", Bug),
     ("audit_inbox_resource_ids_check", Bug),
@@ -363,6 +366,7 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("audit_log_chain_hash_check", Bug),
     ("audit_log_check", Bug),
     ("audit_log_event_id_key", Bug),
+    ("audit_log_format_version_check", Bug),
     ("audit_log_leaf_hash_check", Bug),
     ("audit_log_org_id_fkey", Bug),
     ("audit_log_pkey", Bug),
@@ -396,6 +400,15 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("policy_state_pkey", Bug),
     ("policy_state_singleton_check", Bug),
     ("_sqlx_migrations_pkey", Bug),
+    // Idempotency keys (src/clinical/idempotency.rs): the middleware validates the key and the
+    // server computes everything else; a second request racing the first with one key loses.
+    ("idempotency_keys_fingerprint_check", Bug),
+    ("idempotency_keys_idem_key_check", Bug),
+    ("idempotency_keys_org_id_fkey", Bug),
+    ("idempotency_keys_pkey", Bug),
+    ("idempotency_keys_status_check", Bug),
+    ("idempotency_keys_user_id_fkey", Bug),
+    ("idempotency_keys_user_id_idem_key_key", Dup("another request with this Idempotency-Key is in progress or was just completed; retry it")),
 ];
 
 /// The answer for a violation of `constraint` (SQLSTATE `code`, class 23); `None` when it is a

@@ -18,6 +18,7 @@ pub fn event_json(row: &LogRow) -> Value {
     json!({
         "ledger_id": row.ledger_id,
         "seq": row.seq,
+        "format_version": e.format_version,
         "event_id": e.event_id,
         "occurred_at": ts(row),
         "actor_id": e.actor_id,
@@ -40,14 +41,16 @@ pub fn event_json(row: &LogRow) -> Value {
     })
 }
 
-pub const CSV_HEADER: &str = "ledger_id,seq,event_id,occurred_at,actor_id,actor_role,action,resource_type,\
-resource_ids,patient_id,outcome,reason,request_id,client_ip,user_agent,break_glass,imported,leaf_hash,chain_hash\n";
+pub const CSV_HEADER: &str = "ledger_id,seq,format_version,event_id,occurred_at,actor_id,actor_role,action,\
+resource_type,resource_ids,patient_id,patient_ids,outcome,reason,request_id,correlation_id,client_ip,user_agent,\
+break_glass,imported,leaf_hash,chain_hash\n";
 
-/// The CSV columns whose text comes from people (a break-glass reason, a User-Agent header):
+/// The CSV columns whose text comes from people (a break-glass reason, a User-Agent header, the
+/// client's own request id):
 /// the only ones where a value a spreadsheet would run as a formula is defused. Every other
 /// column is an id, a time, a number, a closed label or a hash, written exactly as in NDJSON
 /// (docs/ledger-format.md, "CSV", lists every column).
-pub const CSV_FREE_TEXT: [&str; 2] = ["reason", "user_agent"];
+pub const CSV_FREE_TEXT: [&str; 3] = ["reason", "correlation_id", "user_agent"];
 
 /// Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"), plus
 /// the apostrophe itself, so that the defusing apostrophe is always one to strip: a free-text
@@ -79,9 +82,11 @@ pub fn csv_row(row: &LogRow) -> String {
     let e = &row.event;
     let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string());
     let ids = serde_json::Value::from(e.resource_ids.clone()).to_string();
-    let fields: [(Option<String>, bool); 19] = [
+    let patients = serde_json::Value::from(e.patient_ids.iter().map(|p| p.to_string()).collect::<Vec<_>>()).to_string();
+    let fields: [(Option<String>, bool); 22] = [
         (Some(row.ledger_id.to_string()), false),
         (Some(row.seq.to_string()), false),
+        (Some(e.format_version.to_string()), false),
         (Some(e.event_id.to_string()), false),
         (Some(ts(row)), false),
         (id(e.actor_id), false),
@@ -90,9 +95,11 @@ pub fn csv_row(row: &LogRow) -> String {
         (Some(e.resource_type.clone()), false),
         (Some(ids), false),
         (id(e.patient_id), false),
+        (Some(patients), false),
         (Some(e.outcome.clone()), false),
         (e.reason.clone(), true),
         (id(e.request_id), false),
+        (e.correlation_id.clone(), true),
         (e.client_ip.clone(), false),
         (e.user_agent.clone(), true),
         (Some(e.break_glass.to_string()), false),
@@ -222,7 +229,7 @@ mod tests {
     fn csv_quotes_and_defuses_formulas_in_free_text_only() {
         let line = csv_row(&row("read", false, "=HYPERLINK(\"x\"), ok"));
         assert!(line.contains(",\"'=HYPERLINK(\"\"x\"\"), ok\","), "{line}");
-        assert!(line.starts_with("00000000-0000-0000-0000-000000000000,7,"));
+        assert!(line.starts_with("00000000-0000-0000-0000-000000000000,7,2,"), "{line}");
         // resource_ids is its JSON array (quoted: it holds quotes), hashes are never touched.
         assert!(line.contains(r#","[""a"",""b""]","#), "{line}");
         let mut r = row("read", false, "'quoted");
@@ -234,7 +241,7 @@ mod tests {
         assert!(line.contains(",+/v7"), "hashes exactly as in NDJSON: {line}");
         let prefix = format!("{},{},{}", uuid::Uuid::max(), "", "read,prescription,");
         assert!(line.contains(&prefix), "null actor_role is an empty cell: {line}");
-        assert!(line.contains(&format!("{},denied,\"\",", uuid::Uuid::max())), "an empty reason is \"\": {line}");
+        assert!(line.contains(&format!("{},[],denied,\"\",", uuid::Uuid::max())), "an empty reason is \"\": {line}");
         let plain = csv_row(&row("read", false, "curl/8.0 -v"));
         assert!(plain.contains(",curl/8.0 -v,"), "{plain}");
     }

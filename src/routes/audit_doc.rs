@@ -51,6 +51,8 @@ pub struct LedgerEvent {
     pub ledger_id: Uuid,
     /// 0-based leaf index in the ledger.
     pub seq: u64,
+    /// The canonical form the entry was hashed in (`v`: 1 or 2, docs/ledger-format.md).
+    pub format_version: u8,
     pub event_id: Uuid,
     /// RFC 3339 UTC with microseconds.
     pub occurred_at: String,

@@ -173,31 +173,37 @@ async fn csv_cells_are_the_ndjson_values_and_the_chain_recomputes_from_the_csv()
                 defused += 1;
             }
         }
-        // The canonical event from the CSV alone: its 16 columns plus v and index.
+        // The canonical event from the CSV alone: its columns, `seq` as index and
+        // `format_version` as v; version 1 has no correlation_id and no patient_ids.
         let mut canonical = Map::new();
+        let version: u64 = row[2].as_deref().unwrap().parse().unwrap();
         for (column, cell) in header.iter().zip(row) {
             let value = match column.as_str() {
                 "leaf_hash" | "chain_hash" => continue,
+                "correlation_id" | "patient_ids" if version < 2 => continue,
                 "seq" => {
                     canonical.insert("index".into(), cell.as_deref().unwrap().parse::<u64>().unwrap().into());
                     continue;
                 }
-                "resource_ids" => serde_json::from_str(cell.as_deref().unwrap()).unwrap(),
+                "format_version" => {
+                    canonical.insert("v".into(), version.into());
+                    continue;
+                }
+                "resource_ids" | "patient_ids" => serde_json::from_str(cell.as_deref().unwrap()).unwrap(),
                 "break_glass" | "imported" => Value::Bool(cell.as_deref() == Some("true")),
                 _ => value_of(column, cell),
             };
             canonical.insert(column.clone(), value);
         }
-        canonical.insert("v".into(), 1.into());
         let bytes = custos::audit::canonical::canonicalize(&Value::Object(canonical)).unwrap();
         let leaf = sha256(&[&[0u8], &bytes]);
         chain = sha256(&[&chain, &leaf]);
-        assert_eq!(B64.encode(leaf), row[17].clone().unwrap(), "leaf of {event}");
-        assert_eq!(B64.encode(chain), row[18].clone().unwrap(), "chain at {event}");
+        assert_eq!(B64.encode(leaf), row[20].clone().unwrap(), "leaf of {event}");
+        assert_eq!(B64.encode(chain), row[21].clone().unwrap(), "chain at {event}");
         leaves.push(leaf);
     }
     assert!(defused >= 2 * 8, "the crafted free text was defused ({defused} cells)");
-    let hash_cells = rows.iter().flat_map(|r| [&r[17], &r[18]]);
+    let hash_cells = rows.iter().flat_map(|r| [&r[20], &r[21]]);
     assert!(hash_cells.flatten().any(|h| h.starts_with('+')), "a hash starting with + was exported as it is");
     assert_eq!(custos::audit::merkle::root_of(&leaves), cp.root, "the checkpoint's root, from the CSV");
 }
