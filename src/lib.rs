@@ -32,6 +32,8 @@ pub mod keys;
 pub mod metrics;
 /// Request id, access log, security headers, JSON error bodies.
 pub mod middleware;
+/// Privacy monitoring: explanations of every access, detectors, the engine, the review queue.
+pub mod monitoring;
 /// HTTP routes.
 pub mod routes;
 /// Application assembly: server, state, TLS, graceful shutdown.

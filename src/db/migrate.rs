@@ -21,6 +21,7 @@ pub static POLICY_FILES: &[(&str, &str)] = &[
     ("40_rls_clinical.sql", include_str!("../../policies/40_rls_clinical.sql")),
     ("50_rls_audit.sql", include_str!("../../policies/50_rls_audit.sql")),
     ("60_ledger_state.sql", include_str!("../../policies/60_ledger_state.sql")),
+    ("70_monitoring.sql", include_str!("../../policies/70_monitoring.sql")),
 ];
 
 /// The embedded migrations.

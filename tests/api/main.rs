@@ -17,4 +17,6 @@ mod invites;
 mod jwt;
 mod login;
 mod mfa;
+mod review;
+mod review_sim;
 mod sessions;
