@@ -18,6 +18,8 @@ CREATE TYPE monitor_outcome AS ENUM ('appropriate', 'violation', 'needs_follow_u
 
 CREATE TABLE staff_profiles (
     user_id           uuid PRIMARY KEY,
+    -- The row id the sealed values are bound to (and `custos keys rewrap` walks): the user's.
+    id                uuid GENERATED ALWAYS AS (user_id) STORED UNIQUE,
     org_id            uuid NOT NULL,
     family_name_enc   bytea,
     family_name_bidx  bytea CHECK (family_name_bidx IS NULL OR length(family_name_bidx) = 32),
@@ -42,6 +44,8 @@ CREATE INDEX staff_profiles_updated_by_idx ON staff_profiles (updated_by, org_id
 
 CREATE TABLE patient_flags (
     patient_id       uuid PRIMARY KEY,
+    -- The row id the sealed date is bound to (and `custos keys rewrap` walks): the patient's.
+    id               uuid GENERATED ALWAYS AS (patient_id) STORED UNIQUE,
     org_id           uuid NOT NULL,
     confidential     boolean NOT NULL DEFAULT false,
     deceased_on_enc  bytea,

@@ -25,6 +25,10 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("messages", "body_enc"),
     ("attachments", "filename_enc"),
     ("attachments", "content_enc"),
+    ("staff_profiles", "family_name_enc"),
+    ("staff_profiles", "address_enc"),
+    ("patient_flags", "deceased_on_enc"),
+    ("monitor_decisions", "note_enc"),
 ];
 
 /// Tables that never change once written (a trigger refuses UPDATE); rewrap must lift the

@@ -15,6 +15,7 @@ use crate::db::ClaimRole;
 use crate::error::ApiError;
 use crate::monitoring::hours::WorkingHours;
 use crate::monitoring::profiles::{self, Admin, StaffProfile};
+use crate::routes::openapi::ErrorBody;
 use crate::startup::AppState;
 
 fn admin(user: &AuthUser) -> Result<Admin, ApiError> {
@@ -22,15 +23,21 @@ fn admin(user: &AuthUser) -> Result<Admin, ApiError> {
     Ok(Admin { org_id: user.org_id, user_id: user.user_id })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
+    /// Sealed; compared through a blind index of its normalized form. Absent: cleared.
     family_name: Option<String>,
+    /// Sealed; compared through a blind index of its normalized form. Absent: cleared.
     address: Option<String>,
+    /// The patient record that is this employee.
     patient_id: Option<Uuid>,
 }
 
 /// `PUT /v1/admin/users/{id}/profile`.
+#[utoipa::path(put, path = "/v1/admin/users/{id}/profile", tag = "privacy review", params(("id" = Uuid, Path)), request_body = ProfileBody,
+    responses((status = 200, description = "`{user_id, family_name_set, address_set, patient_id}` (values are never echoed)"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_profile(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -46,14 +53,18 @@ pub async fn put_profile(
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlagsBody {
     confidential: bool,
+    /// `YYYY-MM-DD`, not in the future; sealed.
     deceased_on: Option<String>,
 }
 
 /// `PUT /v1/patients/{id}/flags`.
+#[utoipa::path(put, path = "/v1/patients/{id}/flags", tag = "privacy review", params(("id" = Uuid, Path)), request_body = FlagsBody,
+    responses((status = 200, description = "`{patient_id, confidential, deceased_on}`"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_flags(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -83,14 +94,18 @@ pub async fn put_flags(
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoursBody {
+    /// An IANA time zone (`Europe/Paris`).
     time_zone: String,
+    /// `{"mon": ["08:00", "18:00"], …}`; a missing day is closed.
     days: BTreeMap<String, Vec<String>>,
 }
 
 /// `PUT /v1/admin/organization/working-hours`.
+#[utoipa::path(put, path = "/v1/admin/organization/working-hours", tag = "privacy review", request_body = HoursBody,
+    responses((status = 200, description = "`{time_zone, days}`"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_working_hours(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::monitoring::MonitorError;
 use crate::monitoring::detectors::Detector;
 use crate::monitoring::review::{self, Filters, OUTCOMES, STATUSES};
+use crate::routes::openapi::ErrorBody;
 use crate::startup::AppState;
 
 impl From<MonitorError> for ApiError {
@@ -40,20 +41,30 @@ fn reviewer(user: &AuthUser) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// A detector code (docs/privacy-monitoring.md).
     detector: Option<String>,
+    /// open, needs_follow_up, appropriate or violation.
     status: Option<String>,
     actor: Option<Uuid>,
     patient: Option<Uuid>,
+    /// Alerts with evidence at or after this time.
     from: Option<DateTime<Utc>>,
+    /// Alerts with evidence before this time.
     to: Option<DateTime<Utc>>,
+    /// 1 to 200 (50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
 }
 
 /// `GET /v1/review/alerts`.
+#[utoipa::path(get, path = "/v1/review/alerts", tag = "privacy review", params(ListQuery),
+    responses((status = 200, description = "`{items: [{id, detector, patient_id, actor_id, first_seen, last_seen, event_count, status}], next_cursor}`, newest first"),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -101,6 +112,9 @@ pub async fn list(
 }
 
 /// `GET /v1/review/alerts/{id}`.
+#[utoipa::path(get, path = "/v1/review/alerts/{id}", tag = "privacy review", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "the alert, its `rule`, its `evidence` (ledger entries with `ledger_index`, `explanation`, `missing_explanations`) and its `decisions`"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     reviewer(&user)?;
     let (mut tx, ctx) = user.begin(&state.pool).await?;
@@ -109,14 +123,19 @@ pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<Uui
     Ok(HttpResponse::Ok().json(detail))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
+    /// appropriate, violation or needs_follow_up.
     outcome: String,
+    /// Sealed; never written to the ledger. At most 4000 characters.
     note: Option<String>,
 }
 
 /// `POST /v1/review/alerts/{id}/decision`.
+#[utoipa::path(post, path = "/v1/review/alerts/{id}/decision", tag = "privacy review", params(("id" = Uuid, Path)), request_body = DecisionBody,
+    responses((status = 201, description = "`{id, reviewer_id, outcome, note, event_id, supersedes, decided_at}`: the decision and the ledger event recording it"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn decide(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -144,6 +163,9 @@ pub async fn decide(
 }
 
 /// `GET /v1/review/metrics`.
+#[utoipa::path(get, path = "/v1/review/metrics", tag = "privacy review",
+    responses((status = 200, description = "`{open_by_age, open_by_detector, decisions_per_reviewer, explained_share: [{day, accesses, explained, explained_share}]}`"),
+        (status = 403, body = ErrorBody)))]
 pub async fn metrics(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     reviewer(&user)?;
     let now = state.clock.now();
@@ -152,6 +174,19 @@ pub async fn metrics(state: web::Data<AppState>, user: AuthUser) -> Result<HttpR
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(m))
 }
+
+/// The OpenAPI paths of the privacy-monitoring routes (merged into `/openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    get,
+    decide,
+    metrics,
+    super::profiles::put_profile,
+    super::profiles::put_flags,
+    super::profiles::put_working_hours
+))]
+pub struct MonitoringDoc;
 
 /// Registers the review and admin-facts routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -351,3 +351,25 @@ async fn the_app_role_sees_monitoring_rows_only_as_its_claims_allow() {
     let e = sqlx::query("UPDATE monitor_watermarks SET next_seq = 0").execute(&mut *tx).await.unwrap_err();
     assert!(e.to_string().contains("permission denied"), "{e}");
 }
+
+#[tokio::test]
+async fn openapi_documents_the_monitoring_routes() {
+    let app = spawn_app_with(&[]).await;
+    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in [
+        ("get", "/v1/review/alerts"),
+        ("get", "/v1/review/alerts/{id}"),
+        ("post", "/v1/review/alerts/{id}/decision"),
+        ("get", "/v1/review/metrics"),
+        ("put", "/v1/admin/users/{id}/profile"),
+        ("put", "/v1/patients/{id}/flags"),
+        ("put", "/v1/admin/organization/working-hours"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+    }
+    let params = doc["paths"]["/v1/review/alerts"]["get"]["parameters"].as_array().unwrap();
+    assert!(params.iter().all(|p| p["in"] == "query"), "{params:?}");
+    // The routes the clinical document already had are still there.
+    assert!(paths.contains_key("/v1/patients/{id}"));
+}
