@@ -12,7 +12,9 @@
 //!    same ledger rows read in the same batches with no analysis (what the engine cannot go
 //!    below), reported as a ratio.
 
-#[path = "common.rs"]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[allow(dead_code)]
 mod common;
 
 use std::time::Instant;
@@ -51,6 +53,21 @@ async fn simulate_into(db: &BenchDb, keys: &RootKeys, clinicians: u32, weeks: u3
     labels
 }
 
+/// The engine's columns (bench/monitor.rs mirrors `monitoring::engine::fetch`).
+type Row = (
+    i64,
+    chrono::DateTime<chrono::Utc>,
+    Option<uuid::Uuid>,
+    Option<String>,
+    String,
+    Option<uuid::Uuid>,
+    Vec<uuid::Uuid>,
+    bool,
+    i32,
+    i32,
+    chrono::NaiveDate,
+);
+
 /// Reads the organization's ledger in the engine's batches and columns, analyzing nothing.
 async fn read_only(pool: &PgPool, org: uuid::Uuid, batch: i64) -> u64 {
     let mut conn = pool.acquire().await.unwrap();
@@ -62,19 +79,7 @@ async fn read_only(pool: &PgPool, org: uuid::Uuid, batch: i64) -> u64 {
     let mut n = 0;
     let mut from = 0;
     while from < head {
-        let rows: Vec<(
-            i64,
-            chrono::DateTime<chrono::Utc>,
-            Option<uuid::Uuid>,
-            Option<String>,
-            String,
-            Option<uuid::Uuid>,
-            Vec<uuid::Uuid>,
-            bool,
-            i32,
-            i32,
-            chrono::NaiveDate,
-        )> = sqlx::query_as(
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT seq, occurred_at, actor_id, actor_role, resource_type, patient_id, patient_ids, break_glass, \
                         extract(isodow FROM l.local)::int4, \
                         (extract(hour FROM l.local) * 60 + extract(minute FROM l.local))::int4, l.local::date \
