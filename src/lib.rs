@@ -50,6 +50,9 @@ pub mod auth;
 /// Clinical records: patients, chart, prescriptions, case flow, attachments, care teams.
 pub mod clinical;
 
+/// Privacy monitoring: explanations of every access, detectors, the engine, the review queue.
+pub mod monitoring;
+
 /// Legacy MongoDB import with a no-data-loss report.
 pub mod import;
 

@@ -8,6 +8,9 @@ use super::CliError;
 pub enum DemoCommand {
     /// Write a deterministic synthetic MongoDB export for `custos import mongo`.
     Generate(GenerateArgs),
+    /// Build an organization with weeks of access traffic and labelled snooping cases for
+    /// every privacy-monitoring detector (docs/privacy-monitoring.md).
+    Simulate(super::monitor::SimulateArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -7,6 +7,7 @@ pub mod import;
 pub mod keys;
 pub mod ledger;
 pub mod logins;
+pub mod monitor;
 
 use clap::{Parser, Subcommand};
 
@@ -84,7 +85,17 @@ pub enum Command {
         #[command(subcommand)]
         source: import::ImportSource,
     },
-    /// Demo data (`demo generate`: a synthetic legacy export).
+    /// Run the privacy monitor (leader election by advisory lock; docs/privacy-monitoring.md).
+    Monitor {
+        /// Analyze every ledger to its current end and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between passes.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+    },
+    /// Demo data (`demo generate`: a synthetic legacy export; `demo simulate`: access traffic
+    /// with labelled snooping cases).
     Demo {
         #[command(subcommand)]
         command: demo::DemoCommand,
@@ -251,6 +262,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let pool = pool(&settings).await?;
             logins::create(&pool, &prefix, database.as_deref(), generate_passwords).await
         }
+        Command::Demo { command: demo::DemoCommand::Simulate(args) } => monitor::simulate(&settings, args).await,
+        Command::Monitor { once, interval } => monitor::monitor(&settings, once, interval).await,
     }
 }
 

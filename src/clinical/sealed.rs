@@ -27,6 +27,10 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("attachments", "content_enc"),
     // The stored answer of a write sent with an Idempotency-Key (src/clinical/idempotency.rs).
     ("idempotency_keys", "answer_enc"),
+    ("staff_profiles", "family_name_enc"),
+    ("staff_profiles", "address_enc"),
+    ("patient_flags", "deceased_on_enc"),
+    ("monitor_decisions", "note_enc"),
 ];
 
 /// Tables that never change once written (a trigger refuses UPDATE); rewrap must lift the

@@ -8,6 +8,7 @@
 mod data;
 mod docs;
 mod rng;
+pub mod simulate;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -16,7 +16,9 @@ pub mod openapi;
 mod ops_doc;
 pub mod patients;
 pub mod prescriptions;
+pub mod profiles;
 pub mod records;
+pub mod review;
 
 use actix_web::{Resource, web};
 
@@ -27,6 +29,8 @@ use crate::error::ApiError;
 /// `account_limiter` the credential checks of a signed-in session (`/v1/me/password`,
 /// `/v1/me/mfa/*`), so a stolen token cannot guess passwords or codes at full speed.
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, account_limiter: AuthLimiter) {
+    // First: `/v1/admin/users/{id}/profile` must win over `/v1/admin/users/{id}/{action}`.
+    review::configure(cfg);
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)));
     cfg.service(

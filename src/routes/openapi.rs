@@ -71,5 +71,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// `GET /openapi.json`.
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::review::MonitoringDoc::openapi());
+    HttpResponse::Ok().json(doc)
 }

@@ -20,4 +20,6 @@ mod login;
 mod metrics;
 mod mfa;
 mod production;
+mod review;
+mod review_sim;
 mod sessions;
