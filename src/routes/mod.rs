@@ -17,6 +17,7 @@ mod ops_doc;
 pub mod patients;
 pub mod prescriptions;
 pub mod records;
+pub mod tiles;
 
 use actix_web::{Resource, web};
 
@@ -55,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, accoun
         .service(resource("/v1/patients/{id}/invite").route(web::post().to(invites::issue)));
     cfg.service(resource("/v1/audit/keys").route(web::get().to(audit::keys)));
     audit::configure(cfg);
+    tiles::configure(cfg);
     cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
     clinical::configure(cfg);
 }
