@@ -16,6 +16,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::Caller;
+use crate::audit::checkpoint::NoteVerifier;
+use crate::audit::signing;
 use crate::audit::tiles::{self, TileRef};
 use crate::audit::{Action, AuditEvent, Outcome};
 use crate::auth::extractor::AuthUser;
@@ -30,6 +32,7 @@ const PRIVATE: &str = "private, no-store";
 /// Registers the tile routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/v1/ledgers/{ledger}/checkpoint").route(web::get().to(checkpoint)))
+        .service(super::resource("/v1/ledgers/{ledger}/keys").route(web::get().to(keys)))
         .service(super::resource("/v1/ledgers/{ledger}/tile/{tail:.+}").route(web::get().to(tile)))
         .service(
             super::resource("/v1/ledgers/{ledger}/public")
@@ -53,6 +56,22 @@ fn text(cache: &str, body: String) -> HttpResponse {
 
 fn bytes(cache: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok().content_type("application/octet-stream").insert_header((CACHE_CONTROL, cache)).body(body)
+}
+
+/// `GET /v1/ledgers/{ledger}/keys`: the verifier keys of this ledger's checkpoints, one per
+/// line — the installation's keys under the ledger's origin as key name, then the keys under
+/// the installation's name, which signed the checkpoints before per-ledger names. Public, like
+/// `/v1/audit/keys`: keys and a ledger id the caller already holds.
+async fn keys(state: web::Data<AppState>, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let origin = signing::origin_for(&state.settings.ledger.origin, path.into_inner());
+    let mut known = Vec::with_capacity(state.ledger_verifier_keys.len());
+    for k in &state.ledger_verifier_keys {
+        known.push(NoteVerifier::parse(k).map_err(ApiError::internal)?);
+    }
+    let mut all = signing::ledger_verifiers(&known, &origin);
+    all.rotate_left(known.len());
+    let body: String = all.iter().map(|v| v.encode() + "\n").collect();
+    Ok(text(PUBLIC_SHORT, body))
 }
 
 /// `GET /v1/ledgers/{ledger}/checkpoint`: the latest signed note.

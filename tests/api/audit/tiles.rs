@@ -7,7 +7,6 @@
 use custos::audit::{Action, AuditContext, AuditEvent, Outcome};
 use custos::db::Claims;
 use reqwest::StatusCode;
-use serde_json::Value;
 use signed_note::{Note, StandardVerifier, Verifier, VerifierList};
 use tlog_tiles::{Checkpoint, Error as TlogError, Hash, Tile, TileHashReader, TileReader};
 use uuid::Uuid;
@@ -73,15 +72,16 @@ impl TileReader for HttpTiles {
     fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
 }
 
-/// The published verifier keys as `signed_note` verifiers.
-async fn verifiers(app: &TestApp) -> VerifierList {
-    let body: Value = app.client.get(app.url("/v1/audit/keys")).send().await.unwrap().json().await.unwrap();
-    let list: Vec<Box<dyn Verifier>> = body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| Box::new(StandardVerifier::new(k.as_str().unwrap()).unwrap()) as Box<dyn Verifier>)
-        .collect();
+/// The ledger's published verifier keys as `signed_note` verifiers; the first is named like
+/// the ledger's origin.
+async fn verifiers(app: &TestApp, ledger: Uuid) -> VerifierList {
+    let (s, _, body) = fetch(app, &format!("/v1/ledgers/{ledger}/keys"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with(&format!("{}/{ledger}+", super::ORIGIN)), "{first}");
+    let list: Vec<Box<dyn Verifier>> =
+        text.lines().map(|k| Box::new(StandardVerifier::new(k).unwrap()) as Box<dyn Verifier>).collect();
     VerifierList::new(list)
 }
 
@@ -92,7 +92,9 @@ async fn verified_checkpoint(app: &TestApp, ledger: Uuid) -> Checkpoint {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(cc, "public, no-cache");
     let note = Note::from_bytes(&body).unwrap();
-    let (verified, _) = note.verify(&verifiers(app).await).expect("signed by a published key");
+    let (verified, _) = note.verify(&verifiers(app, ledger).await).expect("signed by a published key");
+    // Signed under the key name that equals the origin (C2SP tlog-checkpoint).
+    assert!(verified.iter().all(|s| s.name() == format!("{}/{ledger}", super::ORIGIN)), "{verified:?}");
     assert!(!verified.is_empty());
     let cp = Checkpoint::from_bytes(note.text()).unwrap();
     assert_eq!(cp.origin(), format!("{}/{ledger}", super::ORIGIN));
