@@ -107,8 +107,13 @@ async fn bundle(app: &TestApp, ledger: Uuid, n: u64, token: &str) -> Vec<Vec<u8>
     let (s, cc, body) = fetch(app, &path, Some(token)).await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(cc, "private, no-store");
+    decode_bundle(&body)
+}
+
+/// The entries of a bundle: each a big-endian `uint16` length, then the bytes.
+fn decode_bundle(body: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut rest = &body[..];
+    let mut rest = body;
     while !rest.is_empty() {
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
         out.push(rest[2..2 + len].to_vec());
@@ -192,16 +197,9 @@ async fn an_independent_client_checks_a_published_ledger_through_its_tiles() {
         );
         let (s, _, body) = fetch(&app, &path, Some(&w.ua.token)).await;
         assert_eq!(s, StatusCode::OK);
-        let mut rest = &body[..];
-        let mut n = 0;
-        let mut last_entry = Vec::new();
-        while !rest.is_empty() {
-            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-            last_entry = rest[2..2 + len].to_vec();
-            rest = &rest[2 + len..];
-            n += 1;
-        }
-        assert_eq!(n, width);
+        let mut entries = decode_bundle(&body);
+        assert_eq!(entries.len() as u64, width);
+        let last_entry = entries.pop().unwrap();
         let reader =
             HttpTiles { client: app.client.clone(), base: base.clone(), rt: tokio::runtime::Handle::current() };
         tokio::task::spawn_blocking(move || {
