@@ -35,8 +35,9 @@ DROP POLICY IF EXISTS audit_checkpoints_tiles ON audit_checkpoints;
 CREATE POLICY audit_checkpoints_tiles ON audit_checkpoints FOR SELECT TO custos_ledger_owner USING (true);
 
 -- May the caller read this ledger's hashes: published, or the caller audits or administers it.
+-- Not a definer function itself: only the two below call it, as their owner.
 CREATE OR REPLACE FUNCTION custos.tile_reader(ledger uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
     -- Never NULL (no claims: org_id() is NULL), so `NOT tile_reader(..)` refuses.
     SELECT EXISTS (SELECT 1 FROM public.audit_public_ledgers p WHERE p.ledger_id = ledger)
         OR coalesce(ledger = custos.org_id() AND custos.role() IN ('auditor', 'admin'), false)
