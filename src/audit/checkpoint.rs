@@ -172,6 +172,11 @@ impl NoteVerifier {
         Ok(Self { name: name.to_owned(), key_id: key_id(name, &key), key })
     }
 
+    /// The same key under another name (its key id changes with the name).
+    pub fn renamed(&self, name: &str) -> Result<Self> {
+        Self::new(name, self.key)
+    }
+
     /// Parses `<name>+<hex8 key id>+<base64(0x01 ‖ public key)>`.
     pub fn parse(vkey: &str) -> Result<Self> {
         let (name, id, key) = split_key_string(vkey)?;
@@ -264,6 +269,11 @@ impl NoteSigner {
 
     pub fn verifier(&self) -> NoteVerifier {
         NoteVerifier { name: self.name.clone(), key_id: self.key_id, key: self.key.verifying_key() }
+    }
+
+    /// The same key under another name (its key id changes with the name).
+    pub fn renamed(&self, name: &str) -> Result<Self> {
+        Self::new(name, self.key.clone())
     }
 
     pub fn sign(&self, text: &str) -> NoteSignature {

@@ -17,6 +17,7 @@ pub mod query;
 pub mod sequencer;
 pub mod signing;
 pub mod store;
+pub mod tiles;
 pub mod verify;
 pub mod writer;
 

@@ -68,15 +68,29 @@ impl LedgerSigner {
         origin_for(&self.origin, ledger_id)
     }
 
-    /// The signed note for `ledger_id` at `size` with `root`.
+    /// The signed note for `ledger_id` at `size` with `root`, signed under the key name
+    /// equal to the checkpoint's origin (C2SP tlog-checkpoint: the key name SHOULD match).
     pub fn sign(&self, ledger_id: Uuid, size: u64, root: Hash) -> Result<String, CheckpointError> {
-        let cp = Checkpoint::new(self.origin_for(ledger_id), size, root)?;
-        sign_checkpoint(&cp, &self.signers)
+        let origin = self.origin_for(ledger_id);
+        let signers = self.signers.iter().map(|s| s.renamed(&origin)).collect::<Result<Vec<_>, _>>()?;
+        sign_checkpoint(&Checkpoint::new(origin, size, root)?, &signers)
     }
 }
 
 pub fn origin_for(origin: &str, ledger_id: Uuid) -> String {
     format!("{origin}/{ledger_id}")
+}
+
+/// `known` plus, for each key named like the installation (`<origin>`), the same key named
+/// `ledger_origin` (`<origin>/<ledger id>`): the verifier keys of one ledger's checkpoints.
+pub fn ledger_verifiers(known: &[NoteVerifier], ledger_origin: &str) -> Vec<NoteVerifier> {
+    let mut out = known.to_vec();
+    for k in known {
+        if ledger_origin.strip_prefix(k.name()).is_some_and(|rest| rest.starts_with('/')) {
+            out.extend(k.renamed(ledger_origin).ok());
+        }
+    }
+    out
 }
 
 /// Why a stored or supplied checkpoint note is not acceptable.
@@ -90,8 +104,19 @@ pub enum NoteProblem {
 
 /// Opens a checkpoint note with `known` keys and checks it names `expected_origin`
 /// (`open_checkpoint` leaves the origin to the caller).
+///
+/// Checkpoints signed before per-ledger key names carry the installation's key name
+/// (`<origin>`); newer ones the ledger's origin (`<origin>/<ledger id>`). A known key named
+/// `<origin>` is therefore also trusted under the name `expected_origin` when that extends it
+/// ([`ledger_verifiers`]), so one published key list checks old and new notes.
 pub fn open_for(note: &[u8], known: &[NoteVerifier], expected_origin: &str) -> Result<Checkpoint, NoteProblem> {
-    let cp = open_checkpoint(note, known).map_err(NoteProblem::Signature)?;
+    // Also under the origin the note claims, so a note of another ledger is reported as such.
+    let mut keys = ledger_verifiers(known, expected_origin);
+    let claimed = note.split(|b| *b == b'\n').next().and_then(|l| std::str::from_utf8(l).ok());
+    if let Some(claimed) = claimed.filter(|c| *c != expected_origin) {
+        keys.extend(ledger_verifiers(known, claimed).into_iter().skip(known.len()));
+    }
+    let cp = open_checkpoint(note, &keys).map_err(NoteProblem::Signature)?;
     if cp.origin != expected_origin {
         return Err(NoteProblem::Origin { found: cp.origin, expected: expected_origin.to_owned() });
     }
@@ -110,6 +135,11 @@ mod tests {
         let known = [s.verifier()];
         let cp = open_for(note.as_bytes(), &known, &s.origin_for(org)).unwrap();
         assert_eq!((cp.size, cp.root), (3, [7; 32]));
+        // The key name is the ledger's origin.
+        assert!(note.contains(&format!("\n\u{2014} {} ", s.origin_for(org))), "{note}");
+        // Checkpoints signed under the installation's key name (before per-ledger names) verify.
+        let old_style = sign_checkpoint(&Checkpoint::new(s.origin_for(org), 3, [7; 32]).unwrap(), &s.signers).unwrap();
+        assert!(open_for(old_style.as_bytes(), &known, &s.origin_for(org)).is_ok());
         let other = open_for(note.as_bytes(), &known, &s.origin_for(SYSTEM_LEDGER)).unwrap_err();
         assert!(matches!(other, NoteProblem::Origin { .. }));
         let stranger = LedgerSigner::new("h.example/ledger", &RootKeys::random()).unwrap();

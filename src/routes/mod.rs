@@ -19,6 +19,7 @@ pub mod prescriptions;
 pub mod profiles;
 pub mod records;
 pub mod review;
+pub mod tiles;
 
 use actix_web::{Resource, web};
 
@@ -58,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, accoun
         .service(resource("/v1/patients/{id}/invite").route(web::post().to(invites::issue)));
     cfg.service(resource("/v1/audit/keys").route(web::get().to(audit::keys)));
     audit::configure(cfg);
+    tiles::configure(cfg);
     cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
     clinical::configure(cfg);
 }

@@ -124,7 +124,9 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "is_own_patient",
             "organization_id",
             "own_patient_ids",
-            "redeem_invite"
+            "redeem_invite",
+            "tile_checkpoint",
+            "tile_hashes"
         ]
     );
     for (name, owner, sup, bypass, login, _, config, app_exec, public_exec) in &funcs {
@@ -135,6 +137,8 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             | "is_own_patient"
             | "own_patient_ids"
             | "enter_patient_scope" => &["custos_access_check"][..],
+            // Hashes and checkpoints of published ledgers (policies/65_ledger_tiles.sql).
+            "tile_checkpoint" | "tile_hashes" => &["custos_ledger_owner"][..],
             _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
         };
         assert!(expected.contains(&owner.as_str()), "{name} owned by {owner}");

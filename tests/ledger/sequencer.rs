@@ -7,7 +7,7 @@ use custos::audit::canonical::CanonicalEvent;
 use custos::audit::checkpoint::open_checkpoint;
 use custos::audit::merkle::{self, TreeState};
 use custos::audit::sequencer::Leader;
-use custos::audit::signing::SYSTEM_LEDGER;
+use custos::audit::signing::{SYSTEM_LEDGER, ledger_verifiers};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -56,7 +56,10 @@ async fn integrates_per_ledger_with_hashes_that_recompute() {
         .fetch_one(&w.db.pool)
         .await
         .unwrap();
-        let cp = open_checkpoint(note.as_bytes(), &[w.signer.verifier()]).unwrap();
+        // Signed under the ledger's origin as key name: the installation's key, so named.
+        let keys = ledger_verifiers(&[w.signer.verifier()], &w.signer.origin_for(ledger));
+        assert!(open_checkpoint(note.as_bytes(), &[w.signer.verifier()]).is_err());
+        let cp = open_checkpoint(note.as_bytes(), &keys).unwrap();
         assert_eq!(cp.origin, w.signer.origin_for(ledger));
         assert_eq!(cp.size, n as u64);
         assert_eq!(cp.root, merkle::root_of(&leaves));

@@ -10,6 +10,7 @@ mod openapi;
 mod outcomes;
 mod proofs;
 mod report;
+mod tiles;
 
 // The clinical tests' world (orgs, users with tokens, patients, care teams), compiled here
 // a second time: the clinical module keeps it private.
