@@ -28,7 +28,7 @@ BEGIN
     END LOOP;
 END $$;
 
--- Ownership transfers below (functions to custos_access_check / custos_auth_lookup /
+-- Ownership transfers below (functions to custos_access_check / custos_auth_lookup / custos_ledger_owner /
 -- custos_invite_redeemer, ledger tables to custos_ledger_owner) need the new owner to hold
 -- CREATE on the schema when the migrating login is not a superuser (the production owner
 -- login, see `custos logins`). Granted here, taken back again by policies/90_logins.sql once
@@ -38,6 +38,6 @@ DO $$
 BEGIN
     IF to_regnamespace('custos') IS NOT NULL THEN
         GRANT CREATE ON SCHEMA custos TO custos_access_check, custos_auth_lookup, custos_invite_redeemer;
-        GRANT CREATE ON SCHEMA public TO custos_ledger_owner;
+        GRANT CREATE ON SCHEMA public, custos TO custos_ledger_owner;
     END IF;
 END $$;

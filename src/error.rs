@@ -470,6 +470,10 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("staff_profiles_pkey", Bug),
     ("staff_profiles_updated_by_org_id_fkey", Bug),
     ("staff_profiles_user_id_org_id_fkey", Gone),
+    // Published ledgers (C2SP tlog-tiles, migrations/20261202130001_public_ledgers.sql): the
+    // ledger comes from the path.
+    ("audit_public_ledgers_ledger_id_fkey", Gone),
+    ("audit_public_ledgers_pkey", Bug),
 ];
 
 /// The answer for a violation of `constraint` (SQLSTATE `code`, class 23); `None` when it is a
