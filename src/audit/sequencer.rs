@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 
 use super::batch::{BatchOutcome, run_batch};
 use super::checkpointer::Checkpointer;
@@ -42,15 +42,7 @@ pub struct Leader {
 impl Leader {
     /// Connects and tries the lock once; `None` when another process leads.
     pub async fn try_acquire(opts: &PgConnectOptions) -> Result<Option<Self>, sqlx::Error> {
-        let mut conn = opts.clone().application_name("custos-sequencer").connect().await?;
-        let got: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut conn).await?;
-        if got {
-            Ok(Some(Self { conn }))
-        } else {
-            conn.close().await.ok();
-            Ok(None)
-        }
+        Ok(crate::db::try_lead(opts, "custos-sequencer", LEADER_LOCK).await?.map(|conn| Self { conn }))
     }
 
     /// The leader's connection (tests drive batches on it directly).

@@ -13,6 +13,26 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use tx::{ClaimRole, Claims, begin};
 
+/// Leader election for the one-at-a-time jobs (the audit sequencer, the privacy monitor): a
+/// dedicated connection that holds session advisory lock `key`, or `None` when another process
+/// holds it. The lock lives as long as the connection: a crashed leader's lock is released by
+/// PostgreSQL when its connection ends.
+pub async fn try_lead(
+    opts: &PgConnectOptions,
+    application_name: &str,
+    key: i64,
+) -> Result<Option<sqlx::PgConnection>, sqlx::Error> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let mut conn = opts.clone().application_name(application_name).connect().await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await?;
+    if got {
+        Ok(Some(conn))
+    } else {
+        conn.close().await.ok();
+        Ok(None)
+    }
+}
+
 /// A statement with its values bound, not yet run: built apart from running it so that it can
 /// go alone or in a pipeline with others (`PgConnection::fetch_pipeline`, vendor/README.md).
 pub type BoundQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::config::Thresholds;
@@ -66,15 +66,7 @@ pub struct Leader {
 impl Leader {
     /// Connects and tries the lock once; `None` when another engine leads.
     pub async fn try_acquire(opts: &PgConnectOptions) -> Result<Option<Self>, sqlx::Error> {
-        let mut conn = opts.clone().application_name("custos-monitor").connect().await?;
-        let got: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut conn).await?;
-        if got {
-            Ok(Some(Self { conn }))
-        } else {
-            conn.close().await.ok();
-            Ok(None)
-        }
+        Ok(crate::db::try_lead(opts, "custos-monitor", LEADER_LOCK).await?.map(|conn| Self { conn }))
     }
 
     /// Analyzes every organization's ledger up to its current end.
