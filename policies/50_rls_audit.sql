@@ -65,3 +65,37 @@ CREATE POLICY audit_checkpoints_sequencer ON audit_checkpoints FOR ALL TO custos
     USING (true) WITH CHECK (true);
 DROP POLICY IF EXISTS audit_checkpoints_auditor ON audit_checkpoints;
 CREATE POLICY audit_checkpoints_auditor ON audit_checkpoints FOR SELECT TO custos_auditor USING (true);
+
+-- custos.imported_events: the legacy activity events an import wrote, for `custos import
+-- verify` (src/import/verify.rs), which compares them with the source. The app role may only
+-- INSERT into the inbox and reads the log only as an auditor, admin or patient; this function
+-- answers, under the organization's system claims only (the importer's), just the rows with
+-- `imported` set, of that organization, among the event ids asked for — in the inbox (not yet
+-- integrated) or the log. Owned by custos_ledger_owner (NOLOGIN; owns the log), which may read
+-- imported inbox rows for this and nothing else there.
+GRANT USAGE ON SCHEMA public, custos TO custos_ledger_owner;
+GRANT SELECT ON audit_inbox TO custos_ledger_owner;
+DROP POLICY IF EXISTS audit_inbox_imported ON audit_inbox;
+CREATE POLICY audit_inbox_imported ON audit_inbox FOR SELECT TO custos_ledger_owner USING (imported);
+DROP POLICY IF EXISTS audit_log_imported ON audit_log;
+CREATE POLICY audit_log_imported ON audit_log FOR SELECT TO custos_ledger_owner USING (imported);
+CREATE OR REPLACE FUNCTION custos.imported_events(ids uuid[])
+RETURNS TABLE (event_id uuid, occurred_at timestamptz, actor_id uuid, actor_role text, action text,
+               resource_type text, resource_id text, patient_id uuid, outcome text, client_ip text,
+               user_agent text, reason text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT a.event_id, a.occurred_at, a.actor_id, a.actor_role::text, a.action::text, a.resource_type::text,
+           a.resource_ids[1], a.patient_id, a.outcome::text, host(a.client_ip), a.user_agent, a.reason
+    FROM (SELECT event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_ids, patient_id,
+                 outcome, client_ip, user_agent, reason, org_id, imported FROM audit_inbox
+          WHERE event_id = ANY(ids)
+          UNION ALL
+          SELECT event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_ids, patient_id,
+                 outcome, client_ip, user_agent, reason, org_id, imported FROM audit_log
+          WHERE event_id = ANY(ids)) a
+    WHERE a.imported AND custos.role() = 'system' AND custos.org_id() IS NOT NULL
+      AND a.org_id = custos.org_id()
+$$;
+ALTER FUNCTION custos.imported_events(uuid[]) OWNER TO custos_ledger_owner;
+REVOKE ALL ON FUNCTION custos.imported_events(uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custos.imported_events(uuid[]) TO custos_app;

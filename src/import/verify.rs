@@ -376,16 +376,14 @@ fn queries(collection: &str) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// The imported activity events: in the inbox until the sequencer moves them into the log.
-const AUDIT_ROWS: &str = "SELECT m.legacy_id AS owner, a.event_id, a.occurred_at, a.actor_id, \
-     a.actor_role::text AS actor_role, a.action::text AS action, a.resource_type::text AS resource_type, \
-     a.resource_ids[1] AS resource_id, a.patient_id, a.outcome::text AS outcome, host(a.client_ip) AS client_ip, \
-     a.user_agent, a.reason FROM legacy_id_map m JOIN ( \
-       SELECT event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_ids, patient_id, outcome, \
-              client_ip, user_agent, reason FROM audit_inbox \
-       UNION ALL \
-       SELECT event_id, occurred_at, actor_id, actor_role, action, resource_type, resource_ids, patient_id, outcome, \
-              client_ip, user_agent, reason FROM audit_log) a ON a.event_id = m.new_id \
+/// The imported activity events, in the inbox until the sequencer moves them into the log: read
+/// through `custos.imported_events` (policies/50_rls_audit.sql), since the application role
+/// may not read the audit tables.
+const AUDIT_ROWS: &str = "SELECT m.legacy_id AS owner, a.event_id, a.occurred_at, a.actor_id, a.actor_role, \
+     a.action, a.resource_type, a.resource_id, a.patient_id, a.outcome, a.client_ip, a.user_agent, a.reason \
+     FROM legacy_id_map m JOIN custos.imported_events(ARRAY(SELECT new_id FROM legacy_id_map \
+       WHERE org_id = $1 AND source = $2 AND collection = 'activity_logs' AND legacy_id = ANY($3))) a \
+       ON a.event_id = m.new_id \
      WHERE m.org_id = $1 AND m.source = $2 AND m.collection = 'activity_logs' AND m.legacy_id = ANY($3) ORDER BY a.event_id";
 
 /// The stored rows of the given documents, grouped by legacy id.
@@ -410,10 +408,7 @@ async fn stored_rows(
         Ok(())
     };
     if collection == "activity_logs" {
-        // As the connecting login: the application role cannot read the audit tables.
-        sqlx::query("SET LOCAL ROLE NONE").execute(&mut *conn).await?;
         let rows = sqlx::query(AUDIT_ROWS).bind(org).bind(SOURCE).bind(ids).fetch_all(&mut *conn).await?;
-        sqlx::query("SELECT set_config('role', 'custos_app', true)").execute(&mut *conn).await?;
         add("audit_inbox", rows)?;
     }
     for (table, sql) in queries(collection) {

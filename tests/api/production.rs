@@ -271,6 +271,16 @@ async fn production_logins_run_every_command_without_a_superuser() {
     let (s, chart) = app.get(&format!("/v1/patients/{pid}"), &doc.access).await;
     assert_eq!((s, chart["given_name"].as_str()), (StatusCode::OK, Some("Pat")), "{chart}");
 
+    // The legacy import and its verification, as the maintenance login.
+    let export = site.dir.join("legacy");
+    let export = export.to_str().unwrap();
+    ok(&site.run(None, &["demo", "generate", "--patients", "12", "--seed", "7", "--out", export]), "demo generate");
+    let org_arg = org.to_string();
+    let imported = ok(&site.run(Some("maint"), &["import", "mongo", "--dir", export, "--org", &org_arg]), "import");
+    assert!(imported.contains("BALANCED"), "{imported}");
+    let verified = ok(&site.run(Some("maint"), &["import", "verify", "--dir", export, "--org", &org_arg]), "verify");
+    assert!(verified.contains("EVERY FIELD EQUAL"), "{verified}");
+
     // A separate sequencer, as the ledger login, integrates and signs.
     let seq = ok(&site.run(Some("ledger"), &["sequencer", "--once", "--no-migrate"]), "sequencer");
     let integrated: u64 = seq.split_whitespace().nth(1).unwrap().parse().unwrap();

@@ -119,6 +119,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "can_write_clinical",
             "clinician_has_access",
             "enter_patient_scope",
+            "imported_events",
             "invite_by_code",
             "invite_failed",
             "is_own_patient",
@@ -139,6 +140,8 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             | "enter_patient_scope" => &["custos_access_check"][..],
             // Hashes and checkpoints of published ledgers (policies/65_ledger_tiles.sql).
             "tile_checkpoint" | "tile_hashes" => &["custos_ledger_owner"][..],
+            // Imported legacy events, for `custos import verify` (policies/50_rls_audit.sql).
+            "imported_events" => &["custos_ledger_owner"][..],
             _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
         };
         assert!(expected.contains(&owner.as_str()), "{name} owned by {owner}");
