@@ -11,13 +11,16 @@
 --                        NOLOGIN, reads only the columns an access decision needs.
 --   custos_rewrapper     re-encrypts sealed columns under a new data key (`custos keys rewrap`,
 --                        policies/80_rewrap.sql); reads and changes nothing else.
+--   custos_monitor       the privacy-monitoring engine (policies/70_monitoring.sql).
+-- Every role is created here, in the file `custos logins create` runs as a role-creating
+-- login: the owner login that migrates has no CREATEROLE.
 DO $$
 DECLARE
     r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['custos_app', 'custos_sequencer', 'custos_auditor', 'custos_ledger_owner',
                              'custos_auth_lookup', 'custos_invite_redeemer', 'custos_access_check',
-                             'custos_rewrapper'] LOOP
+                             'custos_rewrapper', 'custos_monitor'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT', r);

@@ -12,16 +12,7 @@
 -- Everything else is revoked by 20_grants.sql (REVOKE ALL ON ALL TABLES), so only what is
 -- granted here exists.
 
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'custos_monitor') THEN
-        BEGIN
-            CREATE ROLE custos_monitor NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- another database's migration created it at the same moment
-        END;
-    END IF;
-END $$;
+-- custos_monitor is created with the other roles (policies/00_roles.sql).
 GRANT USAGE ON SCHEMA public, custos TO custos_monitor;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM custos_monitor;
 
