@@ -45,6 +45,9 @@ pub const LOGINS: &[Login] = &[
         groups: &["custos_app", "custos_rewrapper"],
     },
     Login { job: "verify, export", suffix: "verify", inherit: false, groups: &["custos_auditor", "custos_app"] },
+    // The privacy monitor: `custos_monitor` for the engine's reads and writes, `custos_app`
+    // for loading the data keys (blind indexes of the sealed names and addresses).
+    Login { job: "monitor", suffix: "watch", inherit: false, groups: &["custos_monitor", "custos_app"] },
 ];
 
 /// A login name prefix: lower-case letters, digits and `_`, starting with a letter.

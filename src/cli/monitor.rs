@@ -19,8 +19,8 @@ use crate::monitoring::engine::{Leader, PassReport};
 pub async fn monitor(settings: &Settings, once: bool, interval_secs: u64) -> Result<(), CliError> {
     let th = Thresholds::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
     let keys = RootKeys::load(settings)?;
-    let pool = super::pool(settings).await?;
-    crate::db::migrate::run_startup(&pool).await.map_err(anyhow::Error::from)?;
+    // Only `custos migrate` changes the schema; the monitor refuses a stale one.
+    let pool = super::checked_pool(settings).await?;
     let crypto = crate::crypto::store::load(&pool, &Kek::from_bytes(*keys.kek.expose()))
         .await
         .map_err(|e| CliError::Runtime(anyhow::Error::from(e).context("loading data keys")))?;

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::common::{TestApp, TestDb, admin_url};
 
-const LOGINS: [&str; 5] = ["owner", "web", "ledger", "maint", "verify"];
+const LOGINS: [&str; 6] = ["owner", "web", "ledger", "maint", "verify", "watch"];
 
 /// A database and a set of logins of our own; dropped (database first) when the test ends.
 struct Site {
@@ -298,6 +298,10 @@ async fn production_logins_run_every_command_without_a_superuser() {
     assert_eq!(s, StatusCode::OK, "{note}");
     assert!(note.contains(&format!("/{org}\n")), "a signed checkpoint of the organization's ledger: {note}");
     assert!(site.dir.join("mirror").join(org.to_string()).join("latest.checkpoint").exists(), "mirrored");
+
+    // The privacy monitor, as its own login: a pass over every ledger.
+    let watched = ok(&site.run(Some("watch"), &["monitor", "--once"]), "monitor");
+    assert!(watched.starts_with("analyzed "), "{watched}");
 
     // verify and export, as the auditor login.
     let verified = ok(&site.run(Some("verify"), &["verify"]), "verify");
