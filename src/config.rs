@@ -102,7 +102,7 @@ pub struct AuthSettings {
     pub rate_per_minute: u64,
     /// Argon2id memory in KiB (`CUSTOS_ARGON2_M_KIB`, 19456), iterations
     /// (`CUSTOS_ARGON2_T`, 2) and lanes (`CUSTOS_ARGON2_P`, 1); never below OWASP's minimum.
-    pub argon2: crate::auth::password::Argon2Params,
+    pub argon2: Argon2Params,
     /// Password hashes computed at once (`CUSTOS_PASSWORD_HASH_CONCURRENCY`; default: CPUs - 1,
     /// at least 1), so a burst of logins cannot take every core from other requests.
     pub hash_concurrency: usize,
@@ -114,11 +114,11 @@ pub struct AuthSettings {
 impl AuthSettings {
     fn from_lookup(non_empty: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let secs = |var, default, min, max| parse_num(non_empty, var, default, min, max).map(Duration::from_secs);
-        let default_m = crate::auth::password::Argon2Params::default();
+        let default_m = Argon2Params::default();
         let m = parse_num(non_empty, "CUSTOS_ARGON2_M_KIB", default_m.m_cost_kib(), default_m.m_cost_kib(), 4 << 20)?;
         let t = parse_num(non_empty, "CUSTOS_ARGON2_T", default_m.t_cost(), default_m.t_cost(), 100)?;
         let p = parse_num(non_empty, "CUSTOS_ARGON2_P", default_m.p_cost(), default_m.p_cost(), 64)?;
-        let argon2 = crate::auth::password::Argon2Params::new(m, t, p)
+        let argon2 = Argon2Params::new(m, t, p)
             .map_err(|e| ConfigError { var: "CUSTOS_ARGON2_M_KIB", problem: e.to_string() })?;
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let s = Self {
@@ -318,6 +318,62 @@ where
     }
 }
 
+/// Argon2id cost parameters. The defaults are OWASP's minimum (m = 19456 KiB, t = 2, p = 1);
+/// [`Argon2Params::new`] refuses anything weaker.
+/// Hashing with them is `crate::auth::password`'s.
+/// Deliberately not `Deserialize`: build it from configuration with [`Argon2Params::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub(crate) m_cost_kib: u32,
+    pub(crate) t_cost: u32,
+    pub(crate) p_cost: u32,
+}
+
+impl Default for Argon2Params {
+    fn default() -> Self {
+        Self { m_cost_kib: 19_456, t_cost: 2, p_cost: 1 }
+    }
+}
+
+impl Argon2Params {
+    /// Validated parameters; each must be at least the default (OWASP minimum).
+    pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, Argon2ParamsError> {
+        let min = Self::default();
+        if m_cost_kib < min.m_cost_kib || t_cost < min.t_cost || p_cost < min.p_cost {
+            return Err(Argon2ParamsError(format!(
+                "below the minimum m={}, t={}, p={}",
+                min.m_cost_kib, min.t_cost, min.p_cost
+            )));
+        }
+        argon2::Params::new(m_cost_kib, t_cost, p_cost, None).map_err(|e| Argon2ParamsError(e.to_string()))?;
+        Ok(Self { m_cost_kib, t_cost, p_cost })
+    }
+
+    /// Unchecked constructor for tests (e.g. cheap or deliberately outdated hashes).
+    #[cfg(test)]
+    pub(crate) fn unchecked(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Self {
+        Self { m_cost_kib, t_cost, p_cost }
+    }
+
+    /// Memory cost in KiB.
+    pub fn m_cost_kib(&self) -> u32 {
+        self.m_cost_kib
+    }
+    /// Iterations.
+    pub fn t_cost(&self) -> u32 {
+        self.t_cost
+    }
+    /// Lanes.
+    pub fn p_cost(&self) -> u32 {
+        self.p_cost
+    }
+}
+
+/// Argon2 parameters outside the allowed range.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Argon2 parameters: {0}")]
+pub struct Argon2ParamsError(pub String);
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -369,7 +425,7 @@ mod tests {
         assert_eq!(a.access_token_ttl, Duration::from_secs(600));
         assert_eq!((a.lockout_threshold, a.lockout_duration), (5, Duration::from_secs(900)));
         assert_eq!(a.rate_per_minute, 60);
-        assert_eq!(a.argon2, crate::auth::password::Argon2Params::default());
+        assert_eq!(a.argon2, Argon2Params::default());
         assert!(a.hash_concurrency >= 1);
         // Access tokens live 5 to 15 minutes; Argon2 never below OWASP's minimum.
         assert!(settings(&[("CUSTOS_ACCESS_TOKEN_TTL_SECS", "60")]).is_err());

@@ -78,3 +78,6 @@ pub mod startup;
 
 /// Command-line entry points (serve, migrate, bootstrap), reusing the library.
 pub mod cli;
+
+#[cfg(test)]
+mod layers_tests;

@@ -17,8 +17,15 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use uuid::Uuid;
 
-use crate::audit::checkpointer::{CHECKPOINTS_SIGNED, LAST_CHECKPOINT_SIZE, MIRROR_FAILURES};
-use crate::audit::sequencer::{EVENTS_INTEGRATED, INBOX_DEPTH, IS_LEADER_GAUGE, LAG_SECONDS};
+/// Ledger metric names (sequencer and checkpointer), here so the ledger can use them without
+/// this module naming the ledger.
+pub const EVENTS_INTEGRATED: &str = "custos_audit_events_integrated_total";
+pub const INBOX_DEPTH: &str = "custos_audit_inbox_depth";
+pub const LAG_SECONDS: &str = "custos_audit_integration_lag_seconds";
+pub const IS_LEADER_GAUGE: &str = "custos_audit_sequencer_leader";
+pub const LAST_CHECKPOINT_SIZE: &str = "custos_audit_last_checkpoint_size";
+pub const CHECKPOINTS_SIGNED: &str = "custos_audit_checkpoints_signed_total";
+pub const MIRROR_FAILURES: &str = "custos_audit_checkpoint_mirror_failures_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static TENANT_LABELS: AtomicBool = AtomicBool::new(false);

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::audit::signing::LedgerSigner;
-use crate::auth::tokens::{JwtKeys, TokenError};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Kek;
+use crate::crypto::jwt::{JwtKeys, TokenError};
 use crate::crypto::store::{FieldCrypto, KeyStoreError};
 use crate::keys::RootKeys;
 

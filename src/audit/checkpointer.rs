@@ -3,6 +3,7 @@
 //! transaction that records the new signed size, then copied to the mirror directory if one
 //! is configured — a copy outside the database, which is what catches a superuser rewrite.
 
+pub use crate::metrics::{CHECKPOINTS_SIGNED, LAST_CHECKPOINT_SIZE, MIRROR_FAILURES};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,10 +13,6 @@ use uuid::Uuid;
 
 use super::signing::LedgerSigner;
 use super::store::{self, StoreError};
-
-pub const LAST_CHECKPOINT_SIZE: &str = "custos_audit_last_checkpoint_size";
-pub const CHECKPOINTS_SIGNED: &str = "custos_audit_checkpoints_signed_total";
-pub const MIRROR_FAILURES: &str = "custos_audit_checkpoint_mirror_failures_total";
 
 /// A checkpoint that was just signed and stored.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! lock *and* rolls back the open batch together, so a new leader can never race a batch of a
 //! lost one. Every `custos serve` runs a candidate; `custos sequencer` runs one on its own.
 
+pub use crate::metrics::{EVENTS_INTEGRATED, INBOX_DEPTH, IS_LEADER_GAUGE, LAG_SECONDS};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,6 @@ use crate::config::LedgerSettings;
 
 /// Advisory lock key of the sequencer leader (arbitrary constant, per database).
 pub const LEADER_LOCK: i64 = 0x0C05_7050_5E90;
-
-pub const EVENTS_INTEGRATED: &str = "custos_audit_events_integrated_total";
-pub const INBOX_DEPTH: &str = "custos_audit_inbox_depth";
-pub const LAG_SECONDS: &str = "custos_audit_integration_lag_seconds";
-pub const IS_LEADER_GAUGE: &str = "custos_audit_sequencer_leader";
 
 static IS_LEADER: AtomicBool = AtomicBool::new(false);
 static LAST_BATCH_UNIX_MS: AtomicI64 = AtomicI64::new(0);

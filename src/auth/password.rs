@@ -193,56 +193,10 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-/// Argon2id cost parameters. The defaults are OWASP's minimum (m = 19456 KiB, t = 2, p = 1);
-/// [`Argon2Params::new`] refuses anything weaker.
-/// Deliberately not `Deserialize`: build it from configuration with [`Argon2Params::new`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Argon2Params {
-    m_cost_kib: u32,
-    t_cost: u32,
-    p_cost: u32,
-}
+pub use crate::config::Argon2Params;
 
-impl Default for Argon2Params {
-    fn default() -> Self {
-        Self { m_cost_kib: 19_456, t_cost: 2, p_cost: 1 }
-    }
-}
-
+/// Hashing with the configured cost (the parameters are settings: `crate::config`).
 impl Argon2Params {
-    /// Validated parameters; each must be at least the default (OWASP minimum).
-    pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, PasswordError> {
-        let min = Self::default();
-        if m_cost_kib < min.m_cost_kib || t_cost < min.t_cost || p_cost < min.p_cost {
-            return Err(PasswordError::InvalidParams(format!(
-                "below the minimum m={}, t={}, p={}",
-                min.m_cost_kib, min.t_cost, min.p_cost
-            )));
-        }
-        let p = Self { m_cost_kib, t_cost, p_cost };
-        p.argon2()?;
-        Ok(p)
-    }
-
-    /// Unchecked constructor for tests (e.g. cheap or deliberately outdated hashes).
-    #[cfg(test)]
-    pub(crate) fn unchecked(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Self {
-        Self { m_cost_kib, t_cost, p_cost }
-    }
-
-    /// Memory cost in KiB.
-    pub fn m_cost_kib(&self) -> u32 {
-        self.m_cost_kib
-    }
-    /// Iterations.
-    pub fn t_cost(&self) -> u32 {
-        self.t_cost
-    }
-    /// Lanes.
-    pub fn p_cost(&self) -> u32 {
-        self.p_cost
-    }
-
     fn argon2(&self) -> Result<Argon2<'static>, PasswordError> {
         let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, None)
             .map_err(|e| PasswordError::InvalidParams(e.to_string()))?;

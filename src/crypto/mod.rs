@@ -13,8 +13,9 @@
 
 mod blind_index;
 mod envelope;
-mod keys;
 /// Loading and creating the data keys in `encryption_keys`.
+pub mod jwt;
+mod keys;
 pub mod store;
 #[cfg(test)]
 mod tests;

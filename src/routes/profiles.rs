@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::monitoring::hours::WorkingHours;
 use crate::monitoring::profiles::{self, Admin, StaffProfile};
 use crate::routes::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 fn admin(user: &AuthUser) -> Result<Admin, ApiError> {
     user.require_role(&[ClaimRole::Admin])?;

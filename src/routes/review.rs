@@ -14,7 +14,7 @@ use crate::monitoring::MonitorError;
 use crate::monitoring::detectors::Detector;
 use crate::monitoring::review::{self, Filters, OUTCOMES, STATUSES};
 use crate::routes::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 impl From<MonitorError> for ApiError {
     fn from(e: MonitorError) -> Self {
