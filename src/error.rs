@@ -494,3 +494,22 @@ fn constraint_violation(code: &str, constraint: Option<&str>) -> Option<ApiError
         None => Some(ApiError::validation("request", "breaks a data rule")),
     }
 }
+
+/// The identity services' errors, answered as the HTTP layer answers everything else (the
+/// codes and messages clients see are these, unchanged).
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as A;
+        match e {
+            A::BadRequest(m) => Self::BadRequest(m),
+            A::Validation { field, rule } => Self::Validation { field, rule },
+            A::WeakPassword(v) => Self::WeakPassword(v),
+            A::Unauthorized => Self::Unauthorized,
+            A::Forbidden { code, message } => Self::Forbidden { code, message },
+            A::NotFound => Self::NotFound,
+            A::Conflict(m) => Self::Conflict(m),
+            A::Database(e) => e.into(),
+            A::Internal(e) => Self::Internal(e),
+        }
+    }
+}

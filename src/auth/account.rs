@@ -7,17 +7,17 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::error::AuthError;
 use super::extractor::AuthUser;
 use super::password::PasswordPolicy;
 use super::sessions;
 use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::clock::span;
 use crate::db::ClaimRole;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Opens `users.email_enc` of `user_id` (visible to the caller under RLS).
-pub async fn email_of(conn: &mut PgConnection, state: &AppState, user_id: Uuid) -> Result<String, ApiError> {
+pub async fn email_of(conn: &mut PgConnection, state: &AppState, user_id: Uuid) -> Result<String, AuthError> {
     let sealed: Vec<u8> =
         sqlx::query_scalar("SELECT email_enc FROM users WHERE id = $1").bind(user_id).fetch_one(conn).await?;
     let email = state
@@ -25,7 +25,7 @@ pub async fn email_of(conn: &mut PgConnection, state: &AppState, user_id: Uuid) 
         .keyring
         .open_string_fresh("users", "email_enc", user_id, &sealed)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(AuthError::internal)?;
     Ok(email.as_str().to_owned())
 }
 
@@ -51,7 +51,7 @@ pub struct SessionExpiry {
 }
 
 /// `GET /v1/me`.
-pub async fn me(state: &AppState, user: &AuthUser) -> Result<Me, ApiError> {
+pub async fn me(state: &AppState, user: &AuthUser) -> Result<Me, AuthError> {
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     let email = email_of(&mut tx, state, user.user_id).await?;
     let mfa_enabled: bool = sqlx::query_scalar(
@@ -87,7 +87,7 @@ pub async fn change_password(
     user: &AuthUser,
     current: SecretString,
     new: SecretString,
-) -> Result<(), ApiError> {
+) -> Result<(), AuthError> {
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(user.user_id)
@@ -107,9 +107,9 @@ pub async fn change_password(
         let escalation = super::lockout::count_session_failure(&mut tx, state, user, &ctx, state.clock.now()).await?;
         tx.commit().await?;
         if escalation != super::lockout::Escalation::None {
-            return Err(ApiError::Unauthorized);
+            return Err(AuthError::Unauthorized);
         }
-        return Err(ApiError::Forbidden {
+        return Err(AuthError::Forbidden {
             code: "invalid_current_password",
             message: "the current password is not correct".into(),
         });
@@ -149,7 +149,7 @@ pub struct SessionInfo {
 }
 
 /// `GET /v1/me/sessions`: the caller's live sessions, newest first.
-pub async fn list_sessions(state: &AppState, user: &AuthUser) -> Result<Vec<SessionInfo>, ApiError> {
+pub async fn list_sessions(state: &AppState, user: &AuthUser) -> Result<Vec<SessionInfo>, AuthError> {
     let now = state.clock.now();
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     let rows: Vec<SessionInfo> = sqlx::query_as(
@@ -175,7 +175,7 @@ pub async fn revoke_own_session(
     user: &AuthUser,
     session_id: Uuid,
     reason: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), AuthError> {
     let now = state.clock.now();
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     // Filter by user explicitly: RLS would let an admin see the whole org's sessions.
@@ -190,7 +190,7 @@ pub async fn revoke_own_session(
     .await?
     .rows_affected();
     if n != 1 {
-        return Err(ApiError::NotFound);
+        return Err(AuthError::NotFound);
     }
     let event = AuditEvent::new(Action::Logout, "session", Outcome::Success).resource(session_id).reason(reason);
     audit::record(&mut tx, &ctx, &event).await?;

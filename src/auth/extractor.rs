@@ -39,6 +39,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::AuthError;
 use crate::audit::{AuditContext, Recorded};
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
@@ -147,16 +148,16 @@ impl AuthUser {
     }
 
     /// Opens the request transaction as this caller, with the matching audit context.
-    pub async fn begin(&self, pool: &PgPool) -> Result<(Transaction<'static, Postgres>, AuditContext), ApiError> {
+    pub async fn begin(&self, pool: &PgPool) -> Result<(Transaction<'static, Postgres>, AuditContext), AuthError> {
         Ok((db::begin(pool, &self.claims()).await?, self.audit_context()))
     }
 
     /// 403 `forbidden` unless the caller has one of `roles`.
-    pub fn require_role(&self, roles: &[ClaimRole]) -> Result<(), ApiError> {
+    pub fn require_role(&self, roles: &[ClaimRole]) -> Result<(), AuthError> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden { code: "forbidden", message: "your role may not do this".into() })
+            Err(AuthError::Forbidden { code: "forbidden", message: "your role may not do this".into() })
         }
     }
 
@@ -167,15 +168,15 @@ impl AuthUser {
 
     /// A full session only: 403 when a one-time password is to be changed or a staff member
     /// has no second factor yet.
-    fn full(self) -> Result<Self, ApiError> {
+    fn full(self) -> Result<Self, AuthError> {
         self.password_block()?;
         self.mfa_block()?;
         Ok(self)
     }
 
-    fn password_block(&self) -> Result<(), ApiError> {
+    fn password_block(&self) -> Result<(), AuthError> {
         if self.must_change_password {
-            return Err(ApiError::Forbidden {
+            return Err(AuthError::Forbidden {
                 code: "password_change_required",
                 message: "change your one-time password first (POST /v1/me/password)".into(),
             });
@@ -183,9 +184,9 @@ impl AuthUser {
         Ok(())
     }
 
-    fn mfa_block(&self) -> Result<(), ApiError> {
+    fn mfa_block(&self) -> Result<(), AuthError> {
         if self.mfa_enrollment_required() {
-            return Err(ApiError::Forbidden {
+            return Err(AuthError::Forbidden {
                 code: "mfa_enrollment_required",
                 message: "enrol a second factor first (POST /v1/me/mfa/enroll)".into(),
             });
@@ -210,7 +211,7 @@ impl FromRequest for AuthUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { authenticate(&req).await.and_then(AuthUser::full) })
+        Box::pin(async move { Ok(authenticate(&req).await?.full()?) })
     }
 }
 
@@ -222,7 +223,7 @@ impl FromRequest for EnrollingUser {
         let req = req.clone();
         Box::pin(async move {
             let user = authenticate(&req).await?;
-            user.password_block()?;
+            user.password_block().map_err(ApiError::from)?;
             Ok(Self(user))
         })
     }
@@ -490,7 +491,7 @@ impl Caller {
             Ok((tx, check, results)) => {
                 let check = Some(check);
                 // The gate let it through; the same rule is applied once more here.
-                match self.token.clone().admit(&self.req, state, check.as_ref()).and_then(AuthUser::full) {
+                match self.token.clone().admit(&self.req, state, check.as_ref()).and_then(|u| Ok(u.full()?)) {
                     Ok(_) => Ok((tx, results)),
                     Err(e) => {
                         let _ = tx.rollback().await;
@@ -522,7 +523,7 @@ impl Caller {
             .await?
             .fetch_pipeline([db::tx::claims_query(&self.token.claims), self.token.session_check(state)])
             .await?;
-        Ok(self.token.clone().admit(&self.req, state, results.get(1)).and_then(AuthUser::full))
+        Ok(self.token.clone().admit(&self.req, state, results.get(1)).and_then(|u| Ok(u.full()?)))
     }
 
     /// [`Caller::check`], a failure and a refusal alike as the error.

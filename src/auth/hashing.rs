@@ -4,8 +4,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::error::AuthError;
 use super::password::{PasswordError, PasswordPolicy};
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::telemetry::spawn_blocking_in_span;
 
@@ -16,14 +16,14 @@ pub struct Checked {
     pub rehash: Option<String>,
 }
 
-async fn blocking<R: Send + 'static>(state: &AppState, f: impl FnOnce() -> R + Send + 'static) -> Result<R, ApiError> {
-    let _permit = state.hash_slots.acquire().await.map_err(ApiError::internal)?;
-    spawn_blocking_in_span(f).await.map_err(ApiError::internal)
+async fn blocking<R: Send + 'static>(state: &AppState, f: impl FnOnce() -> R + Send + 'static) -> Result<R, AuthError> {
+    let _permit = state.hash_slots.acquire().await.map_err(AuthError::internal)?;
+    spawn_blocking_in_span(f).await.map_err(AuthError::internal)
 }
 
 /// Verifies `password` against `stored`, or against a dummy hash when there is no account
 /// (same work, so timing does not reveal whether the email exists).
-pub async fn verify(state: &AppState, password: SecretString, stored: Option<String>) -> Result<Checked, ApiError> {
+pub async fn verify(state: &AppState, password: SecretString, stored: Option<String>) -> Result<Checked, AuthError> {
     // Oversized input is refused before anything depends on whether the account exists: no
     // hashing for known or unknown emails alike, so the response time tells nothing.
     if password.expose_secret().len() > super::password::MAX_VERIFY_BYTES {
@@ -48,13 +48,13 @@ pub async fn verify(state: &AppState, password: SecretString, stored: Option<Str
         }
     })
     .await?
-    .map_err(ApiError::internal)
+    .map_err(AuthError::internal)
 }
 
 /// Hashes a password with the configured parameters.
-pub async fn hash(state: &AppState, password: SecretString) -> Result<String, ApiError> {
+pub async fn hash(state: &AppState, password: SecretString) -> Result<String, AuthError> {
     let params = state.settings.auth.argon2;
-    blocking(state, move || params.hash_password(&password)).await?.map_err(ApiError::internal)
+    blocking(state, move || params.hash_password(&password)).await?.map_err(AuthError::internal)
 }
 
 /// Checks a new password against the policy (zxcvbn is CPU work too) and hashes it.
@@ -63,11 +63,11 @@ pub async fn check_and_hash(
     password: SecretString,
     policy: PasswordPolicy,
     email_local_part: String,
-) -> Result<String, ApiError> {
+) -> Result<String, AuthError> {
     let params = state.settings.auth.argon2;
     blocking(state, move || {
-        policy.check(&password, &email_local_part, &[]).map_err(ApiError::WeakPassword)?;
-        params.hash_password(&password).map_err(ApiError::internal)
+        policy.check(&password, &email_local_part, &[]).map_err(AuthError::WeakPassword)?;
+        params.hash_password(&password).map_err(AuthError::internal)
     })
     .await?
 }

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::error::AuthError;
 use super::extractor::{AuthUser, RequestMeta};
 use super::password::PasswordPolicy;
 use super::tokens::{hash_opaque_token, new_opaque_token};
@@ -15,7 +16,6 @@ use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::crypto::BlindIndexKind;
 use crate::db::{self, ClaimRole, Claims};
 use crate::domain::Email;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long an invite stays valid.
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Invite {
 }
 
 /// `POST /v1/patients/{id}/invite`.
-pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Result<Invite, ApiError> {
+pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Result<Invite, AuthError> {
     user.require_role(&[ClaimRole::Admin, ClaimRole::Clinician])?;
     let now = state.clock.now();
     let (mut tx, ctx) = user.begin(&state.pool).await?;
@@ -51,8 +51,8 @@ pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Resul
         .fetch_optional(&mut *tx)
         .await?;
     match account {
-        None => return Err(ApiError::NotFound),
-        Some(Some(_)) => return Err(ApiError::Conflict("this patient already has a portal account".into())),
+        None => return Err(AuthError::NotFound),
+        Some(Some(_)) => return Err(AuthError::Conflict("this patient already has a portal account".into())),
         Some(None) => {}
     }
     let (code, hash) = new_opaque_token();
@@ -86,8 +86,8 @@ pub const MAX_INVITE_FAILURES: i32 = 5;
 /// The one answer to every failed redemption (bad, used or expired code, wrong date of birth,
 /// email already registered), so an invite cannot be used to probe which emails have accounts
 /// or to tell a wrong code from a wrong date of birth.
-fn refused() -> ApiError {
-    ApiError::BadRequest("the invite code, date of birth or email cannot be used".into())
+fn refused() -> AuthError {
+    AuthError::BadRequest("the invite code, date of birth or email cannot be used".into())
 }
 
 type InviteRow = (Uuid, Uuid, Uuid, Uuid, Vec<u8>);
@@ -109,7 +109,7 @@ pub async fn register(
     email: &str,
     birth_date: &str,
     password: SecretString,
-) -> Result<Uuid, ApiError> {
+) -> Result<Uuid, AuthError> {
     let email = Email::parse(email)?;
     let birth_date = crate::domain::parse_date("birth_date", birth_date)?;
     let now = state.clock.now();
@@ -141,7 +141,7 @@ pub async fn register(
         .keyring
         .open_string_fresh("patients", "birth_date_enc", patient_id, &birth_enc)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(AuthError::internal)?;
     if on_file.as_str() != birth_date.format("%Y-%m-%d").to_string() {
         let consumed = invite_failed(state, meta, &hash, org_id, false).await?;
         let event = AuditEvent::new(Action::Create, "user", Outcome::Denied)
@@ -160,7 +160,7 @@ pub async fn register(
 
     let user_id = Uuid::now_v7();
     let email_enc =
-        state.crypto.keyring.seal_str("users", "email_enc", user_id, email.as_str()).map_err(ApiError::internal)?;
+        state.crypto.keyring.seal_str("users", "email_enc", user_id, email.as_str()).map_err(AuthError::internal)?;
     let bidx = state.crypto.blind.index(BlindIndexKind::Email, email.as_str());
     let mut tx = db::begin(&state.pool, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
     let redeemed: Result<Option<(Uuid, Uuid, Uuid, Uuid)>, sqlx::Error> = sqlx::query_as(
@@ -222,7 +222,7 @@ async fn invite_failed(
     hash: &[u8; 32],
     org_id: Uuid,
     consume: bool,
-) -> Result<bool, ApiError> {
+) -> Result<bool, AuthError> {
     let mut tx = db::begin(&state.pool, &Claims::auth_in_org(org_id, meta.request_id)).await?;
     let consumed: Option<bool> = sqlx::query_scalar("SELECT consumed FROM custos.invite_failed($1, $2, $3, $4)")
         .bind(&hash[..])
@@ -242,7 +242,7 @@ async fn record_in_org(
     org_id: Uuid,
     ctx: &AuditContext,
     event: &AuditEvent,
-) -> Result<(), ApiError> {
+) -> Result<(), AuthError> {
     let mut tx = db::begin(&state.pool, &Claims::auth_in_org(org_id, meta.request_id)).await?;
     audit::record(&mut tx, ctx, event).await?;
     tx.commit().await?;

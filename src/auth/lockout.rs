@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::error::AuthError;
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::clock::span;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Consecutive failures (across temporary locks) after which the account is disabled.
@@ -40,7 +40,7 @@ pub async fn count_failure(
     ctx: &AuditContext,
     user_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<Escalation, ApiError> {
+) -> Result<Escalation, AuthError> {
     let (attempts, consecutive): (i32, i32) = sqlx::query_as(
         "UPDATE users SET failed_attempts = failed_attempts + 1, consecutive_failures = consecutive_failures + 1 \
          WHERE id = $1 RETURNING failed_attempts, consecutive_failures",
@@ -87,7 +87,7 @@ pub async fn count_session_failure(
     user: &super::AuthUser,
     ctx: &AuditContext,
     now: DateTime<Utc>,
-) -> Result<Escalation, ApiError> {
+) -> Result<Escalation, AuthError> {
     let escalation = count_failure(conn, state, ctx, user.user_id, now).await?;
     if escalation != Escalation::None {
         super::sessions::revoke_all(conn, user.user_id, None, "too many failed credential attempts", now).await?;

@@ -22,6 +22,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::error::AuthError;
 use super::extractor::RequestMeta;
 use super::lockout;
 use super::sessions::{self, Account, TokenResponse};
@@ -30,7 +31,6 @@ use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::crypto::BlindIndexKind;
 use crate::db::{self, ClaimRole, Claims};
 use crate::domain::Email;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long an MFA challenge token lives.
@@ -79,9 +79,9 @@ const USER_COLUMNS: &str = "u.id, u.org_id, u.role::text AS role, u.password_has
     EXISTS (SELECT 1 FROM mfa_credentials m WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL) AS mfa_confirmed";
 
 impl UserRow {
-    fn account(&self) -> Result<Account, ApiError> {
+    fn account(&self) -> Result<Account, AuthError> {
         let role = ClaimRole::from_user_role(&self.role)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown role in users")))?;
+            .ok_or_else(|| AuthError::internal(anyhow::anyhow!("unknown role in users")))?;
         Ok(Account { user_id: self.id, org_id: self.org_id, role, must_change_password: self.must_change_password })
     }
 
@@ -103,7 +103,7 @@ pub async fn login(
     meta: &RequestMeta,
     email: &str,
     password: SecretString,
-) -> Result<LoginOutcome, ApiError> {
+) -> Result<LoginOutcome, AuthError> {
     let bidx = Email::parse(email).ok().map(|e| state.crypto.blind.index(BlindIndexKind::Email, e.as_str()));
     let found: Option<(Uuid, Uuid, String)> = match bidx {
         None => None,
@@ -137,7 +137,7 @@ pub async fn login(
         let event = AuditEvent::new(Action::LoginFailed, "user", Outcome::Denied).reason("unknown user");
         audit::record(&mut tx, &meta.audit_context(), &event).await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     };
     let mut tx = db::begin(&state.pool, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
     let user = lock_user(&mut tx, user_id).await?;
@@ -155,7 +155,7 @@ pub async fn login(
         let counts = reason == "bad password";
         fail(&mut tx, state, &ctx, &user, Action::LoginFailed, reason, counts, now).await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     }
     // With MFA enrolled the sign-in is not complete yet: the counters stay until the second
     // factor succeeds, or password + wrong codes could be alternated forever.
@@ -211,7 +211,7 @@ pub async fn verify_mfa(
     meta: &RequestMeta,
     mfa_token: &str,
     code: &str,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, AuthError> {
     let now = state.clock.now();
     let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
     let hash = hash_opaque_token(mfa_token);
@@ -242,14 +242,14 @@ pub async fn verify_mfa(
         let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied).reason("unknown, used or expired MFA token");
         audit::record(&mut tx, &ctx, &event).await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     };
     let user = lock_user(&mut tx, user_id).await?;
     let ctx = fail_context(meta, &user);
     if let Some(reason) = user.blocked(now) {
         fail(&mut tx, state, &ctx, &user, Action::Mfa, reason, false, now).await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     }
     let Some(factor) = super::mfa::check_code(&mut tx, state, user.id, code, now).await? else {
         fail(&mut tx, state, &ctx, &user, Action::Mfa, "bad or replayed MFA code", true, now).await?;
@@ -263,7 +263,7 @@ pub async fn verify_mfa(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     };
     let used = sqlx::query("UPDATE mfa_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
         .bind(challenge_id)
@@ -272,7 +272,7 @@ pub async fn verify_mfa(
         .await?
         .rows_affected();
     if used != 1 {
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     }
     sqlx::query("UPDATE users SET failed_attempts = 0, consecutive_failures = 0, locked_until = NULL WHERE id = $1")
         .bind(user.id)
@@ -291,7 +291,7 @@ pub async fn verify_mfa(
     Ok(tokens)
 }
 
-async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> Result<UserRow, ApiError> {
+async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> Result<UserRow, AuthError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 FOR UPDATE OF u");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_one(conn).await?)
 }
@@ -313,7 +313,7 @@ async fn fail(
     reason: &str,
     counts: bool,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<(), AuthError> {
     let event = AuditEvent::new(action, "user", Outcome::Denied).resource(user.id).reason(reason);
     audit::record(&mut *conn, ctx, &event).await?;
     if counts {

@@ -12,11 +12,11 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::error::AuthError;
 use super::extractor::AuthUser;
 use super::totp::{self, TotpSecret};
 use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::db::{self, Claims};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Which second factor a code was.
@@ -60,14 +60,14 @@ impl std::fmt::Debug for RecoveryCodes {
     }
 }
 
-async fn open_secret(state: &AppState, credential_id: Uuid, sealed: &[u8]) -> Result<TotpSecret, ApiError> {
+async fn open_secret(state: &AppState, credential_id: Uuid, sealed: &[u8]) -> Result<TotpSecret, AuthError> {
     let raw = state
         .crypto
         .keyring
         .open_fresh("mfa_credentials", "secret_enc", credential_id, sealed)
         .await
-        .map_err(ApiError::internal)?;
-    TotpSecret::from_bytes(&raw).map_err(ApiError::internal)
+        .map_err(AuthError::internal)?;
+    TotpSecret::from_bytes(&raw).map_err(AuthError::internal)
 }
 
 /// Records `step` as accepted unless a step at least as new was accepted before.
@@ -76,7 +76,7 @@ async fn accept_step(
     credential_id: Uuid,
     step: i64,
     confirm_at: Option<DateTime<Utc>>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, AuthError> {
     let n = sqlx::query(
         "UPDATE mfa_credentials SET last_used_step = $2, confirmed_at = coalesce(confirmed_at, $3) \
          WHERE id = $1 AND (last_used_step IS NULL OR last_used_step < $2)",
@@ -98,7 +98,7 @@ pub async fn check_code(
     user_id: Uuid,
     code: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Factor>, ApiError> {
+) -> Result<Option<Factor>, AuthError> {
     if totp::is_totp_format(code) {
         let cred: Option<(Uuid, Vec<u8>, Option<i64>)> = sqlx::query_as(
             "SELECT id, secret_enc, last_used_step FROM mfa_credentials WHERE user_id = $1 AND confirmed_at IS NOT NULL",
@@ -131,7 +131,7 @@ pub async fn check_code(
 /// The secret is sealed for the id of the row it ends up in: the row is created (or found)
 /// first and locked, then sealed and written — two concurrent enrolments serialise on the lock
 /// instead of one storing a ciphertext bound to an id the row does not have.
-pub async fn enroll(state: &AppState, user: &AuthUser) -> Result<Enrolment, ApiError> {
+pub async fn enroll(state: &AppState, user: &AuthUser) -> Result<Enrolment, AuthError> {
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     sqlx::query(
         "INSERT INTO mfa_credentials (id, org_id, user_id, secret_enc) VALUES ($1, $2, $3, '\\x') \
@@ -148,7 +148,7 @@ pub async fn enroll(state: &AppState, user: &AuthUser) -> Result<Enrolment, ApiE
             .fetch_one(&mut *tx)
             .await?;
     if confirmed.is_some() {
-        return Err(ApiError::Conflict("MFA is already enabled; an admin can reset it".into()));
+        return Err(AuthError::Conflict("MFA is already enabled; an admin can reset it".into()));
     }
     let email = super::account::email_of(&mut tx, state, user.user_id).await?;
     let secret = totp::new_secret();
@@ -156,7 +156,7 @@ pub async fn enroll(state: &AppState, user: &AuthUser) -> Result<Enrolment, ApiE
         .crypto
         .keyring
         .seal("mfa_credentials", "secret_enc", id, secret.as_bytes())
-        .map_err(ApiError::internal)?;
+        .map_err(AuthError::internal)?;
     sqlx::query("UPDATE mfa_credentials SET secret_enc = $2, last_used_step = NULL WHERE id = $1")
         .bind(id)
         .bind(&sealed)
@@ -165,7 +165,7 @@ pub async fn enroll(state: &AppState, user: &AuthUser) -> Result<Enrolment, ApiE
     let event =
         AuditEvent::new(Action::Mfa, "mfa_credential", Outcome::Success).resource(id).reason("TOTP enrolment started");
     audit::record(&mut tx, &ctx, &event).await?;
-    let uri = totp::otpauth_uri(&secret, &email).map_err(ApiError::internal)?;
+    let uri = totp::otpauth_uri(&secret, &email).map_err(AuthError::internal)?;
     tx.commit().await?;
     Ok(Enrolment {
         secret_base32: totp::secret_base32(&secret).expose_secret().to_owned(),
@@ -175,7 +175,7 @@ pub async fn enroll(state: &AppState, user: &AuthUser) -> Result<Enrolment, ApiE
 
 /// `POST /v1/me/mfa/confirm`: the first code proves the app has the secret; MFA is on, this
 /// session counts as MFA-verified, and ten recovery codes are issued.
-pub async fn confirm(state: &AppState, user: &AuthUser, code: &str) -> Result<RecoveryCodes, ApiError> {
+pub async fn confirm(state: &AppState, user: &AuthUser, code: &str) -> Result<RecoveryCodes, AuthError> {
     let now = state.clock.now();
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     let cred: Option<(Uuid, Vec<u8>, Option<i64>)> = sqlx::query_as(
@@ -185,7 +185,7 @@ pub async fn confirm(state: &AppState, user: &AuthUser, code: &str) -> Result<Re
     .fetch_optional(&mut *tx)
     .await?;
     let Some((id, sealed, last)) = cred else {
-        return Err(ApiError::Conflict("no MFA enrolment in progress (POST /v1/me/mfa/enroll first)".into()));
+        return Err(AuthError::Conflict("no MFA enrolment in progress (POST /v1/me/mfa/enroll first)".into()));
     };
     let secret = open_secret(state, id, &sealed).await?;
     let accepted = match totp::verify(&secret, code, now.timestamp(), last) {
@@ -221,7 +221,7 @@ pub async fn confirm(state: &AppState, user: &AuthUser, code: &str) -> Result<Re
 
 /// `POST /v1/me/mfa/recovery-codes`: a new set (the old one stops working), after a fresh
 /// TOTP code (step-up).
-pub async fn regenerate(state: &AppState, user: &AuthUser, code: &str) -> Result<RecoveryCodes, ApiError> {
+pub async fn regenerate(state: &AppState, user: &AuthUser, code: &str) -> Result<RecoveryCodes, AuthError> {
     let now = state.clock.now();
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     let ok = totp::is_totp_format(code) && check_code(&mut tx, state, user.user_id, code, now).await?.is_some();
@@ -243,11 +243,11 @@ pub async fn regenerate(state: &AppState, user: &AuthUser, code: &str) -> Result
 
 /// A wrong step-up code: 422 — or 401 once the guesses locked the account (and revoked the
 /// session).
-fn refused(escalation: super::lockout::Escalation) -> ApiError {
+fn refused(escalation: super::lockout::Escalation) -> AuthError {
     if escalation == super::lockout::Escalation::None {
-        ApiError::validation("code", "is not the current code of your authenticator app")
+        AuthError::validation("code", "is not the current code of your authenticator app")
     } else {
-        ApiError::Unauthorized
+        AuthError::Unauthorized
     }
 }
 
@@ -256,7 +256,7 @@ async fn replace_recovery_codes(
     state: &AppState,
     user: &AuthUser,
     now: DateTime<Utc>,
-) -> Result<RecoveryCodes, ApiError> {
+) -> Result<RecoveryCodes, AuthError> {
     sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user.user_id).execute(&mut *conn).await?;
     let codes = totp::generate_recovery_codes(totp::RECOVERY_CODE_COUNT);
     let hashes: Vec<Vec<u8>> =

@@ -6,6 +6,7 @@
 //! Password hashing/verification is blocking CPU work: go through `hashing`.
 
 pub mod account;
+pub mod error;
 pub mod extractor;
 pub mod hashing;
 pub mod invites;
@@ -19,6 +20,7 @@ pub mod tokens;
 pub mod totp;
 pub mod users;
 
+pub use error::AuthError;
 pub use extractor::{AnySessionUser, AuthUser, Caller, EnrollingUser, Identity, RequestMeta};
 
 #[cfg(test)]

@@ -14,12 +14,12 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::error::AuthError;
 use super::extractor::RequestMeta;
 use super::tokens::{hash_opaque_token, new_opaque_token};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The token pair a successful sign-in or refresh returns (Debug redacts the tokens).
@@ -76,7 +76,7 @@ pub async fn start(
     account: &Account,
     mfa_verified: bool,
     meta: &RequestMeta,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, AuthError> {
     let now = state.clock.now();
     let expires_at = now + span(state.settings.auth.absolute_lifetime);
     let session_id = Uuid::now_v7();
@@ -110,11 +110,11 @@ fn token_response(
     mfa_verified: bool,
     refresh_token: String,
     now: DateTime<Utc>,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<TokenResponse, AuthError> {
     let ttl = span(state.settings.auth.access_token_ttl).num_seconds();
     let claims =
         state.jwt.claims(account.user_id, session_id, account.org_id, account.role.as_str(), now.timestamp(), ttl);
-    let access_token = state.jwt.issue(&claims).map_err(ApiError::internal)?;
+    let access_token = state.jwt.issue(&claims).map_err(AuthError::internal)?;
     Ok(TokenResponse {
         access_token,
         refresh_token,
@@ -132,7 +132,7 @@ async fn insert_refresh_token(
     session_id: Uuid,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(Uuid, String), ApiError> {
+) -> Result<(Uuid, String), AuthError> {
     use secrecy::ExposeSecret;
     let (token, hash) = new_opaque_token();
     let id = Uuid::now_v7();
@@ -167,7 +167,7 @@ type RefreshRow = (
 );
 
 /// `POST /v1/auth/refresh`: rotates the refresh token and issues a new access token.
-pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> Result<TokenResponse, ApiError> {
+pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> Result<TokenResponse, AuthError> {
     let now = state.clock.now();
     let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
     let deny = |reason: &str| AuditEvent::new(Action::Refresh, "session", Outcome::Denied).reason(reason);
@@ -213,9 +213,9 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
     else {
         audit::record(&mut tx, &meta.audit_context(), &deny("unknown refresh token")).await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     };
-    let role = ClaimRole::from_user_role(&role).ok_or(ApiError::Unauthorized)?;
+    let role = ClaimRole::from_user_role(&role).ok_or(AuthError::Unauthorized)?;
     let account = Account { user_id, org_id, role, must_change_password: mcp };
     let ctx = account.audit_context(meta);
     if used_at.is_some() {
@@ -229,7 +229,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
             });
         audit::record(&mut tx, &ctx, &event).await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     }
     let idle_cutoff = now - span(state.settings.auth.idle_timeout);
     let dead = if revoked_at.is_some() {
@@ -246,7 +246,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
     if let Some(reason) = dead {
         audit::record(&mut tx, &ctx, &deny(reason).resource(session_id)).await?;
         tx.commit().await?;
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     }
     let (new_id, new_token) = insert_refresh_token(&mut tx, org_id, session_id, expires_at, now).await?;
     let changed =
@@ -258,7 +258,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
             .await?
             .rows_affected();
     if changed != 1 {
-        return Err(ApiError::Unauthorized);
+        return Err(AuthError::Unauthorized);
     }
     let event = AuditEvent::new(Action::Refresh, "session", Outcome::Success).resource(session_id);
     audit::record(&mut tx, &ctx, &event).await?;
@@ -273,7 +273,7 @@ pub async fn revoke(
     session_id: Uuid,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, AuthError> {
     let n =
         sqlx::query("UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL")
             .bind(session_id)
@@ -292,7 +292,7 @@ pub async fn revoke_all(
     keep: Option<Uuid>,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<u64, ApiError> {
+) -> Result<u64, AuthError> {
     Ok(sqlx::query(
         "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
          WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",

@@ -9,13 +9,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::error::AuthError;
 use super::extractor::AuthUser;
 use super::sessions;
 use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::crypto::BlindIndexKind;
 use crate::db::ClaimRole;
 use crate::domain::{Email, PersonName};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Unambiguous characters (no 0/O, 1/l/I): 20 of them carry ~115 bits.
@@ -57,12 +57,12 @@ pub async fn create(
     email: &str,
     role: &str,
     display_name: &str,
-) -> Result<CreatedUser, ApiError> {
+) -> Result<CreatedUser, AuthError> {
     admin.require_role(&[ClaimRole::Admin])?;
     let role = match ClaimRole::from_user_role(role) {
         Some(r @ (ClaimRole::Clinician | ClaimRole::Admin | ClaimRole::Auditor)) => r,
         _ => {
-            return Err(ApiError::validation(
+            return Err(AuthError::validation(
                 "role",
                 "must be one of: clinician, admin, auditor (patients register from an invite)",
             ));
@@ -75,8 +75,8 @@ pub async fn create(
 
     let id = Uuid::now_v7();
     let keyring = &state.crypto.keyring;
-    let email_enc = keyring.seal_str("users", "email_enc", id, email.as_str()).map_err(ApiError::internal)?;
-    let name_enc = keyring.seal_str("users", "display_name_enc", id, name.as_str()).map_err(ApiError::internal)?;
+    let email_enc = keyring.seal_str("users", "email_enc", id, email.as_str()).map_err(AuthError::internal)?;
+    let name_enc = keyring.seal_str("users", "display_name_enc", id, name.as_str()).map_err(AuthError::internal)?;
     let bidx = state.crypto.blind.index(BlindIndexKind::Email, email.as_str());
     let (mut tx, ctx) = admin.begin(&state.pool).await?;
     sqlx::query(
@@ -93,10 +93,7 @@ pub async fn create(
     .bind(admin.user_id)
     .execute(&mut *tx)
     .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => ApiError::Conflict("a user with that email already exists".into()),
-        other => other,
-    })?;
+    .map_err(|e| AuthError::duplicate(e, "a user with that email already exists"))?;
     let event = AuditEvent::new(Action::Admin, "user", Outcome::Success)
         .resource(id)
         .reason(format!("user created ({})", role.as_str()));
@@ -147,7 +144,7 @@ type ListRow = (
 );
 
 /// `GET /v1/admin/users?limit=&after=`: keyset pagination by (created_at, id).
-pub async fn list(state: &AppState, admin: &AuthUser, limit: i64, after: Option<Uuid>) -> Result<UserPage, ApiError> {
+pub async fn list(state: &AppState, admin: &AuthUser, limit: i64, after: Option<Uuid>) -> Result<UserPage, AuthError> {
     admin.require_role(&[ClaimRole::Admin])?;
     let now = state.clock.now();
     let (mut tx, ctx) = admin.begin(&state.pool).await?;
@@ -171,13 +168,13 @@ pub async fn list(state: &AppState, admin: &AuthUser, limit: i64, after: Option<
         rows.into_iter().take(usize::try_from(limit).unwrap_or(0))
     {
         let email =
-            keyring.open_string_fresh("users", "email_enc", id, &email_enc).await.map_err(ApiError::internal)?;
+            keyring.open_string_fresh("users", "email_enc", id, &email_enc).await.map_err(AuthError::internal)?;
         let display_name = match name_enc {
             Some(n) => Some(
                 keyring
                     .open_string_fresh("users", "display_name_enc", id, &n)
                     .await
-                    .map_err(ApiError::internal)?
+                    .map_err(AuthError::internal)?
                     .to_string(),
             ),
             None => None,
@@ -225,12 +222,12 @@ impl UserAction {
 }
 
 /// `POST /v1/admin/users/{id}/disable|enable|unlock|reset-mfa`.
-pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserAction) -> Result<(), ApiError> {
+pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserAction) -> Result<(), AuthError> {
     admin.require_role(&[ClaimRole::Admin])?;
     // Every action on oneself goes through another admin (a locked or disabled admin cannot
     // lift their own restriction; the column guards refuse it too).
     if target == admin.user_id {
-        return Err(ApiError::Forbidden {
+        return Err(AuthError::Forbidden {
             code: "self_action",
             message: "ask another admin to do this to your account".into(),
         });
@@ -256,7 +253,7 @@ pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserA
             .reason("admin action on an unknown user or a user of another organization");
         audit::record(&mut tx, &ctx, &event).await?;
         tx.commit().await?;
-        return Err(ApiError::NotFound);
+        return Err(AuthError::NotFound);
     }
     let reason = match action {
         UserAction::Disable => {
