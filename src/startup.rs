@@ -51,7 +51,7 @@ impl Application {
         };
         let shutdown = state.settings.shutdown_timeout;
         let client_request_timeout = state.settings.client_request_timeout;
-        let auth_rate = crate::auth::rate_limit::WindowBackend::default();
+        let auth_rate = crate::middleware::rate_limit::WindowBackend::default();
         // Every server is a sequencer candidate; the advisory lock picks one leader.
         let sequencer = state.settings.ledger.sequencer_in_server.then(|| {
             let opts = (*state.pool.connect_options()).clone();
@@ -61,8 +61,8 @@ impl Application {
         let server = HttpServer::new(move || {
             let json_limit = state.settings.json_limit_bytes;
             let per_minute = state.settings.auth.rate_per_minute;
-            let auth_limiter = crate::auth::rate_limit::limiter(auth_rate.clone(), per_minute);
-            let account_limiter = crate::auth::rate_limit::account_limiter(auth_rate.clone(), per_minute);
+            let auth_limiter = crate::middleware::rate_limit::limiter(auth_rate.clone(), per_minute);
+            let account_limiter = crate::middleware::rate_limit::account_limiter(auth_rate.clone(), per_minute);
             App::new()
                 .app_data(state.clone())
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))

@@ -7,8 +7,8 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::caller::AuthUser;
 use super::error::AuthError;
-use super::extractor::AuthUser;
 use super::password::PasswordPolicy;
 use super::sessions;
 use crate::audit::{self, Action, AuditEvent, Outcome};

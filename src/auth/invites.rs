@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::caller::{AuthUser, RequestMeta};
 use super::error::AuthError;
-use super::extractor::{AuthUser, RequestMeta};
 use super::password::PasswordPolicy;
 use super::tokens::{hash_opaque_token, new_opaque_token};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};

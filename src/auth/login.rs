@@ -22,8 +22,8 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::caller::RequestMeta;
 use super::error::AuthError;
-use super::extractor::RequestMeta;
 use super::lockout;
 use super::sessions::{self, Account, TokenResponse};
 use super::tokens::{hash_opaque_token, new_opaque_token};

@@ -12,8 +12,8 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::caller::AuthUser;
 use super::error::AuthError;
-use super::extractor::AuthUser;
 use super::totp::{self, TotpSecret};
 use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::db::{self, Claims};

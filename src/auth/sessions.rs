@@ -14,8 +14,8 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::caller::RequestMeta;
 use super::error::AuthError;
-use super::extractor::RequestMeta;
 use super::tokens::{hash_opaque_token, new_opaque_token};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::clock::span;

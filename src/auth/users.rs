@@ -9,8 +9,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::caller::AuthUser;
 use super::error::AuthError;
-use super::extractor::AuthUser;
 use super::sessions;
 use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::crypto::BlindIndexKind;

@@ -5,7 +5,7 @@
 //! ids) and seal/open fields, then calls [`Req::finish`] with the service's result.
 //!
 //! The transaction opens with the service's first statements: `BEGIN`, the caller's claims,
-//! the session check and the patient scope ([`Caller::begin_with`]) travel in the same round
+//! the session check and the patient scope ([`Session::begin_with`]) travel in the same round
 //! trip as whatever the service sends first. Nothing runs in it unless the session check
 //! admits the caller, and a caller who is not admitted gets the 401/403 every route gives,
 //! with no clinical event. Then:
@@ -17,6 +17,8 @@
 //!   outcome `denied` in a transaction of its own;
 //! - failure (integrity, internal): rolled back, recorded with outcome `error`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::PgRow;
@@ -25,16 +27,57 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdempotentWrite};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
-use crate::auth::extractor::NotBegun;
-use crate::auth::{Caller, Identity};
+use crate::auth::Identity;
 use crate::crypto::{CryptoError, KeyVersion};
-use crate::db::{self, ClaimRole};
+use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// A future of a [`Session`] method.
+pub type SessionFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// The caller of a clinical request, as [`Req`] needs it: who the token names, and the session
+/// check, which the HTTP layer (`crate::middleware::caller::Caller`) makes and answers — a
+/// refusal is the same 401/403 every route gives, noted for the denial record there. No HTTP
+/// type crosses into the services.
+pub trait Session {
+    /// Who the caller's token names (confirmed by the session check).
+    fn identity(&self) -> Identity;
+    /// The RLS claims of this caller (unscoped).
+    fn claims(&self) -> Claims;
+    /// The audit context of this caller (actor, org, request and correlation ids, client).
+    fn audit_context(&self) -> AuditContext;
+    /// The Idempotency-Key write this request is to store its answer under, if any.
+    fn idempotent_write(&self) -> Option<IdempotentWrite>;
+    /// Opens the request transaction (narrowed to `patient_scope`), checks the session and runs
+    /// `queries`, in one round trip.
+    fn begin_with<'s>(
+        &'s self,
+        state: &'s AppState,
+        patient_scope: Option<Uuid>,
+        queries: Vec<db::BoundQuery>,
+    ) -> SessionFuture<'s, Result<Begun, NotBegun>>;
+    /// Checks the session on its own: the outer error is a check that could not be made (a
+    /// failure), the inner one a refusal.
+    fn check<'s>(&'s self, state: &'s AppState) -> SessionFuture<'s, Result<Result<(), ApiError>, ApiError>>;
+}
+
+/// The open request transaction and the rows of each query sent with its first round trip.
+pub type Begun = (Transaction<'static, Postgres>, Vec<Vec<PgRow>>);
+
+/// Why [`Session::begin_with`] left no transaction open.
+#[derive(Debug)]
+pub enum NotBegun {
+    /// The session check refused the caller: the 401/403 to answer (the denial record is
+    /// noted on the request).
+    Refused(ApiError),
+    /// The caller is admitted but a statement failed; everything was rolled back.
+    Failed(ApiError),
+}
+
 pub struct Req<'a> {
     pub state: &'a AppState,
-    caller: &'a Caller,
+    caller: &'a dyn Session,
     /// Who the caller's token names: confirmed by the session check before any statement of
     /// the request runs.
     pub user: Identity,
@@ -64,7 +107,7 @@ impl<'a> Req<'a> {
     /// [`db::Claims::patient_scope`]). Nothing is sent yet.
     pub fn new(
         state: &'a AppState,
-        caller: &'a Caller,
+        caller: &'a dyn Session,
         action: Action,
         resource_type: &'static str,
         patient_scope: Option<Uuid>,
@@ -91,20 +134,22 @@ impl<'a> Req<'a> {
     ) -> Result<Vec<Vec<PgRow>>, ApiError> {
         match &mut self.tx {
             Tx::Open(tx) => Ok(tx.fetch_pipeline(queries).await?),
-            Tx::Pending => match self.caller.begin_with(self.state, self.patient_scope, queries).await {
-                Ok((tx, rows)) => {
-                    self.tx = Tx::Open(tx);
-                    Ok(rows)
+            Tx::Pending => {
+                match self.caller.begin_with(self.state, self.patient_scope, queries.into_iter().collect()).await {
+                    Ok((tx, rows)) => {
+                        self.tx = Tx::Open(tx);
+                        Ok(rows)
+                    }
+                    Err(NotBegun::Refused(e)) => {
+                        self.tx = Tx::Failed { admitted: false };
+                        Err(e)
+                    }
+                    Err(NotBegun::Failed(e)) => {
+                        self.tx = Tx::Failed { admitted: true };
+                        Err(e)
+                    }
                 }
-                Err(NotBegun::Refused(e)) => {
-                    self.tx = Tx::Failed { admitted: false };
-                    Err(e)
-                }
-                Err(NotBegun::Failed(e)) => {
-                    self.tx = Tx::Failed { admitted: true };
-                    Err(e)
-                }
-            },
+            }
             Tx::Failed { .. } => Err(Self::failed()),
         }
     }
@@ -272,7 +317,7 @@ impl<'a> Req<'a> {
     /// The success event (unless the service's pipeline carried it), the answer under the
     /// request's Idempotency-Key (if it came with one), and `COMMIT`.
     async fn commit_success(&mut self, value: &impl serde::Serialize) -> Result<(), ApiError> {
-        if let Some(write) = self.caller.extension::<IdempotentWrite>() {
+        if let Some(write) = self.caller.idempotent_write() {
             let id = Uuid::now_v7();
             let answer = serde_json::to_vec(value).map_err(ApiError::internal)?;
             let (table, column) = idempotency::SEALED_AS;

@@ -126,7 +126,7 @@ pub async fn begin_with(
 
 /// [`begin_with`] with `check` right after the claims, ahead of everything else (the patient
 /// scope included): a statement that raises unless the transaction may go on, such as the
-/// session check (src/auth/extractor.rs). Also returns `check`'s rows.
+/// session check (src/middleware/caller.rs). Also returns `check`'s rows.
 pub async fn begin_checked(
     pool: &PgPool,
     claims: &Claims,

@@ -22,10 +22,10 @@ use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Action, AuditEvent, Outcome};
-use crate::auth::extractor::{AuthUser, RequestMeta, bearer};
 use crate::clinical::idempotency::{self, IdempotentWrite};
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
+use crate::middleware::caller::{AuthUser, bearer, request_meta};
 use crate::state::AppState;
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -123,7 +123,7 @@ async fn replay(req: &ServiceRequest, state: &AppState, key: &str) -> Result<Htt
         .resource(stored.id)
         .reason(format!("answer replayed for a retried write (request {})", stored.request_id.unwrap_or_default()));
     event.patient_id = stored.patient_id;
-    let ctx = RequestMeta::of(req.request()).context_for(&user.claims());
+    let ctx = request_meta(req.request()).context_for(&user.claims());
     audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
     let status = StatusCode::from_u16(u16::try_from(stored.status).unwrap_or(200)).unwrap_or(StatusCode::OK);

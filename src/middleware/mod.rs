@@ -5,8 +5,10 @@
 //! (method, route pattern, status, latency, request id — never bodies or query strings),
 //! metrics, security headers, and a JSON body for any error response that lacks one.
 
+pub mod caller;
 pub mod idempotency;
 pub mod outcomes;
+pub mod rate_limit;
 
 use std::time::Instant;
 

@@ -30,9 +30,9 @@ use actix_web::{HttpMessage, HttpRequest, web};
 use uuid::Uuid;
 
 use crate::audit::{self, Action, AuditEvent, Outcome, Recorded};
-use crate::auth::extractor::{Accepted, Refusal, RequestMeta};
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
+use crate::middleware::caller::{Accepted, Refusal, request_meta};
 use crate::state::AppState;
 
 /// Middleware: records each refused or failed `/v1/` request once (see the module docs).
@@ -77,7 +77,7 @@ pub async fn audit_outcomes(
     {
         event = event.patient(patient);
     }
-    let ctx = RequestMeta::of(request).context_for(&claims);
+    let ctx = request_meta(request).context_for(&claims);
     if status == StatusCode::SERVICE_UNAVAILABLE {
         audit::writer::record_later(&state.pool, &claims, &ctx, &event);
     } else {
@@ -101,7 +101,7 @@ fn who(req: &HttpRequest, state: &AppState) -> Option<(Claims, Option<&'static s
     }
     // Refused or failed before any extractor looked at the session: whoever a valid token
     // names (its signature holds; its session was not checked), else nobody.
-    match crate::auth::extractor::bearer(req) {
+    match crate::middleware::caller::bearer(req) {
         None => Some((Claims::anonymous(request_id), None)),
         Some(token) => match state.jwt.validate(token, state.clock.now().timestamp()) {
             Ok(c) => {

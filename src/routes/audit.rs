@@ -2,8 +2,8 @@
 //! patient access report. Auditors and admins see their own organization's ledger (the ledger
 //! id is the organization id); patients see their own access report. RLS enforces the same.
 //!
-//! Handlers take the one authenticated-caller extractor, `AuthUser`, and read it through
-//! [`Caller`] (its claims and audit context).
+//! Handlers take the one authenticated-caller extractor, `AuthUser` ([`LedgerReader`] adds
+//! the ledger's access rule to it).
 
 use actix_web::{HttpResponse, web};
 use base64::Engine as _;
@@ -14,28 +14,28 @@ use uuid::Uuid;
 
 use crate::audit::proofs::{self, ProofError};
 use crate::audit::query::{self, EventFilter};
-use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
-use crate::auth::extractor::AuthUser;
-use crate::db::{ClaimRole, Claims};
+use crate::audit::{Action, AuditEvent, Outcome, formats};
+use crate::auth::AuthUser;
+use crate::db::ClaimRole;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The signed-in caller, as these routes need it.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub claims: Claims,
-    pub ctx: AuditContext,
+/// What the ledger routes ask of the signed-in caller.
+pub(crate) trait LedgerReader {
+    /// The caller's organization (its ledger).
+    fn org(&self) -> Result<Uuid, ApiError>;
+    /// Auditors and admins read their organization's ledger; nobody else does.
+    fn ledger_reader(&self, ledger: Uuid) -> Result<(), ApiError>;
 }
 
-impl Caller {
+impl LedgerReader for AuthUser {
     fn org(&self) -> Result<Uuid, ApiError> {
-        self.claims.org_id.ok_or(ApiError::Unauthorized)
+        Ok(self.org_id)
     }
 
-    /// Auditors and admins read their organization's ledger; nobody else does.
-    pub(crate) fn ledger_reader(&self, ledger: Uuid) -> Result<(), ApiError> {
-        match self.claims.role {
-            ClaimRole::Auditor | ClaimRole::Admin if self.claims.org_id == Some(ledger) => Ok(()),
+    fn ledger_reader(&self, ledger: Uuid) -> Result<(), ApiError> {
+        match self.role {
+            ClaimRole::Auditor | ClaimRole::Admin if self.org_id == ledger => Ok(()),
             ClaimRole::Auditor | ClaimRole::Admin => Err(ApiError::NotFound),
             _ => Err(ApiError::Forbidden {
                 code: "audit_role_required",
@@ -86,12 +86,12 @@ async fn checkpoint(
     state: web::Data<AppState>,
     q: web::Query<LedgerQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::from(user);
+    let caller = user;
     caller.ledger_reader(q.ledger)?;
-    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
     let (size, note) = proofs::latest_checkpoint(&mut tx, q.ledger).await?;
     let ev = AuditEvent::new(Action::Read, "audit_checkpoint", Outcome::Success).resource(q.ledger).resource(size);
-    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
 }
@@ -112,14 +112,14 @@ async fn inclusion(
     state: web::Data<AppState>,
     q: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::from(user);
+    let caller = user;
     caller.ledger_reader(q.ledger)?;
-    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
     let p = proofs::inclusion(&mut tx, q.ledger, q.index, q.tree_size).await?;
     let ev = AuditEvent::new(Action::Read, "audit_proof", Outcome::Success)
         .resource(q.ledger)
         .resource(format!("inclusion {} in {}", q.index, q.tree_size));
-    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ledger": q.ledger, "index": q.index, "tree_size": q.tree_size,
@@ -144,14 +144,14 @@ async fn consistency(
     state: web::Data<AppState>,
     q: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::from(user);
+    let caller = user;
     caller.ledger_reader(q.ledger)?;
-    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
     let (proof, old, new) = proofs::consistency(&mut tx, q.ledger, q.from, q.to).await?;
     let ev = AuditEvent::new(Action::Read, "audit_proof", Outcome::Success)
         .resource(q.ledger)
         .resource(format!("consistency {} to {}", q.from, q.to));
-    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({
         "ledger": q.ledger, "from": q.from, "to": q.to,
@@ -227,7 +227,7 @@ async fn events(
     state: web::Data<AppState>,
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::from(user);
+    let caller = user;
     let ledger = q.ledger.map_or_else(|| caller.org(), Ok)?;
     caller.ledger_reader(ledger)?;
     time_range(q.from, q.to)?;
@@ -242,10 +242,10 @@ async fn events(
         after: parse_cursor(q.cursor.as_deref())?,
         limit: page_limit(q.limit)?,
     };
-    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
     let rows = query::list_events(&mut tx, ledger, &f).await?;
     let ev = AuditEvent::new(Action::Read, "audit_log", Outcome::Success).resource(ledger);
-    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     let next = (rows.len() as i64 == f.limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
     let items: Vec<_> = rows.iter().map(formats::event_json).collect();
@@ -269,22 +269,22 @@ async fn access_report(
     path: web::Path<Uuid>,
     q: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::from(user);
+    let caller = user;
     let patient = path.into_inner();
     let org = caller.org()?;
     // Only the patient themself and their organization's admins; to anyone else the report
     // does not exist (as for a patient outside one's reach: 404, never a hint that it exists).
-    if !matches!(caller.claims.role, ClaimRole::Patient | ClaimRole::Admin) {
+    if !matches!(caller.claims().role, ClaimRole::Patient | ClaimRole::Admin) {
         return Err(ApiError::NotFound);
     }
     let (after, limit) = (parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)?);
-    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
     let Some(account) = query::patient_visible(&mut tx, patient).await? else {
         return Err(ApiError::NotFound);
     };
     let rows = query::access_report(&mut tx, org, patient, account, after, limit).await?;
     let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
-    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
     let items: Vec<_> = rows
@@ -301,10 +301,4 @@ async fn access_report(
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "patient_id": patient, "items": items, "next_cursor": next })))
-}
-
-impl From<AuthUser> for Caller {
-    fn from(user: AuthUser) -> Self {
-        Self { claims: user.claims(), ctx: user.audit_context() }
-    }
 }

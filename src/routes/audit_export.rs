@@ -18,10 +18,10 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::audit::Caller;
+use super::audit::LedgerReader;
 use crate::audit::query::{self, EventFilter};
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome, formats};
-use crate::auth::extractor::AuthUser;
+use crate::auth::AuthUser;
 use crate::db::Claims;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -130,10 +130,10 @@ pub async fn export(
     state: web::Data<AppState>,
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::from(user);
+    let caller = user;
     let ledger = match q.ledger {
         Some(l) => l,
-        None => caller.claims.org_id.ok_or(ApiError::Unauthorized)?,
+        None => caller.org_id,
     };
     caller.ledger_reader(ledger)?;
     let format = match q.format.as_deref().unwrap_or("ndjson") {
@@ -146,8 +146,8 @@ pub async fn export(
 
     let cursor = Cursor {
         pool: state.pool.clone(),
-        claims: caller.claims,
-        ctx: caller.ctx,
+        claims: caller.claims(),
+        ctx: caller.audit_context(),
         ledger,
         filter: EventFilter { from: q.from, to: q.to, limit: PAGE, ..EventFilter::default() },
         format,

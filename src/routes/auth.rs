@@ -1,5 +1,5 @@
 //! `/v1/auth/*`: sign-in, second factor, token refresh, logout, patient registration.
-//! Rate-limited per client IP (see `auth::rate_limit`).
+//! Rate-limited per client IP (see `middleware::rate_limit`).
 
 use actix_web::{HttpResponse, web};
 use secrecy::SecretString;

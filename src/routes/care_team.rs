@@ -6,9 +6,9 @@ use uuid::Uuid;
 use super::clinical::audited;
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::Caller;
 use crate::clinical::care;
 use crate::error::ApiError;
+use crate::middleware::caller::Caller;
 use crate::state::AppState;
 
 type S = web::Data<AppState>;

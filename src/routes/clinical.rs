@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::resource;
 use super::{attachments, care_team, conversations, patients, prescriptions, records};
 use crate::audit::Action;
-use crate::auth::Caller;
 use crate::clinical::Req;
 use crate::error::ApiError;
+use crate::middleware::caller::Caller;
 use crate::state::AppState;
 
 /// Runs `f` inside an audited request as `user`.

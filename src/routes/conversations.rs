@@ -7,10 +7,10 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::Caller;
 use crate::clinical::conversations as conv;
 use crate::clinical::page::{Page, PageQuery};
 use crate::error::ApiError;
+use crate::middleware::caller::Caller;
 use crate::state::AppState;
 
 type S = web::Data<AppState>;

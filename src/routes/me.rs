@@ -1,6 +1,6 @@
 //! `/v1/me*`: the signed-in user's own account, sessions and second factor.
 //! `/v1/me`, `/v1/me/password` and the MFA enrolment endpoints also serve restricted
-//! sessions (see `auth::extractor`).
+//! sessions (see `middleware::caller`).
 
 use actix_web::{HttpResponse, web};
 use secrecy::SecretString;

@@ -23,8 +23,8 @@ pub mod tiles;
 
 use actix_web::{Resource, web};
 
-use crate::auth::rate_limit::AuthLimiter;
 use crate::error::ApiError;
+use crate::middleware::rate_limit::AuthLimiter;
 
 /// Registers every route. `auth_limiter` guards `/v1/auth/*` (per-IP rate limit);
 /// `account_limiter` the credential checks of a signed-in session (`/v1/me/password`,

@@ -6,10 +6,10 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::auth::Caller;
 use crate::clinical::page::{Page, PageQuery};
 use crate::clinical::prescriptions as rx;
 use crate::error::ApiError;
+use crate::middleware::caller::Caller;
 use crate::state::AppState;
 
 type S = web::Data<AppState>;

@@ -15,12 +15,12 @@ use actix_web::{FromRequest as _, HttpRequest, HttpResponse, web};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::Caller;
+use super::audit::LedgerReader;
 use crate::audit::checkpoint::NoteVerifier;
 use crate::audit::signing;
 use crate::audit::tiles::{self, TileRef};
 use crate::audit::{Action, AuditEvent, Outcome};
-use crate::auth::extractor::AuthUser;
+use crate::auth::AuthUser;
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,12 +42,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The caller, if the request carries a token (which must then be valid).
-async fn optional_caller(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
+async fn optional_caller(req: &HttpRequest) -> Result<Option<AuthUser>, ApiError> {
     if !req.headers().contains_key(AUTHORIZATION) {
         return Ok(None);
     }
     let user = AuthUser::extract(req).await?;
-    Ok(Some(Caller::from(user)))
+    Ok(Some(user))
 }
 
 fn text(cache: &str, body: String) -> HttpResponse {
@@ -85,12 +85,12 @@ async fn checkpoint(
     if let Some(c) = &caller {
         c.ledger_reader(ledger)?;
     }
-    let claims = caller.as_ref().map_or_else(|| Claims::anonymous(None), |c| c.claims);
+    let claims = caller.as_ref().map_or_else(|| Claims::anonymous(None), |c| c.claims());
     let mut tx = crate::db::begin(&state.pool, &claims).await?;
     let (size, note) = tiles::checkpoint(&mut tx, ledger).await?.ok_or(ApiError::NotFound)?;
     let cache = if let Some(c) = &caller {
         let ev = AuditEvent::new(Action::Read, "audit_checkpoint", Outcome::Success).resource(ledger).resource(size);
-        crate::audit::record(&mut tx, &c.ctx, &ev).await?;
+        crate::audit::record(&mut tx, &c.audit_context(), &ev).await?;
         PRIVATE
     } else {
         PUBLIC_SHORT
@@ -115,13 +115,13 @@ async fn tile(
     if let Some(c) = &caller {
         c.ledger_reader(ledger)?;
     }
-    let claims = caller.as_ref().map_or_else(|| Claims::anonymous(None), |c| c.claims);
+    let claims = caller.as_ref().map_or_else(|| Claims::anonymous(None), |c| c.claims());
     let mut tx = crate::db::begin(&state.pool, &claims).await?;
     let body = tiles::hash_tile(&mut tx, ledger, t).await.map_err(ApiError::internal)?.ok_or(ApiError::NotFound)?;
     let public = tiles::is_public(&mut tx, ledger).await?;
     if let Some(c) = &caller {
         let ev = AuditEvent::new(Action::Read, "audit_tile", Outcome::Success).resource(ledger).resource(describe(t));
-        crate::audit::record(&mut tx, &c.ctx, &ev).await?;
+        crate::audit::record(&mut tx, &c.audit_context(), &ev).await?;
     }
     tx.commit().await?;
     let cache = match (public, t.is_full()) {
@@ -137,12 +137,12 @@ fn describe(t: TileRef) -> String {
     format!("tile {level}/{} width {}", t.index, t.width)
 }
 
-async fn entries(state: &AppState, caller: &Caller, ledger: Uuid, t: TileRef) -> Result<HttpResponse, ApiError> {
+async fn entries(state: &AppState, caller: &AuthUser, ledger: Uuid, t: TileRef) -> Result<HttpResponse, ApiError> {
     caller.ledger_reader(ledger)?;
-    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
     let body = tiles::entry_bundle(&mut tx, ledger, t).await.map_err(ApiError::internal)?.ok_or(ApiError::NotFound)?;
     let ev = AuditEvent::new(Action::Read, "audit_log", Outcome::Success).resource(ledger).resource(describe(t));
-    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     Ok(bytes(PRIVATE, body))
 }
@@ -158,21 +158,21 @@ async fn withdraw(user: AuthUser, state: web::Data<AppState>, path: web::Path<Uu
 }
 
 async fn set_public(user: AuthUser, state: &AppState, ledger: Uuid, public: bool) -> Result<HttpResponse, ApiError> {
-    let caller = Caller::from(user);
-    if caller.claims.role != ClaimRole::Admin {
+    let caller = user;
+    if caller.claims().role != ClaimRole::Admin {
         return Err(ApiError::Forbidden {
             code: "admin_role_required",
             message: "only an organization's admin publishes its ledger's tiles".into(),
         });
     }
-    if caller.claims.org_id != Some(ledger) {
+    if caller.claims().org_id != Some(ledger) {
         return Err(ApiError::NotFound);
     }
-    let mut tx = crate::db::begin(&state.pool, &caller.claims).await?;
-    let changed = tiles::set_public(&mut tx, ledger, caller.claims.user_id, public).await?;
+    let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
+    let changed = tiles::set_public(&mut tx, ledger, caller.claims().user_id, public).await?;
     let what = if public { "publish tiles" } else { "withdraw tiles" };
     let ev = AuditEvent::new(Action::Admin, "ledger_publication", Outcome::Success).resource(ledger).resource(what);
-    crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(json!({ "ledger": ledger, "public": public, "changed": changed })))
 }

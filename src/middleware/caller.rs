@@ -1,4 +1,5 @@
-//! Who is calling: the `AuthUser` extractor and the request facts every audit event needs.
+//! Who is calling, as the HTTP layer finds out: the extractors of the caller types of
+//! `crate::auth::caller` and the request facts every audit event needs.
 //!
 //! Use in a handler:
 //! ```text
@@ -28,7 +29,6 @@
 //! check's own round trip. Same rule as [`AuthUser`] (full sessions only), same answers.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
@@ -36,65 +36,32 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::AuthError;
+use super::{CorrelationId, RequestId};
 use crate::audit::{AuditContext, Recorded};
+pub use crate::auth::caller::{Accepted, AnySessionUser, AuthUser, EnrollingUser, Identity, Refusal, RequestMeta};
+use crate::clinical::idempotency::IdempotentWrite;
+use crate::clinical::request::{Begun, NotBegun, Session, SessionFuture};
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::middleware::{CorrelationId, RequestId};
 use crate::state::AppState;
 
-/// Request id, client address and user agent: what an audit event records about "from where".
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    /// The server's id of this request (never the client's).
-    pub request_id: Option<Uuid>,
-    /// The client's own id of the request (`X-Request-Id`), for correlation only.
-    pub correlation_id: Option<String>,
-    /// The TCP peer (behind a proxy: the proxy).
-    pub client_ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-    /// The request's "refusal or failure recorded" flag (see `crate::audit::Recorded`).
-    pub recorded: Recorded,
-}
-
-impl RequestMeta {
-    pub fn of(req: &HttpRequest) -> Self {
-        let ext = req.extensions();
-        Self {
-            request_id: ext.get::<RequestId>().map(|r| r.0),
-            correlation_id: ext.get::<CorrelationId>().map(|c| c.0.clone()),
-            client_ip: req.peer_addr().map(|a| a.ip()),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(512).collect()),
-            recorded: ext.get::<Recorded>().cloned().unwrap_or_default(),
-        }
-    }
-
-    /// An audit context with no actor yet (pre-authentication), in the `auth` service role.
-    pub fn audit_context(&self) -> AuditContext {
-        AuditContext {
-            actor_role: Some(ClaimRole::Auth.as_str()),
-            ..self.context_for(&Claims::anonymous(self.request_id))
-        }
-    }
-
-    /// The audit context of a request made with `claims` from where this one came.
-    pub fn context_for(&self, claims: &Claims) -> AuditContext {
-        AuditContext {
-            request_id: self.request_id,
-            correlation_id: self.correlation_id.clone(),
-            client_ip: self.client_ip,
-            user_agent: self.user_agent.clone(),
-            recorded: self.recorded.clone(),
-            ..AuditContext::from_claims(claims)
-        }
+/// The request facts of `req` for its audit events.
+pub fn request_meta(req: &HttpRequest) -> RequestMeta {
+    let ext = req.extensions();
+    RequestMeta {
+        request_id: ext.get::<RequestId>().map(|r| r.0),
+        correlation_id: ext.get::<CorrelationId>().map(|c| c.0.clone()),
+        client_ip: req.peer_addr().map(|a| a.ip()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+        recorded: ext.get::<Recorded>().cloned().unwrap_or_default(),
     }
 }
 
@@ -103,105 +70,9 @@ impl FromRequest for RequestMeta {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Ok(Self::of(req)))
+        std::future::ready(Ok(request_meta(req)))
     }
 }
-
-/// The extractor refused a presented access token: who the token claimed to be (when its
-/// signature held) and why. Read by the HTTP layer's audit wrapper (`middleware::outcomes`).
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    pub claims: Claims,
-    pub reason: &'static str,
-}
-
-/// The extractor admitted the caller: who a later refusal or failure names.
-#[derive(Debug, Clone)]
-pub struct Accepted(pub Claims);
-
-/// A signed-in caller whose session was live at the start of this request.
-#[derive(Debug, Clone)]
-pub struct AuthUser {
-    pub user_id: Uuid,
-    pub org_id: Uuid,
-    pub role: ClaimRole,
-    pub session_id: Uuid,
-    /// The session passed a second factor (login with TOTP/recovery code, or MFA confirmed in it).
-    pub mfa_verified: bool,
-    pub must_change_password: bool,
-    /// Absolute end of the session.
-    pub session_expires_at: DateTime<Utc>,
-    /// When the session dies if no further request comes.
-    pub idle_expires_at: DateTime<Utc>,
-    pub meta: RequestMeta,
-}
-
-impl AuthUser {
-    /// The RLS claims of this caller.
-    pub fn claims(&self) -> Claims {
-        Claims::user(self.user_id, self.org_id, self.role, self.meta.request_id)
-    }
-
-    /// The audit context of this caller (actor, org, request id, ip, user agent).
-    pub fn audit_context(&self) -> AuditContext {
-        self.meta.context_for(&self.claims())
-    }
-
-    /// Opens the request transaction as this caller, with the matching audit context.
-    pub async fn begin(&self, pool: &PgPool) -> Result<(Transaction<'static, Postgres>, AuditContext), AuthError> {
-        Ok((db::begin(pool, &self.claims()).await?, self.audit_context()))
-    }
-
-    /// 403 `forbidden` unless the caller has one of `roles`.
-    pub fn require_role(&self, roles: &[ClaimRole]) -> Result<(), AuthError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(AuthError::Forbidden { code: "forbidden", message: "your role may not do this".into() })
-        }
-    }
-
-    /// Staff must use MFA (patients may): a staff session without a second factor.
-    pub fn mfa_enrollment_required(&self) -> bool {
-        self.role != ClaimRole::Patient && !self.mfa_verified
-    }
-
-    /// A full session only: 403 when a one-time password is to be changed or a staff member
-    /// has no second factor yet.
-    fn full(self) -> Result<Self, AuthError> {
-        self.password_block()?;
-        self.mfa_block()?;
-        Ok(self)
-    }
-
-    fn password_block(&self) -> Result<(), AuthError> {
-        if self.must_change_password {
-            return Err(AuthError::Forbidden {
-                code: "password_change_required",
-                message: "change your one-time password first (POST /v1/me/password)".into(),
-            });
-        }
-        Ok(())
-    }
-
-    fn mfa_block(&self) -> Result<(), AuthError> {
-        if self.mfa_enrollment_required() {
-            return Err(AuthError::Forbidden {
-                code: "mfa_enrollment_required",
-                message: "enrol a second factor first (POST /v1/me/mfa/enroll)".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Any live session, restricted or not.
-#[derive(Debug, Clone)]
-pub struct AnySessionUser(pub AuthUser);
-
-/// A live session that is not waiting for a password change (may be awaiting MFA enrolment).
-#[derive(Debug, Clone)]
-pub struct EnrollingUser(pub AuthUser);
 
 type Fut<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
@@ -321,7 +192,7 @@ fn refuse(req: &HttpRequest, claims: Claims, reason: &'static str) -> ApiError {
 /// The token check: no database.
 fn verify_token(req: &HttpRequest, state: &AppState) -> Result<Token, ApiError> {
     let token = bearer(req).ok_or(ApiError::Unauthorized)?;
-    let meta = RequestMeta::of(req);
+    let meta = request_meta(req);
     let anonymous = Claims::anonymous(meta.request_id);
     let claims = match state.jwt.validate(token, state.clock.now().timestamp()) {
         Ok(c) => c,
@@ -419,25 +290,6 @@ async fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
 pub struct Caller {
     req: HttpRequest,
     token: Token,
-}
-
-/// Why [`Caller::begin_with`] left no transaction open.
-#[derive(Debug)]
-pub enum NotBegun {
-    /// The session check refused the caller: the 401/403 to answer (the denial record is
-    /// noted on the request).
-    Refused(ApiError),
-    /// The caller is admitted but a statement failed; everything was rolled back.
-    Failed(ApiError),
-}
-
-/// Who a [`Caller`]'s token names. Until the session check admitted them, use it only to
-/// decide what to ask the database; the check confirms organization and role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
-    pub user_id: Uuid,
-    pub org_id: Uuid,
-    pub role: ClaimRole,
 }
 
 impl FromRequest for Caller {
@@ -550,4 +402,37 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The clinical requests' view of the caller (`clinical::Req`): the token's identity and the
+/// session gate, with refusals noted on this request for the denial record.
+impl Session for Caller {
+    fn identity(&self) -> Identity {
+        Caller::identity(self)
+    }
+
+    fn claims(&self) -> Claims {
+        Caller::claims(self)
+    }
+
+    fn audit_context(&self) -> AuditContext {
+        Caller::audit_context(self)
+    }
+
+    fn idempotent_write(&self) -> Option<IdempotentWrite> {
+        self.extension::<IdempotentWrite>()
+    }
+
+    fn begin_with<'s>(
+        &'s self,
+        state: &'s AppState,
+        patient_scope: Option<Uuid>,
+        queries: Vec<db::BoundQuery>,
+    ) -> SessionFuture<'s, Result<Begun, NotBegun>> {
+        Box::pin(Caller::begin_with(self, state, patient_scope, queries))
+    }
+
+    fn check<'s>(&'s self, state: &'s AppState) -> SessionFuture<'s, Result<Result<(), ApiError>, ApiError>> {
+        Box::pin(async move { Caller::check(self, state).await.map(|r| r.map(|_| ())) })
+    }
 }

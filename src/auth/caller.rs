@@ -1,0 +1,155 @@
+//! Who is calling, as plain values: the request facts every audit event needs
+//! ([`RequestMeta`]), the signed-in caller ([`AuthUser`] and its restricted forms) and who a
+//! token names ([`Identity`]). No HTTP here: the extractors that build these from a request
+//! are the HTTP layer's (`crate::middleware::caller`); the services take them as they are.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::AuthError;
+use crate::audit::{AuditContext, Recorded};
+use crate::db::{self, ClaimRole, Claims};
+
+/// Request id, client address and user agent: what an audit event records about "from where".
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// The server's id of this request (never the client's).
+    pub request_id: Option<Uuid>,
+    /// The client's own id of the request (`X-Request-Id`), for correlation only.
+    pub correlation_id: Option<String>,
+    /// The TCP peer (behind a proxy: the proxy).
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// The request's "refusal or failure recorded" flag (see `crate::audit::Recorded`).
+    pub recorded: Recorded,
+}
+
+impl RequestMeta {
+    /// An audit context with no actor yet (pre-authentication), in the `auth` service role.
+    pub fn audit_context(&self) -> AuditContext {
+        AuditContext {
+            actor_role: Some(ClaimRole::Auth.as_str()),
+            ..self.context_for(&Claims::anonymous(self.request_id))
+        }
+    }
+
+    /// The audit context of a request made with `claims` from where this one came.
+    pub fn context_for(&self, claims: &Claims) -> AuditContext {
+        AuditContext {
+            request_id: self.request_id,
+            correlation_id: self.correlation_id.clone(),
+            client_ip: self.client_ip,
+            user_agent: self.user_agent.clone(),
+            recorded: self.recorded.clone(),
+            ..AuditContext::from_claims(claims)
+        }
+    }
+}
+
+/// The extractor refused a presented access token: who the token claimed to be (when its
+/// signature held) and why. Read by the HTTP layer's audit wrapper (`middleware::outcomes`).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub claims: Claims,
+    pub reason: &'static str,
+}
+
+/// The extractor admitted the caller: who a later refusal or failure names.
+#[derive(Debug, Clone)]
+pub struct Accepted(pub Claims);
+
+/// A signed-in caller whose session was live at the start of this request.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: ClaimRole,
+    pub session_id: Uuid,
+    /// The session passed a second factor (login with TOTP/recovery code, or MFA confirmed in it).
+    pub mfa_verified: bool,
+    pub must_change_password: bool,
+    /// Absolute end of the session.
+    pub session_expires_at: DateTime<Utc>,
+    /// When the session dies if no further request comes.
+    pub idle_expires_at: DateTime<Utc>,
+    pub meta: RequestMeta,
+}
+
+impl AuthUser {
+    /// The RLS claims of this caller.
+    pub fn claims(&self) -> Claims {
+        Claims::user(self.user_id, self.org_id, self.role, self.meta.request_id)
+    }
+
+    /// The audit context of this caller (actor, org, request id, ip, user agent).
+    pub fn audit_context(&self) -> AuditContext {
+        self.meta.context_for(&self.claims())
+    }
+
+    /// Opens the request transaction as this caller, with the matching audit context.
+    pub async fn begin(&self, pool: &PgPool) -> Result<(Transaction<'static, Postgres>, AuditContext), AuthError> {
+        Ok((db::begin(pool, &self.claims()).await?, self.audit_context()))
+    }
+
+    /// 403 `forbidden` unless the caller has one of `roles`.
+    pub fn require_role(&self, roles: &[ClaimRole]) -> Result<(), AuthError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden { code: "forbidden", message: "your role may not do this".into() })
+        }
+    }
+
+    /// Staff must use MFA (patients may): a staff session without a second factor.
+    pub fn mfa_enrollment_required(&self) -> bool {
+        self.role != ClaimRole::Patient && !self.mfa_verified
+    }
+
+    /// A full session only: 403 when a one-time password is to be changed or a staff member
+    /// has no second factor yet.
+    pub fn full(self) -> Result<Self, AuthError> {
+        self.password_block()?;
+        self.mfa_block()?;
+        Ok(self)
+    }
+
+    pub fn password_block(&self) -> Result<(), AuthError> {
+        if self.must_change_password {
+            return Err(AuthError::Forbidden {
+                code: "password_change_required",
+                message: "change your one-time password first (POST /v1/me/password)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn mfa_block(&self) -> Result<(), AuthError> {
+        if self.mfa_enrollment_required() {
+            return Err(AuthError::Forbidden {
+                code: "mfa_enrollment_required",
+                message: "enrol a second factor first (POST /v1/me/mfa/enroll)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Any live session, restricted or not.
+#[derive(Debug, Clone)]
+pub struct AnySessionUser(pub AuthUser);
+
+/// A live session that is not waiting for a password change (may be awaiting MFA enrolment).
+#[derive(Debug, Clone)]
+pub struct EnrollingUser(pub AuthUser);
+
+/// Who a [`Caller`]'s token names. Until the session check admitted them, use it only to
+/// decide what to ask the database; the check confirms organization and role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: ClaimRole,
+}
