@@ -3,12 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{List, Page};
-use super::{Access, Req, open_rows, require};
-use crate::db::BoundQuery;
+use super::{Access, Req, require, section};
 use crate::domain::{ClinicalText, DomainError, Rule, Severity};
 use crate::error::ApiError;
 
@@ -34,7 +32,7 @@ pub struct Allergy {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     patient_id: Uuid,
     substance: String,
@@ -106,24 +104,24 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewAllergy) -> Res
 
 /// Allergies of a patient; `active_only` for the chart.
 pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page, active_only: bool) -> Result<List<Allergy>, ApiError> {
-    let rows = list_query(patient, page, active_only).fetch_all(req.conn().await?).await?;
-    list_page(req, &rows, page)
+    section::list::<Allergies>(req, patient, page, active_only).await
 }
 
-/// The query behind [`list`].
-pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> BoundQuery {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM allergies WHERE patient_id = $1 AND (NOT $2 OR status = 'active') \
-         AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"
-    )))
-    .bind(patient)
-    .bind(active_only)
-    .bind(page.after_ts)
-    .bind(page.after_id)
-    .bind(page.fetch())
-}
+/// The allergies section of a chart ([`section::Section`]).
+pub(crate) struct Allergies;
 
-/// [`list_query`]'s rows, opened, as a page.
-pub(super) fn list_page(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<Allergy>, ApiError> {
-    Ok(page.finish(open_rows(req, rows, open)?, |a| (a.created_at, a.id)))
+impl section::Section for Allergies {
+    type Row = Row;
+    type Item = Allergy;
+    const TABLE: &'static str = "allergies";
+    const COLS: &'static str = COLS;
+    const ACTIVE: &'static str = "status = 'active'";
+
+    fn open(req: &Req<'_>, row: Row) -> Result<Allergy, ApiError> {
+        open(req, row)
+    }
+
+    fn key(a: &Allergy) -> (DateTime<Utc>, Uuid) {
+        (a.created_at, a.id)
+    }
 }

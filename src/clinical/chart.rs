@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::page::{Page, PageQuery};
 use super::patients::{self, Patient};
-use super::{Access, Req, allergies, history, medications, open_rows, prescriptions, require};
+use super::{Access, Req, allergies, history, medications, open_rows, prescriptions, require, section};
 use crate::db::{BoundQuery, ClaimRole};
 use crate::domain::{BloodType, ClinicalText, HeightCm, WeightKg};
 use crate::error::ApiError;
@@ -65,10 +65,10 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
     let queries = [
         patients::get_query(req, id),
         medical_info_query(id),
-        allergies::list_query(id, &page, true),
-        medications::list_query(id, &page, true),
-        history::list_query(id, &page),
-        prescriptions::list_query(id, &page, true),
+        section::list_query::<allergies::Allergies>(id, &page, true),
+        section::list_query::<medications::Medications>(id, &page, true),
+        section::list_query::<history::History>(id, &page, false),
+        section::list_query::<prescriptions::Prescriptions>(id, &page, true),
         req.success_event_query(),
     ];
     let results = req.pipeline(queries).await?;
@@ -78,10 +78,10 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
     Ok(Chart {
         patient: patients::get_row(req, patient)?,
         medical_info: Some(medical_info_row(req, info)?.unwrap_or_default()),
-        allergies: Some(allergies::list_page(req, allergies, &page)?.items),
-        medications: Some(medications::list_page(req, medications, &page)?.items),
-        history: Some(history::list_page(req, history, &page)?.items),
-        prescriptions: Some(prescriptions::list_page(req, prescriptions, &page)?.items),
+        allergies: Some(section::list_page::<allergies::Allergies>(req, allergies, &page)?.items),
+        medications: Some(section::list_page::<medications::Medications>(req, medications, &page)?.items),
+        history: Some(section::list_page::<history::History>(req, history, &page)?.items),
+        prescriptions: Some(section::list_page::<prescriptions::Prescriptions>(req, prescriptions, &page)?.items),
     })
 }
 

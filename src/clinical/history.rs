@@ -2,12 +2,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::page::{List, Page};
-use super::{Access, Req, open_rows, require};
-use crate::db::BoundQuery;
+use super::{Access, Req, require, section};
 use crate::domain::{ClinicalText, Icd10Code, parse_date};
 use crate::error::ApiError;
 
@@ -38,7 +36,7 @@ pub struct Diagnosis {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     patient_id: Uuid,
     icd10_code: String,
@@ -108,23 +106,24 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewDiagnosis) -> R
 }
 
 pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Diagnosis>, ApiError> {
-    let rows = list_query(patient, page).fetch_all(req.conn().await?).await?;
-    list_page(req, &rows, page)
+    section::list::<History>(req, patient, page, false).await
 }
 
-/// The query behind [`list`].
-pub(super) fn list_query(patient: Uuid, page: &Page) -> BoundQuery {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM medical_history WHERE patient_id = $1 \
-         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4"
-    )))
-    .bind(patient)
-    .bind(page.after_ts)
-    .bind(page.after_id)
-    .bind(page.fetch())
-}
+/// The history section of a chart ([`section::Section`]).
+pub(crate) struct History;
 
-/// [`list_query`]'s rows, opened, as a page.
-pub(super) fn list_page(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<Diagnosis>, ApiError> {
-    Ok(page.finish(open_rows(req, rows, open)?, |d| (d.created_at, d.id)))
+impl section::Section for History {
+    type Row = Row;
+    type Item = Diagnosis;
+    const TABLE: &'static str = "medical_history";
+    const COLS: &'static str = COLS;
+    const ACTIVE: &'static str = "true";
+
+    fn open(req: &Req<'_>, row: Row) -> Result<Diagnosis, ApiError> {
+        open(req, row)
+    }
+
+    fn key(d: &Diagnosis) -> (DateTime<Utc>, Uuid) {
+        (d.created_at, d.id)
+    }
 }

@@ -2,13 +2,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::allergies::substance as short_text;
 use super::page::{List, Page};
-use super::{Access, Req, open_rows, require};
-use crate::db::BoundQuery;
+use super::{Access, Req, require, section};
 use crate::domain::{ClinicalText, Dosage, DoseUnit, MedicationRoute, parse_date};
 use crate::error::ApiError;
 
@@ -57,7 +55,7 @@ pub struct Medication {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     patient_id: Uuid,
     name: String,
@@ -181,24 +179,24 @@ pub async fn list(
     page: &Page,
     active_only: bool,
 ) -> Result<List<Medication>, ApiError> {
-    let rows = list_query(patient, page, active_only).fetch_all(req.conn().await?).await?;
-    list_page(req, &rows, page)
+    section::list::<Medications>(req, patient, page, active_only).await
 }
 
-/// The query behind [`list`].
-pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> BoundQuery {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM medications WHERE patient_id = $1 AND (NOT $2 OR status = 'active') \
-         AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"
-    )))
-    .bind(patient)
-    .bind(active_only)
-    .bind(page.after_ts)
-    .bind(page.after_id)
-    .bind(page.fetch())
-}
+/// The medications section of a chart ([`section::Section`]).
+pub(crate) struct Medications;
 
-/// [`list_query`]'s rows, opened, as a page.
-pub(super) fn list_page(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<Medication>, ApiError> {
-    Ok(page.finish(open_rows(req, rows, open)?, |m| (m.created_at, m.id)))
+impl section::Section for Medications {
+    type Row = Row;
+    type Item = Medication;
+    const TABLE: &'static str = "medications";
+    const COLS: &'static str = COLS;
+    const ACTIVE: &'static str = "status = 'active'";
+
+    fn open(req: &Req<'_>, row: Row) -> Result<Medication, ApiError> {
+        open(req, row)
+    }
+
+    fn key(m: &Medication) -> (DateTime<Utc>, Uuid) {
+        (m.created_at, m.id)
+    }
 }

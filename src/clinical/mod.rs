@@ -18,6 +18,7 @@ pub mod pdf;
 pub mod prescriptions;
 pub mod request;
 pub mod sealed;
+pub mod section;
 
 use sqlx::postgres::PgRow;
 use uuid::Uuid;

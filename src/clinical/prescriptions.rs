@@ -5,13 +5,12 @@
 
 use chrono::{DateTime, Duration, Months, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::allergies::substance as short_text;
 use super::page::{List, Page};
-use super::{Access, Req, open_rows, require};
-use crate::db::{BoundQuery, ClaimRole};
+use super::{Access, Req, require, section};
+use crate::db::ClaimRole;
 use crate::domain::{ClinicalText, Dosage, Quantity, Refills};
 use crate::error::ApiError;
 
@@ -54,7 +53,7 @@ pub struct Prescription {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     patient_id: Uuid,
     prescriber_id: Uuid,
@@ -226,27 +225,26 @@ pub async fn list(
     page: &Page,
     active_only: bool,
 ) -> Result<List<Prescription>, ApiError> {
-    let rows = list_query(patient, page, active_only).fetch_all(req.conn().await?).await?;
-    list_page(req, &rows, page)
+    section::list::<Prescriptions>(req, patient, page, active_only).await
 }
 
-/// The query behind [`list`].
-pub(super) fn list_query(patient: Uuid, page: &Page, active_only: bool) -> BoundQuery {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM prescriptions WHERE patient_id = $1 \
-         AND (NOT $2 OR (status = 'active' AND expires_at > now())) \
-         AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4)) ORDER BY created_at, id LIMIT $5"
-    )))
-    .bind(patient)
-    .bind(active_only)
-    .bind(page.after_ts)
-    .bind(page.after_id)
-    .bind(page.fetch())
-}
+/// The prescriptions section of a chart ([`section::Section`]).
+pub(crate) struct Prescriptions;
 
-/// [`list_query`]'s rows, opened, as a page.
-pub(super) fn list_page(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<Prescription>, ApiError> {
-    Ok(page.finish(open_rows(req, rows, open)?, |p| (p.created_at, p.id)))
+impl section::Section for Prescriptions {
+    type Row = Row;
+    type Item = Prescription;
+    const TABLE: &'static str = "prescriptions";
+    const COLS: &'static str = COLS;
+    const ACTIVE: &'static str = "status = 'active' AND expires_at > now()";
+
+    fn open(req: &Req<'_>, row: Row) -> Result<Prescription, ApiError> {
+        open(req, row)
+    }
+
+    fn key(p: &Prescription) -> (DateTime<Utc>, Uuid) {
+        (p.created_at, p.id)
+    }
 }
 
 /// The PDF of a prescription, audited as an export by the caller.
