@@ -33,7 +33,8 @@ export DATABASE_URL=${ADMIN_URL%/*}/$DB CUSTOS_DATA_DIR=$WORK/data CUSTOS_LOG=wa
 echo "generating $PATIENTS patients..."
 "$BIN" demo generate --patients "$PATIENTS" --seed 1 --out "$WORK/export" >/dev/null
 du -sh "$WORK/export" | awk '{print "export size: " $1}'
-"$BIN" bootstrap --org "Bench Clinic" --admin-email admin@bench.example >/dev/null 2>&1
+"$BIN" migrate >/dev/null
+"$BIN" bootstrap --org "Bench Clinic" --admin-email admin@bench.example >/dev/null
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "dry run (batch size $BATCH)... load $(load)"

@@ -35,7 +35,8 @@ impl BlindIndexKind {
 }
 
 /// The blind-index key, derived from the KEK for this purpose only. Zeroized on drop;
-/// `Debug` redacted.
+/// `Debug` redacted. Cloned only where another thread needs it (a clone is zeroized too).
+#[derive(Clone)]
 pub struct BlindIndexKey {
     key: Zeroizing<[u8; KEY_LEN]>,
 }

@@ -19,6 +19,7 @@ use super::{BlindIndexKey, CryptoError, Dek, Kek, KeyVersion, Keyring};
 use crate::db::{self, Claims};
 
 /// Everything needed to seal, open and blind-index fields.
+#[derive(Clone)]
 pub struct FieldCrypto {
     pub keyring: Arc<LiveKeyring>,
     pub blind: BlindIndexKey,

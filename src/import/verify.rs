@@ -13,7 +13,8 @@
 //! database refused them at import time, e.g. an email already used by another
 //! organization); they do not fail the check, which is about what was imported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -138,7 +139,7 @@ pub async fn verify(pool: &PgPool, crypto: &FieldCrypto, opts: &VerifyOptions) -
     let endpoint = super::endpoint(pool);
     let checked = super::check_files(&opts.dir)?;
     let mut report = VerifyReport { org_id: opts.org, ..VerifyReport::default() };
-    let ctx = Ctx { pool, crypto, opts, endpoint: &endpoint };
+    let ctx = Ctx { pool, crypto: Arc::new(crypto.clone()), opts, endpoint: &endpoint };
     collection::<users::Users>(&ctx, checked[0], &mut report).await?;
     collection::<conversations::Conversations>(&ctx, checked[1], &mut report).await?;
     collection::<prescriptions::Prescriptions>(&ctx, checked[2], &mut report).await?;
@@ -160,131 +161,227 @@ pub async fn verify(pool: &PgPool, crypto: &FieldCrypto, opts: &VerifyOptions) -
 
 struct Ctx<'a> {
     pool: &'a PgPool,
-    crypto: &'a FieldCrypto,
+    /// Shared with the comparing threads.
+    crypto: Arc<FieldCrypto>,
     opts: &'a VerifyOptions,
     endpoint: &'a str,
 }
 
-async fn collection<C: Collection>(
+/// One batch as the reading stage hands it on: decoded and checked against the import's rules.
+struct Parsed<D> {
+    read: u64,
+    refused_by_rules: u64,
+    /// Documents that no longer pass the rules: a mismatch if they were imported.
+    failed: Vec<String>,
+    docs: Vec<(String, D)>,
+}
+
+/// What comparing one batch found (merged into the collection's figures in batch order).
+#[derive(Default)]
+struct Compared {
+    compared: u64,
+    fields_compared: u64,
+    documents_with_mismatches: u64,
+    refused_by_rules: u64,
+    not_imported: Vec<String>,
+    mismatches: Vec<(String, String, &'static str)>,
+}
+
+impl Compared {
+    fn mismatch(&mut self, legacy_id: &str, field: String, problem: &'static str) {
+        self.mismatches.push((legacy_id.to_owned(), field, problem));
+    }
+}
+
+/// One collection, in three stages that overlap: a thread reads and parses batch k+1 while
+/// the database answers for batch k and another thread compares batch k-1 (so the two cores
+/// and PostgreSQL work at once). At most four batches are in memory.
+async fn collection<C>(
     ctx: &Ctx<'_>,
     checked: Option<super::source::Checked>,
     report: &mut VerifyReport,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    C: Collection + 'static,
+    C::Doc: Send + 'static,
+{
     let mut rep = VerifyCollection { name: C::NAME, ..VerifyCollection::default() };
     let Some(checked) = checked else {
         report.collections.push(rep);
         return Ok(());
     };
     let path = ctx.opts.dir.join(format!("{}.json", C::NAME));
-    let mut src = Source::open(&path, checked).with_context(|| format!("cannot read {}", path.display()))?;
+    let src = Source::open(&path, checked).with_context(|| format!("cannot read {}", path.display()))?;
+    let (batches, mut parsed) = tokio::sync::mpsc::channel(1);
+    let reading = tokio::task::spawn_blocking({
+        let (size, bytes) = (ctx.opts.batch_size, ctx.opts.batch_bytes);
+        move || read_and_parse::<C>(src, path, size, bytes, &batches)
+    });
     let dbe = |e| db_error(ctx.endpoint, e);
-    let today = (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
-    let mut owners: HashMap<String, ()> = HashMap::new();
-    loop {
-        let lines = src
-            .next_batch(ctx.opts.batch_size, ctx.opts.batch_bytes)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if lines.is_empty() {
-            break;
-        }
-        rep.read += lines.len() as u64;
-        let mut docs = Vec::with_capacity(lines.len());
-        for raw in &lines {
-            match decode(raw) {
-                (Some(id), Ok(map)) if owners.insert(id.clone(), ()).is_none() => docs.push((raw, id, map)),
-                (Some(id), _) => {
-                    owners.insert(id, ());
-                    rep.refused_by_rules += 1;
-                }
-                (None, _) => rep.refused_by_rules += 1,
-            }
-        }
+    let mut comparing: Option<tokio::task::JoinHandle<Compared>> = None;
+    while let Some(batch) = parsed.recv().await {
+        let Parsed { read, refused_by_rules, failed, docs } = batch?;
+        rep.read += read;
+        rep.refused_by_rules += refused_by_rules;
         let mut tx = reader(ctx.pool, ctx.opts.org).await.map_err(dbe)?;
-        let ids: Vec<String> = docs.iter().map(|(_, id, _)| id.clone()).collect();
+        let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).chain(failed.iter().cloned()).collect();
         let mapped = lookup::mapped(&mut tx, ctx.opts.org, SOURCE, C::NAME, &ids).await.map_err(dbe)?;
-        let mut parsed = Vec::with_capacity(docs.len());
-        let mut scratch = Tally::default();
-        for (raw, id, map) in docs {
-            match C::parse(&map, &raw.text, &id, &mut scratch, today) {
-                Ok(doc) => parsed.push((id, doc)),
-                Err(_) if mapped.contains_key(&id) => {
-                    report.mismatch(
-                        C::NAME,
-                        &id,
-                        "document".into(),
-                        "imported, but the source no longer passes the rules",
-                    );
-                    rep.documents_with_mismatches += 1;
-                }
-                Err(_) => rep.refused_by_rules += 1,
+        for id in failed {
+            if mapped.contains_key(&id) {
+                report.mismatch(C::NAME, &id, "document".into(), "imported, but the source no longer passes the rules");
+                rep.documents_with_mismatches += 1;
+            } else {
+                rep.refused_by_rules += 1;
             }
         }
         let mut wanted = Vec::new();
-        for (_, doc) in &parsed {
+        for (_, doc) in &docs {
             C::references(doc, &mut wanted);
         }
         let refs = lookup::refs(&mut tx, ctx.opts.org, SOURCE, &wanted).await.map_err(dbe)?;
-        let mut expected: Vec<(String, Rows)> = Vec::with_capacity(parsed.len());
-        let mut sealer = Sealer::plain(ctx.crypto, ctx.opts.org);
-        for (id, doc) in parsed {
-            let mut rows = Rows::default();
-            let built = C::build(doc, &id, &refs, &mut sealer, &mut rows).is_ok();
-            match (built, mapped.contains_key(&id)) {
-                (true, true) => expected.push((id, rows)),
-                (true, false) => {
-                    rep.not_imported += 1;
-                    report.not_imported_ids.push((C::NAME, id));
-                }
-                (false, true) => {
-                    report.mismatch(C::NAME, &id, "document".into(), "imported, but its references no longer resolve");
-                    rep.documents_with_mismatches += 1;
-                }
-                (false, false) => rep.refused_by_rules += 1,
-            }
-        }
-        let present: Vec<String> = expected.iter().map(|(id, _)| id.clone()).collect();
-        let mut stored = stored_rows(&mut tx, ctx.opts.org, C::NAME, &present).await.map_err(dbe)?;
+        let present: Vec<String> =
+            docs.iter().filter(|(id, _)| mapped.contains_key(id)).map(|(id, _)| id.clone()).collect();
+        let stored = stored_rows(&mut tx, ctx.opts.org, C::NAME, &present).await.map_err(dbe)?;
         tx.commit().await.map_err(dbe)?;
-        let keyring = ctx.crypto.keyring.snapshot();
-        for (id, rows) in expected {
-            let mut db_rows = stored.remove(&id).unwrap_or_default();
-            for (table, _) in rows.tables() {
-                if let Some(t) = db_rows.table_mut(table) {
-                    t.open_sealed(table, &mut |table, column, row, sealed| {
-                        // A value that does not open compares unequal with anything the source holds.
-                        keyring
-                            .open(table, column, row, sealed)
-                            .map(|p| p.to_vec())
-                            .unwrap_or_else(|_| b"\0unopenable".to_vec())
-                    });
-                }
-            }
-            let (want, have) = (rows.render(), db_rows.render());
-            rep.compared += 1;
-            rep.fields_compared += want.len() as u64;
-            let mut differs = false;
-            for (field, value) in &want {
-                match have.get(field) {
-                    Some(v) if v == value => {}
-                    Some(_) => {
-                        differs = true;
-                        report.mismatch(C::NAME, &id, field.clone(), "differs");
-                    }
-                    None => {
-                        differs = true;
-                        report.mismatch(C::NAME, &id, field.clone(), "missing in the database");
-                    }
-                }
-            }
-            for field in have.keys().filter(|f| !want.contains_key(*f)) {
-                differs = true;
-                report.mismatch(C::NAME, &id, field.clone(), "in the database, not in the source");
-            }
-            rep.documents_with_mismatches += u64::from(differs);
+        if let Some(previous) = comparing.take() {
+            merge(C::NAME, previous.await?, &mut rep, report);
         }
+        let (crypto, org) = (Arc::clone(&ctx.crypto), ctx.opts.org);
+        comparing = Some(tokio::task::spawn_blocking(move || compare::<C>(docs, &mapped, &refs, stored, &crypto, org)));
     }
+    if let Some(previous) = comparing.take() {
+        merge(C::NAME, previous.await?, &mut rep, report);
+    }
+    reading.await?;
     report.collections.push(rep);
     Ok(())
+}
+
+/// The reading stage: batches of the file, decoded and parsed, sent on until the file ends,
+/// a read fails (sent as the error) or the receiver is gone (the run failed elsewhere).
+fn read_and_parse<C: Collection>(
+    mut src: Source,
+    path: std::path::PathBuf,
+    batch_size: usize,
+    batch_bytes: usize,
+    out: &tokio::sync::mpsc::Sender<anyhow::Result<Parsed<C::Doc>>>,
+) {
+    let today = (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
+    let mut owners: HashSet<String> = HashSet::new();
+    loop {
+        let lines = match src.next_batch(batch_size, batch_bytes) {
+            Ok(lines) if lines.is_empty() => return,
+            Ok(lines) => lines,
+            Err(e) => {
+                let _ =
+                    out.blocking_send(Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))));
+                return;
+            }
+        };
+        let mut batch = Parsed { read: lines.len() as u64, refused_by_rules: 0, failed: Vec::new(), docs: Vec::new() };
+        let mut scratch = Tally::default();
+        for raw in &lines {
+            match decode(raw) {
+                (Some(id), Ok(map)) if owners.insert(id.clone()) => {
+                    match C::parse(&map, &raw.text, &id, &mut scratch, today) {
+                        Ok(doc) => batch.docs.push((id, doc)),
+                        Err(_) => batch.failed.push(id),
+                    }
+                }
+                (Some(id), _) => {
+                    owners.insert(id);
+                    batch.refused_by_rules += 1;
+                }
+                (None, _) => batch.refused_by_rules += 1,
+            }
+        }
+        if out.blocking_send(Ok(batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Adds one compared batch to the collection's figures and the report.
+fn merge(name: &'static str, done: Compared, rep: &mut VerifyCollection, report: &mut VerifyReport) {
+    rep.compared += done.compared;
+    rep.fields_compared += done.fields_compared;
+    rep.documents_with_mismatches += done.documents_with_mismatches;
+    rep.refused_by_rules += done.refused_by_rules;
+    rep.not_imported += done.not_imported.len() as u64;
+    report.not_imported_ids.extend(done.not_imported.into_iter().map(|id| (name, id)));
+    for (id, field, problem) in done.mismatches {
+        report.mismatch(name, &id, field, problem);
+    }
+}
+
+/// The comparing stage: builds each document's rows as the import would (plaintext where it
+/// seals), opens the stored sealed values and compares field by field.
+fn compare<C: Collection>(
+    docs: Vec<(String, C::Doc)>,
+    mapped: &HashMap<String, Uuid>,
+    refs: &super::collection::Refs,
+    mut stored: BTreeMap<String, Rows>,
+    crypto: &FieldCrypto,
+    org: Uuid,
+) -> Compared {
+    let mut out = Compared::default();
+    let mut sealer = Sealer::plain(crypto, org);
+    let keyring = crypto.keyring.snapshot();
+    for (id, doc) in docs {
+        let mut rows = Rows::default();
+        let built = C::build(doc, &id, refs, &mut sealer, &mut rows).is_ok();
+        match (built, mapped.contains_key(&id)) {
+            (true, true) => {}
+            (true, false) => {
+                out.not_imported.push(id);
+                continue;
+            }
+            (false, true) => {
+                out.mismatch(&id, "document".into(), "imported, but its references no longer resolve");
+                out.documents_with_mismatches += 1;
+                continue;
+            }
+            (false, false) => {
+                out.refused_by_rules += 1;
+                continue;
+            }
+        }
+        let mut db_rows = stored.remove(&id).unwrap_or_default();
+        for (table, _) in rows.tables() {
+            if let Some(t) = db_rows.table_mut(table) {
+                t.open_sealed(table, &mut |table, column, row, sealed| {
+                    // A value that does not open compares unequal with anything the source holds.
+                    keyring
+                        .open(table, column, row, sealed)
+                        .map(|p| p.to_vec())
+                        .unwrap_or_else(|_| b"\0unopenable".to_vec())
+                });
+            }
+        }
+        let (want, have) = (rows.render(), db_rows.render());
+        out.compared += 1;
+        out.fields_compared += want.len() as u64;
+        let mut differs = false;
+        for (field, value) in &want {
+            match have.get(field) {
+                Some(v) if v == value => {}
+                Some(_) => {
+                    differs = true;
+                    out.mismatch(&id, field.clone(), "differs");
+                }
+                None => {
+                    differs = true;
+                    out.mismatch(&id, field.clone(), "missing in the database");
+                }
+            }
+        }
+        for field in have.keys().filter(|f| !want.contains_key(*f)) {
+            differs = true;
+            out.mismatch(&id, field.clone(), "in the database, not in the source");
+        }
+        out.documents_with_mismatches += u64::from(differs);
+    }
+    out
 }
 
 /// `(table, SELECT …)` per collection: the rows of the documents whose legacy ids are `$3`,
