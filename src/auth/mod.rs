@@ -12,6 +12,8 @@ pub mod invites;
 pub mod lockout;
 pub mod login;
 pub mod mfa;
+pub mod passkey_login;
+pub mod passkeys;
 pub mod password;
 pub mod rate_limit;
 pub mod sessions;
