@@ -63,7 +63,7 @@ async fn live_challenge(
             let ctx = AuditContext { org_id: owner.map(|(_, org)| org), ..meta.audit_context() };
             let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied)
                 .reason("passkey step: unknown, used or expired MFA token");
-            audit::record(&mut **tx, &ctx, &event).await?;
+            audit::record(tx, &ctx, &event).await?;
             Err(ApiError::Unauthorized)
         }
     }
@@ -101,7 +101,7 @@ pub async fn second_factor_start(
         let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied)
             .resource(user_id)
             .reason("passkey step refused: no passkey registered");
-        audit::record(&mut *tx, &ctx, &event).await?;
+        audit::record(&mut tx, &ctx, &event).await?;
         tx.commit().await?;
         return Err(ApiError::Conflict("no passkey is registered for this account".into()));
     }
@@ -121,7 +121,7 @@ pub async fn second_factor_start(
     .await?;
     let event =
         AuditEvent::new(Action::Mfa, "user", Outcome::Success).resource(user_id).reason("passkey sign-in started");
-    audit::record(&mut *tx, &ctx, &event).await?;
+    audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
     Ok(Started { ceremony_token: token, expires_in: passkeys::CEREMONY_TTL_SECS, options })
 }
@@ -186,9 +186,9 @@ async fn refuse_assertion(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    login::fail(&mut **tx, state, ctx, user, Action::Mfa, &format!("passkey refused: {reason}"), true, now).await?;
+    login::fail(tx, state, ctx, user, Action::Mfa, &format!("passkey refused: {reason}"), true, now).await?;
     if let Some(id) = challenge_id {
-        login::count_challenge_failure(&mut **tx, id, now).await?;
+        login::count_challenge_failure(tx, id, now).await?;
     }
     Ok(())
 }
@@ -222,7 +222,7 @@ pub async fn second_factor_finish(
         return Err(ApiError::Unauthorized);
     };
     if let Some(reason) = user.blocked(now) {
-        login::fail(&mut *tx, state, &ctx, &user, Action::Mfa, reason, false, now).await?;
+        login::fail(&mut tx, state, &ctx, &user, Action::Mfa, reason, false, now).await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     }
@@ -259,10 +259,10 @@ async fn complete(
     let account = user.account()?;
     let ctx = account.audit_context(meta);
     let event = AuditEvent::new(Action::Mfa, "passkey", Outcome::Success).resource(passkey_id).reason("passkey");
-    audit::record(&mut *tx, &ctx, &event).await?;
+    audit::record(&mut tx, &ctx, &event).await?;
     let tokens = sessions::start_with(&mut tx, state, &account, true, true, meta).await?;
     let event = AuditEvent::new(Action::Login, "session", Outcome::Success).resource(tokens.session_id).reason(how);
-    audit::record(&mut *tx, &ctx, &event).await?;
+    audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
     Ok(tokens)
 }
@@ -283,7 +283,7 @@ pub async fn passwordless_start(
     let auth_state = serde_json::to_value(&auth).map_err(ApiError::internal)?;
     let token = store_ceremony(&mut tx, "passwordless", None, None, None, None, None, auth_state, now).await?;
     let event = AuditEvent::new(Action::Login, "passkey", Outcome::Success).reason("passwordless sign-in started");
-    audit::record(&mut *tx, &meta.audit_context(), &event).await?;
+    audit::record(&mut tx, &meta.audit_context(), &event).await?;
     tx.commit().await?;
     Ok(Started { ceremony_token: token, expires_in: passkeys::CEREMONY_TTL_SECS, options })
 }
@@ -303,7 +303,7 @@ pub async fn passwordless_finish(
         |reason: &'static str| AuditEvent::new(Action::LoginFailed, "passkey", Outcome::Denied).reason(reason);
     let Some(ceremony) = ceremony else {
         audit::record(
-            &mut *tx,
+            &mut tx,
             &meta.audit_context(),
             &anonymous_refusal("passwordless: unknown, used or expired ceremony"),
         )
@@ -313,7 +313,7 @@ pub async fn passwordless_finish(
     };
     let identified = state.webauthn.identify_discoverable_authentication(credential);
     let Ok((handle, cred_id)) = identified else {
-        audit::record(&mut *tx, &meta.audit_context(), &anonymous_refusal("passwordless: no user handle")).await?;
+        audit::record(&mut tx, &meta.audit_context(), &anonymous_refusal("passwordless: no user handle")).await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     };
@@ -322,7 +322,7 @@ pub async fn passwordless_finish(
         .fetch_optional(&mut *tx)
         .await?;
     let Some((user_id, org_id)) = owner.filter(|(user_id, _)| *user_id == handle) else {
-        audit::record(&mut *tx, &meta.audit_context(), &anonymous_refusal("passwordless: unknown credential")).await?;
+        audit::record(&mut tx, &meta.audit_context(), &anonymous_refusal("passwordless: unknown credential")).await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     };
@@ -330,7 +330,7 @@ pub async fn passwordless_finish(
     let user = login::lock_user(&mut tx, user_id).await?;
     let ctx = login::fail_context(meta, &user);
     if let Some(reason) = user.blocked(now) {
-        login::fail(&mut *tx, state, &ctx, &user, Action::LoginFailed, reason, false, now).await?;
+        login::fail(&mut tx, state, &ctx, &user, Action::LoginFailed, reason, false, now).await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized);
     }
@@ -360,7 +360,7 @@ pub async fn passwordless_finish(
         let event = AuditEvent::new(Action::LoginFailed, "user", Outcome::Denied)
             .resource(user_id)
             .reason("passwordless sign-in refused: not allowed by the organization's policy");
-        audit::record(&mut *tx, &ctx, &event).await?;
+        audit::record(&mut tx, &ctx, &event).await?;
         tx.commit().await?;
         return Err(ApiError::Forbidden {
             code: "passwordless_not_allowed",

@@ -240,7 +240,7 @@ pub async fn register_start(
         .execute(&mut *tx)
         .await?;
     let email = super::account::email_of(&mut tx, state, user.user_id).await?;
-    let exclude = existing.into_iter().map(Into::into).collect::<Vec<_>>();
+    let exclude = existing.into_iter().collect::<Vec<_>>();
     let (options, reg) = state
         .webauthn
         .start_passkey_registration(user.user_id, &email, &email, Some(exclude))

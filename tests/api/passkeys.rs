@@ -274,9 +274,9 @@ async fn passwordless_answer(app: &TestApp, key: &mut SoftPasskey, cred_id: &[u8
     let mut options: RequestChallengeResponse = serde_json::from_value(body["options"].clone()).unwrap();
     assert!(options.public_key.allow_credentials.is_empty(), "discoverable: no allow list");
     options.public_key.allow_credentials =
-        vec![AllowCredentials { type_: "public-key".into(), id: cred_id.to_vec().into(), transports: None }];
+        vec![AllowCredentials { type_: "public-key".into(), id: cred_id.to_vec(), transports: None }];
     let mut credential = key.do_authentication(origin(ORIGIN), options).unwrap();
-    credential.response.user_handle = Some(user.as_bytes().to_vec().into());
+    credential.response.user_handle = Some(user.as_bytes().to_vec());
     (body["ceremony_token"].as_str().unwrap().to_owned(), serde_json::to_value(&credential).unwrap())
 }
 
