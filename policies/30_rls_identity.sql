@@ -384,7 +384,7 @@ BEGIN
     IF NEW.id <> OLD.id OR NEW.org_id <> OLD.org_id OR NEW.user_id <> OLD.user_id
        OR NEW.created_at <> OLD.created_at OR NEW.expires_at <> OLD.expires_at
        OR NEW.client_ip IS DISTINCT FROM OLD.client_ip OR NEW.user_agent IS DISTINCT FROM OLD.user_agent
-       OR NEW.last_seen_at < OLD.last_seen_at
+       OR NEW.last_seen_at < OLD.last_seen_at OR NEW.phishing_resistant <> OLD.phishing_resistant
        OR (OLD.revoked_at IS NOT NULL AND (NEW.revoked_at IS DISTINCT FROM OLD.revoked_at
                                            OR NEW.revoked_reason IS DISTINCT FROM OLD.revoked_reason)) THEN
         PERFORM custos.deny_column_change('sessions columns');

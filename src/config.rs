@@ -109,6 +109,11 @@ pub struct AuthSettings {
     /// Extra Ed25519 public keys (base64, comma-separated) whose access tokens are still
     /// accepted after a signing-key rotation (`CUSTOS_JWT_PREVIOUS_PUBLIC_KEYS`).
     pub jwt_previous_public_keys: Vec<String>,
+    /// The WebAuthn relying party: its id, a registrable domain (`CUSTOS_WEBAUTHN_RP_ID`,
+    /// `localhost`), and the web origin the passkey ceremonies run in
+    /// (`CUSTOS_WEBAUTHN_ORIGIN`, `http://localhost:8080`: the development server).
+    pub webauthn_rp_id: String,
+    pub webauthn_origin: webauthn_rs::prelude::Url,
 }
 
 impl AuthSettings {
@@ -139,6 +144,11 @@ impl AuthSettings {
             jwt_previous_public_keys: non_empty("CUSTOS_JWT_PREVIOUS_PUBLIC_KEYS")
                 .map(|v| v.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
                 .unwrap_or_default(),
+            webauthn_rp_id: non_empty("CUSTOS_WEBAUTHN_RP_ID").unwrap_or_else(|| "localhost".into()),
+            webauthn_origin: non_empty("CUSTOS_WEBAUTHN_ORIGIN")
+                .unwrap_or_else(|| "http://localhost:8080".into())
+                .parse()
+                .map_err(|_| bad("CUSTOS_WEBAUTHN_ORIGIN", "must be an origin like https://custos.example.org"))?,
         };
         if s.absolute_lifetime < s.idle_timeout {
             return Err(bad(

@@ -38,6 +38,8 @@ pub struct AppState {
     pub recovery_key: zeroize::Zeroizing<[u8; 32]>,
     /// Bounds concurrent password hashing (see `AuthSettings::hash_concurrency`).
     pub hash_slots: tokio::sync::Semaphore,
+    /// The WebAuthn relying party (passkeys), from `AuthSettings::webauthn_*`.
+    pub webauthn: webauthn_rs::Webauthn,
 }
 
 /// Why the server could not be assembled. Messages name variables, never values.
@@ -75,6 +77,10 @@ impl AppState {
         let hash_slots = tokio::sync::Semaphore::new(settings.auth.hash_concurrency);
         let ledger_signer = LedgerSigner::from_settings(&settings, &keys).map_err(anyhow::Error::from)?;
         let ledger_verifier_keys = ledger_signer.verifiers().iter().map(|v| v.encode()).collect();
-        Ok((Self { pool, settings, ledger_verifier_keys, crypto, jwt, clock, recovery_key, hash_slots }, ledger_signer))
+        let webauthn = crate::auth::passkeys::relying_party(&settings.auth).map_err(anyhow::Error::from)?;
+        Ok((
+            Self { pool, settings, ledger_verifier_keys, crypto, jwt, clock, recovery_key, hash_slots, webauthn },
+            ledger_signer,
+        ))
     }
 }

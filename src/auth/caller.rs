@@ -71,6 +71,9 @@ pub struct AuthUser {
     /// The session passed a second factor (login with TOTP/recovery code, or MFA confirmed in it).
     pub mfa_verified: bool,
     pub must_change_password: bool,
+    /// The organization requires a phishing-resistant factor and this staff session was not
+    /// opened with one: it may only enrol a passkey ([`EnrollingUser`]) and sign out.
+    pub passkey_enrollment_required: bool,
     /// Absolute end of the session.
     pub session_expires_at: DateTime<Utc>,
     /// When the session dies if no further request comes.
@@ -113,7 +116,20 @@ impl AuthUser {
     pub fn full(self) -> Result<Self, AuthError> {
         self.password_block()?;
         self.mfa_block()?;
+        self.passkey_block()?;
         Ok(self)
+    }
+
+    pub fn passkey_block(&self) -> Result<(), AuthError> {
+        if self.passkey_enrollment_required {
+            return Err(AuthError::Forbidden {
+                code: "passkey_enrollment_required",
+                message: "your organization requires a passkey: register one (POST /v1/me/passkeys/register/start) \
+                          and sign in with it"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn password_block(&self) -> Result<(), AuthError> {

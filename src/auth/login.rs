@@ -63,9 +63,9 @@ impl std::fmt::Debug for LoginOutcome {
 
 /// The account row a login works on (read again `FOR UPDATE` before any change).
 #[derive(sqlx::FromRow)]
-struct UserRow {
-    id: Uuid,
-    org_id: Uuid,
+pub(super) struct UserRow {
+    pub(super) id: Uuid,
+    pub(super) org_id: Uuid,
     role: String,
     password_hash: String,
     status: String,
@@ -76,17 +76,18 @@ struct UserRow {
 
 const USER_COLUMNS: &str = "u.id, u.org_id, u.role::text AS role, u.password_hash, u.status::text AS status, \
     u.locked_until, u.must_change_password, \
-    EXISTS (SELECT 1 FROM mfa_credentials m WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL) AS mfa_confirmed";
+    (EXISTS (SELECT 1 FROM mfa_credentials m WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL) \
+     OR EXISTS (SELECT 1 FROM passkey_credentials p WHERE p.user_id = u.id AND p.clone_detected_at IS NULL)) AS mfa_confirmed";
 
 impl UserRow {
-    fn account(&self) -> Result<Account, AuthError> {
+    pub(super) fn account(&self) -> Result<Account, AuthError> {
         let role = ClaimRole::from_user_role(&self.role)
             .ok_or_else(|| AuthError::internal(anyhow::anyhow!("unknown role in users")))?;
         Ok(Account { user_id: self.id, org_id: self.org_id, role, must_change_password: self.must_change_password })
     }
 
     /// Why this account may not sign in now, if it may not.
-    fn blocked(&self, now: DateTime<Utc>) -> Option<&'static str> {
+    pub(super) fn blocked(&self, now: DateTime<Utc>) -> Option<&'static str> {
         if self.status != "active" {
             Some("account disabled")
         } else if self.locked_until.is_some_and(|t| t > now) {
@@ -253,31 +254,14 @@ pub async fn verify_mfa(
     }
     let Some(factor) = super::mfa::check_code(&mut tx, state, user.id, code, now).await? else {
         fail(&mut tx, state, &ctx, &user, Action::Mfa, "bad or replayed MFA code", true, now).await?;
-        sqlx::query(
-            "UPDATE mfa_challenges SET failed_attempts = failed_attempts + 1, \
-             used_at = CASE WHEN failed_attempts + 1 >= $3 THEN $2 END WHERE id = $1",
-        )
-        .bind(challenge_id)
-        .bind(now)
-        .bind(MAX_CHALLENGE_FAILURES)
-        .execute(&mut *tx)
-        .await?;
+        count_challenge_failure(&mut tx, challenge_id, now).await?;
         tx.commit().await?;
         return Err(AuthError::Unauthorized);
     };
-    let used = sqlx::query("UPDATE mfa_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-        .bind(challenge_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if used != 1 {
+    if !use_challenge(&mut tx, challenge_id, now).await? {
         return Err(AuthError::Unauthorized);
     }
-    sqlx::query("UPDATE users SET failed_attempts = 0, consecutive_failures = 0, locked_until = NULL WHERE id = $1")
-        .bind(user.id)
-        .execute(&mut *tx)
-        .await?;
+    reset_failures(&mut tx, user.id).await?;
     let account = user.account()?;
     let ctx = account.audit_context(meta);
     let mfa_event = AuditEvent::new(Action::Mfa, "user", Outcome::Success).resource(user.id).reason(factor.label());
@@ -291,20 +275,63 @@ pub async fn verify_mfa(
     Ok(tokens)
 }
 
-async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> Result<UserRow, AuthError> {
+/// A bad second factor against a challenge: counted; the challenge is voided at
+/// [`MAX_CHALLENGE_FAILURES`].
+pub(super) async fn count_challenge_failure(
+    conn: &mut PgConnection,
+    challenge_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), AuthError> {
+    sqlx::query(
+        "UPDATE mfa_challenges SET failed_attempts = failed_attempts + 1, \
+         used_at = CASE WHEN failed_attempts + 1 >= $3 THEN $2 END WHERE id = $1",
+    )
+    .bind(challenge_id)
+    .bind(now)
+    .bind(MAX_CHALLENGE_FAILURES)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a challenge used; false when another request used it first.
+pub(super) async fn use_challenge(
+    conn: &mut PgConnection,
+    challenge_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, AuthError> {
+    let used = sqlx::query("UPDATE mfa_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        .bind(challenge_id)
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(used == 1)
+}
+
+/// A completed sign-in clears the failure counters and any lock.
+pub(super) async fn reset_failures(conn: &mut PgConnection, user_id: Uuid) -> Result<(), AuthError> {
+    sqlx::query("UPDATE users SET failed_attempts = 0, consecutive_failures = 0, locked_until = NULL WHERE id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> Result<UserRow, AuthError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 FOR UPDATE OF u");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_one(conn).await?)
 }
 
 /// The audit context of an attempt against a known account: its org, no actor yet.
-fn fail_context(meta: &RequestMeta, user: &UserRow) -> AuditContext {
+pub(super) fn fail_context(meta: &RequestMeta, user: &UserRow) -> AuditContext {
     AuditContext { org_id: Some(user.org_id), ..meta.audit_context() }
 }
 
 /// Records a failed attempt and, when `counts`, adds it to the lockout counter — locking the
 /// account (with its own security event) when the threshold is reached.
 #[allow(clippy::too_many_arguments)]
-async fn fail(
+pub(super) async fn fail(
     conn: &mut PgConnection,
     state: &AppState,
     ctx: &AuditContext,

@@ -13,6 +13,8 @@ pub mod invites;
 pub mod lockout;
 pub mod login;
 pub mod mfa;
+pub mod passkey_login;
+pub mod passkeys;
 pub mod password;
 pub mod sessions;
 pub mod tokens;

@@ -77,12 +77,24 @@ pub async fn start(
     mfa_verified: bool,
     meta: &RequestMeta,
 ) -> Result<TokenResponse, AuthError> {
+    start_with(conn, state, account, mfa_verified, false, meta).await
+}
+
+/// [`start`], saying whether the sign-in used a phishing-resistant factor (a passkey).
+pub async fn start_with(
+    conn: &mut PgConnection,
+    state: &AppState,
+    account: &Account,
+    mfa_verified: bool,
+    phishing_resistant: bool,
+    meta: &RequestMeta,
+) -> Result<TokenResponse, AuthError> {
     let now = state.clock.now();
     let expires_at = now + span(state.settings.auth.absolute_lifetime);
     let session_id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO sessions (id, org_id, user_id, mfa_verified, created_at, last_seen_at, expires_at, client_ip, user_agent) \
-         VALUES ($1, $2, $3, $4, $5, $5, $6, $7::inet, $8)",
+        "INSERT INTO sessions (id, org_id, user_id, mfa_verified, created_at, last_seen_at, expires_at, client_ip, \
+         user_agent, phishing_resistant) VALUES ($1, $2, $3, $4, $5, $5, $6, $7::inet, $8, $9)",
     )
     .bind(session_id)
     .bind(account.org_id)
@@ -92,6 +104,7 @@ pub async fn start(
     .bind(expires_at)
     .bind(meta.client_ip.map(|ip| ip.to_string()))
     .bind(meta.user_agent.as_deref())
+    .bind(phishing_resistant)
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")

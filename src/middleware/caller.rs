@@ -20,7 +20,9 @@
 //! enrolled MFA yet, or anyone who must change a one-time password):
 //! - [`AuthUser`]: full sessions only; otherwise 403 `password_change_required` or
 //!   `mfa_enrollment_required`. Use it everywhere unless told otherwise.
-//! - [`EnrollingUser`]: also staff sessions awaiting MFA enrolment (the enrol endpoints).
+//! - [`EnrollingUser`]: also staff sessions awaiting MFA enrolment, and staff sessions
+//!   restricted by the organization's phishing-resistant policy (the enrol endpoints: TOTP and
+//!   passkey registration).
 //! - [`AnySessionUser`]: any live session (`/v1/me`, `/v1/me/password`, logout).
 //!
 //! And [`Caller`], for handlers that open their transaction straight away (the clinical API,
@@ -110,7 +112,7 @@ impl FromRequest for AnySessionUser {
     }
 }
 
-type LiveRow = (Uuid, String, bool, bool, DateTime<Utc>, DateTime<Utc>);
+type LiveRow = (Uuid, String, bool, bool, DateTime<Utc>, DateTime<Utc>, bool);
 
 /// `last_seen_at` is written only when it is older than this: a busy session costs a write
 /// (and a WAL flush at commit) every few seconds rather than on every request. The idle
@@ -128,8 +130,10 @@ macro_rules! live_session {
         concat!(
             "WITH live AS ( \
                 SELECT s.id, s.org_id, u.role::text AS role, s.mfa_verified, u.must_change_password, s.expires_at, \
-                       s.last_seen_at \
-                FROM sessions s JOIN users u ON u.id = s.user_id \
+                       s.last_seen_at, \
+                       (o.require_phishing_resistant AND NOT s.phishing_resistant AND u.role <> 'patient') \
+                           AS passkey_required \
+                FROM sessions s JOIN users u ON u.id = s.user_id JOIN organizations o ON o.id = s.org_id \
                 WHERE s.id = $1 AND s.user_id = $2 AND u.status = 'active' \
                   AND s.revoked_at IS NULL AND s.expires_at > $3 AND s.last_seen_at > $4), \
             stale AS ( \
@@ -145,7 +149,7 @@ macro_rules! live_session {
 }
 const LIVE_SESSION: &str = live_session!(
     "SELECT live.org_id, live.role, live.mfa_verified, live.must_change_password, live.expires_at, \
-            coalesce((SELECT seen.last_seen_at FROM seen), live.last_seen_at) \
+            coalesce((SELECT seen.last_seen_at FROM seen), live.last_seen_at), live.passkey_required \
      FROM live"
 );
 
@@ -156,9 +160,9 @@ const LIVE_SESSION: &str = live_session!(
 /// which aborts the rest of the pipeline before it runs.
 const ADMIT_SESSION: &str = live_session!(
     "SELECT l.org_id, l.role, l.mfa_verified, l.must_change_password, l.expires_at, \
-            coalesce((SELECT seen.last_seen_at FROM seen), l.last_seen_at), \
+            coalesce((SELECT seen.last_seen_at FROM seen), l.last_seen_at), l.passkey_required, \
             CASE WHEN l.org_id = $6 AND l.role = $7 AND NOT l.must_change_password \
-                      AND (l.mfa_verified OR l.role = 'patient') \
+                      AND (l.mfa_verified OR l.role = 'patient') AND NOT l.passkey_required \
                  THEN true ELSE custos.refuse_session() END \
      FROM (VALUES (1)) one LEFT JOIN live l ON true"
 );
@@ -244,7 +248,8 @@ impl Token {
     /// matches the account; otherwise the 401 (with its refusal noted).
     fn admit(self, req: &HttpRequest, state: &AppState, rows: Option<&Vec<PgRow>>) -> Result<AuthUser, ApiError> {
         let row: Option<LiveRow> = rows.and_then(|rows| rows.first()).map(sqlx::FromRow::from_row).transpose()?;
-        let Some((org_id, db_role, mfa_verified, must_change_password, expires_at, last_seen)) = row else {
+        let Some((org_id, db_role, mfa_verified, must_change_password, expires_at, last_seen, passkey_required)) = row
+        else {
             return Err(refuse(
                 req,
                 self.claims,
@@ -263,6 +268,7 @@ impl Token {
             session_id: self.session_id,
             mfa_verified,
             must_change_password,
+            passkey_enrollment_required: passkey_required,
             session_expires_at: expires_at,
             idle_expires_at: (last_seen + span(state.settings.auth.idle_timeout)).min(expires_at),
             meta: self.meta,

@@ -14,6 +14,7 @@ pub mod invites;
 pub mod me;
 pub mod openapi;
 mod ops_doc;
+pub mod passkeys;
 pub mod patients;
 pub mod prescriptions;
 pub mod profiles;
@@ -32,6 +33,8 @@ use crate::middleware::rate_limit::AuthLimiter;
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, account_limiter: AuthLimiter) {
     // First: `/v1/admin/users/{id}/profile` must win over `/v1/admin/users/{id}/{action}`.
     review::configure(cfg);
+    // Before the `/v1/auth` scope, which would otherwise claim `/v1/auth/passkey/*`.
+    passkeys::configure(cfg, auth_limiter.clone(), account_limiter.clone());
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)));
     cfg.service(

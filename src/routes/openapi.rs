@@ -73,5 +73,6 @@ impl utoipa::Modify for BearerAuth {
 pub async fn openapi_json() -> HttpResponse {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::review::MonitoringDoc::openapi());
+    doc.merge(super::passkeys::PasskeyDoc::openapi());
     HttpResponse::Ok().json(doc)
 }

@@ -73,6 +73,13 @@ fn bodies(method: &str, path: &str) -> Vec<Value> {
         ("POST", "/v1/patients/{id}/conversations") => {
             out.push(json!({ "subject": "cough", "message": "since monday", "symptoms": [] }));
         }
+        // Harmless values (the defaults), so the walk's sessions stay full.
+        ("PUT", "/v1/admin/auth-policy") => {
+            out.push(json!({ "require_phishing_resistant": false, "allow_passwordless": false }));
+        }
+        ("POST", "/v1/me/passkeys/register/start") => {
+            out.push(json!({ "password": "not the password", "label": "laptop" }));
+        }
         ("POST", "/v1/patients/{id}/break-glass") => {
             out.push(json!({ "reason": "patient unconscious in the emergency department" }));
         }

@@ -19,6 +19,7 @@ mod jwt;
 mod login;
 mod metrics;
 mod mfa;
+mod passkeys;
 mod production;
 mod review;
 mod review_sim;

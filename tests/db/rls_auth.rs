@@ -114,6 +114,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
         [
             "auth_user_by_email",
             "auth_user_by_mfa_challenge",
+            "auth_user_by_passkey",
             "auth_user_by_refresh_token",
             "can_read_clinical",
             "can_write_clinical",
