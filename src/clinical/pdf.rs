@@ -3,9 +3,19 @@
 //! for Latin (Vietnamese included), Greek, Cyrillic and symbols such as `≥`, and a Noto Sans
 //! CJK subset for Chinese, Japanese and Korean names. Each character is set in the first font
 //! that has it; a character neither has prints as U+FFFD (never a silent `?`). Only the glyphs
-//! a page uses are embedded. The page carries the prescription id and a SHA-256 checksum over
-//! the fields, so a pharmacist can check a printout against the system — and, since the text
-//! is the stored text, recompute the checksum from it. The metadata is true: the creation
+//! a page uses are embedded.
+//!
+//! What a pharmacist needs to dispense: the prescriber (full name and credentials, NPI, DEA
+//! number, practice name, address and phone — the admin-managed prescriber profile,
+//! `src/clinical/prescribers.rs`), the patient (name, date of birth, address, MRN), the drug,
+//! strength, form, DEA schedule, directions, quantity in figures and words, refills and the
+//! date written, then the electronic-signature statement: "Electronically signed by <name,
+//! credentials> (NPI …) at <issue time, UTC>; document SHA-256 <hash>". The signing time is
+//! the prescription's issue time (the prescriber writes and signs it in one request). The
+//! hash is [`PrescriptionSheet::checksum`]: SHA-256 over every printed field's value in
+//! printed order, each followed by a newline — the page above the statement, not the
+//! statement itself nor the print time (a document cannot contain its own hash) — so it
+//! recomputes from the API's data or from the page's text. The metadata is true: the creation
 //! date is the rendering time, and no conformance (PDF/X, PDF/A) is claimed. Rendering is CPU
 //! work: callers run it off the executor.
 
