@@ -484,6 +484,26 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("staff_profiles_pkey", Bug),
     ("staff_profiles_updated_by_org_id_fkey", Bug),
     ("staff_profiles_user_id_org_id_fkey", Gone),
+    // Prescriber profiles (migrations/20261202170001_prescriber_profiles.sql): the domain
+    // types check every value first.
+    ("prescriber_profiles_credentials_check", Invalid { field: "credentials", rule: "must be 1 to 100 characters" }),
+    ("prescriber_profiles_dea_number_check", Invalid { field: "dea_number", rule: "must be a DEA number" }),
+    ("prescriber_profiles_full_name_check", Invalid { field: "full_name", rule: "must be 1 to 200 characters" }),
+    ("prescriber_profiles_npi_check", Invalid { field: "npi", rule: "must be a 10-digit NPI" }),
+    ("prescriber_profiles_pkey", Bug),
+    (
+        "prescriber_profiles_practice_address_check",
+        Invalid { field: "practice_address", rule: "must be 1 to 500 characters" },
+    ),
+    (
+        "prescriber_profiles_practice_name_check",
+        Invalid { field: "practice_name", rule: "must be 1 to 200 characters" },
+    ),
+    ("prescriber_profiles_practice_phone_check", Invalid { field: "practice_phone", rule: "must be an E.164 number" }),
+    ("prescriber_profiles_updated_by_org_id_fkey", Bug),
+    ("prescriptions_form_check", Invalid { field: "form", rule: "must be 1 to 200 characters" }),
+    ("prescriptions_schedule_check", Invalid { field: "schedule", rule: "must be II, III, IV or V" }),
+    ("prescriber_profiles_user_id_org_id_fkey", Gone),
     // Published ledgers (C2SP tlog-tiles, migrations/20261202130001_public_ledgers.sql): the
     // ledger comes from the path.
     ("audit_public_ledgers_ledger_id_fkey", Gone),

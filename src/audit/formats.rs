@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::canonical::format_timestamp;
+pub use super::fhir::FhirSource;
 use super::store::LogRow;
 
 fn ts(row: &LogRow) -> String {
@@ -118,76 +119,9 @@ pub fn csv_row(row: &LogRow) -> String {
     out
 }
 
-/// A FHIR R4 AuditEvent for one ledger entry. `observer` names this Custos instance.
-pub fn fhir_audit_event(row: &LogRow, observer: &str) -> Value {
-    let e = &row.event;
-    let dcm = "http://dicom.nema.org/resources/ontology/DCM";
-    let (event_type, subtype) = match e.action.as_str() {
-        "login" | "login_failed" | "logout" | "mfa" | "refresh" => {
-            (json!({"system": dcm, "code": "110114", "display": "User Authentication"}), None)
-        }
-        "export" => (json!({"system": dcm, "code": "110106", "display": "Export"}), None),
-        "read" | "create" | "update" | "delete" => (
-            json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}),
-            Some(json!({"system": "http://hl7.org/fhir/restful-interaction", "code": e.action})),
-        ),
-        _ => (json!({"system": dcm, "code": "110100", "display": "Application Activity"}), None),
-    };
-    let action = match e.action.as_str() {
-        "create" => "C",
-        "read" | "export" => "R",
-        "update" => "U",
-        "delete" => "D",
-        _ => "E",
-    };
-    let outcome = match e.outcome.as_str() {
-        "success" => "0",
-        "denied" => "4",
-        _ => "8",
-    };
-    let mut agent = json!({
-        "requestor": true,
-        "who": e.actor_id.map_or(json!({"display": "system"}), |a| json!({"identifier": {"value": a}})),
-    });
-    if let Some(role) = &e.actor_role {
-        agent["role"] = json!([{"text": role}]);
-    }
-    if let Some(ip) = &e.client_ip {
-        agent["network"] = json!({"address": ip, "type": "2"});
-    }
-    if e.break_glass {
-        agent["purposeOfUse"] = json!([{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG", "display": "break the glass"
-        }]}]);
-    }
-    let mut entity = Vec::new();
-    if let Some(p) = e.patient_id {
-        entity.push(json!({"what": {"reference": format!("Patient/{p}")}, "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"}}));
-    }
-    for id in &e.resource_ids {
-        entity
-            .push(json!({"what": {"identifier": {"system": format!("urn:custos:{}", e.resource_type), "value": id}}}));
-    }
-    let mut ev = json!({
-        "resourceType": "AuditEvent",
-        "id": e.event_id,
-        "type": event_type,
-        "action": action,
-        "recorded": ts(row),
-        "outcome": outcome,
-        "agent": [agent],
-        "source": {"observer": {"display": observer}},
-        "entity": entity,
-        "extension": [{"url": "urn:custos:ledger-index", "valueString": format!("{}/{}", row.ledger_id, row.seq)}],
-    });
-    if let Some(s) = subtype {
-        ev["subtype"] = json!([s]);
-    }
-    if let Some(r) = &e.reason {
-        ev["outcomeDesc"] = json!(r);
-    }
-    ev
+/// A FHIR R4 AuditEvent (IHE BALP) for one ledger entry: [`super::fhir::audit_event`].
+pub fn fhir_audit_event(row: &LogRow, source: &super::fhir::FhirSource) -> Value {
+    super::fhir::audit_event(row, source)
 }
 
 #[cfg(test)]
@@ -248,18 +182,47 @@ mod tests {
 
     #[test]
     fn fhir_maps_actions_outcomes_and_break_glass() {
-        let ev = fhir_audit_event(&row("read", true, "ua"), "Custos test");
+        let src = crate::audit::fhir::FhirSource::new("custos.test/ledger");
+        let ev = fhir_audit_event(&row("read", true, "ua"), &src);
         assert_eq!(ev["resourceType"], "AuditEvent");
         assert_eq!(ev["type"]["code"], "rest");
         assert_eq!(ev["subtype"][0]["code"], "read");
         assert_eq!(ev["action"], "R");
         assert_eq!(ev["outcome"], "4");
+        assert!(ev.get("meta").is_none(), "a refusal claims no BALP profile (they fix outcome 0)");
         assert_eq!(ev["recorded"], "2023-11-14T22:13:20.000001Z");
         assert_eq!(ev["agent"][0]["purposeOfUse"][0]["coding"][0]["code"], "BTG");
+        assert_eq!(ev["agent"][0]["who"]["identifier"]["system"], "https://custos.test/ledger/user");
         assert_eq!(ev["entity"][0]["what"]["reference"], format!("Patient/{}", uuid::Uuid::max()));
-        let login = fhir_audit_event(&row("login", false, "ua"), "Custos test");
+        assert_eq!(ev["entity"][0]["role"]["code"], "1");
+        assert_eq!(ev["source"]["observer"]["identifier"]["value"], "https://custos.test/ledger");
+        let login = fhir_audit_event(&row("login", false, "ua"), &src);
         assert_eq!((login["type"]["code"].as_str(), login["action"].as_str()), (Some("110114"), Some("E")));
+        assert_eq!(login["subtype"][0]["code"], "110122");
+        assert_eq!(fhir_audit_event(&row("logout", false, "ua"), &src)["subtype"][0]["code"], "110123");
         assert!(login["agent"][0].get("purposeOfUse").is_none());
-        assert_eq!(fhir_audit_event(&row("create", false, "ua"), "o")["action"], "C");
+        let mut ok = row("create", false, "ua");
+        ok.event.outcome = "success".into();
+        ok.event.resource_ids.truncate(1);
+        let create = fhir_audit_event(&ok, &src);
+        assert_eq!(create["action"], "C");
+        assert_eq!(create["meta"]["profile"][0], format!("{}PatientCreate", crate::audit::fhir::PROFILE_BASE));
+    }
+
+    #[test]
+    fn fhir_bootstrap_names_the_admin_as_a_user() {
+        let src = crate::audit::fhir::FhirSource::new("custos.test/ledger");
+        let mut r = row("admin", false, "ua");
+        r.event.resource_type = "organization".into();
+        r.event.resource_ids = vec!["org".into(), "admin".into()];
+        r.event.reason = Some("bootstrap: organization and first admin created".into());
+        let ev = fhir_audit_event(&r, &src);
+        let systems: Vec<&str> = ev["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["what"]["identifier"]["system"].as_str())
+            .collect();
+        assert_eq!(systems, ["https://custos.test/ledger/organization", "https://custos.test/ledger/user"]);
     }
 }

@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod event;
+pub mod fhir;
 pub mod formats;
 pub mod merkle;
 pub mod offline;

@@ -78,11 +78,19 @@ pub async fn run(pool: &PgPool, keys: &RootKeys, org_name: &str, admin_email: &s
     .await
     .map_err(|e| conflict_or_runtime(e, "user"))?;
     let ctx = AuditContext { org_id: Some(org_id), actor_role: Some("system"), ..AuditContext::default() };
-    let event = AuditEvent::new(Action::Admin, "organization", Outcome::Success)
-        .resource(org_id)
-        .resource(admin_id)
-        .reason("bootstrap: organization and first admin created");
-    audit::record(&mut tx, &ctx, &event).await.context("audit")?;
+    // One event per resource, each id under its own type (the FHIR export types entities by
+    // resource type; a single event once named the admin's user id an organization).
+    let events = [
+        AuditEvent::new(Action::Admin, "organization", Outcome::Success)
+            .resource(org_id)
+            .reason("bootstrap: organization created"),
+        AuditEvent::new(Action::Admin, "user", Outcome::Success)
+            .resource(admin_id)
+            .reason("bootstrap: first admin created"),
+    ];
+    for event in &events {
+        audit::record(&mut tx, &ctx, event).await.context("audit")?;
+    }
     tx.commit().await.context("database")?;
     Ok(Bootstrapped { org_id, admin_id, email: email.as_str().to_owned(), one_time_password: password })
 }

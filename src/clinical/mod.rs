@@ -15,6 +15,7 @@ pub mod medications;
 pub mod page;
 pub mod patients;
 pub mod pdf;
+pub mod prescribers;
 pub mod prescriptions;
 pub mod request;
 pub mod sealed;

@@ -3,9 +3,19 @@
 //! for Latin (Vietnamese included), Greek, Cyrillic and symbols such as `≥`, and a Noto Sans
 //! CJK subset for Chinese, Japanese and Korean names. Each character is set in the first font
 //! that has it; a character neither has prints as U+FFFD (never a silent `?`). Only the glyphs
-//! a page uses are embedded. The page carries the prescription id and a SHA-256 checksum over
-//! the fields, so a pharmacist can check a printout against the system — and, since the text
-//! is the stored text, recompute the checksum from it. The metadata is true: the creation
+//! a page uses are embedded.
+//!
+//! What a pharmacist needs to dispense: the prescriber (full name and credentials, NPI, DEA
+//! number, practice name, address and phone — the admin-managed prescriber profile,
+//! `src/clinical/prescribers.rs`), the patient (name, date of birth, address, MRN), the drug,
+//! strength, form, DEA schedule, directions, quantity in figures and words, refills and the
+//! date written, then the electronic-signature statement: "Electronically signed by <name,
+//! credentials> (NPI …) at <issue time, UTC>; document SHA-256 <hash>". The signing time is
+//! the prescription's issue time (the prescriber writes and signs it in one request). The
+//! hash is [`PrescriptionSheet::checksum`]: SHA-256 over every printed field's value in
+//! printed order, each followed by a newline — the page above the statement, not the
+//! statement itself nor the print time (a document cannot contain its own hash) — so it
+//! recomputes from the API's data or from the page's text. The metadata is true: the creation
 //! date is the rendering time, and no conformance (PDF/X, PDF/A) is claimed. Rendering is CPU
 //! work: callers run it off the executor.
 
@@ -17,26 +27,45 @@ use printpdf::{
 };
 use sha2::{Digest, Sha256};
 
-/// What goes on the page (already decrypted and formatted).
+/// What goes on the page (already decrypted and formatted), in printed order.
 #[derive(Debug, Clone)]
 pub struct PrescriptionSheet {
     pub prescription_id: String,
-    pub patient_name: String,
-    pub patient_birth_date: String,
-    pub patient_mrn: String,
-    pub prescriber_id: String,
-    pub medication: String,
-    pub dose: String,
-    pub quantity: String,
-    pub sig: String,
-    pub refills: String,
-    pub issued: String,
+    /// The date the prescription was written (issued), `YYYY-MM-DD`.
+    pub date_written: String,
     pub expires: String,
     pub status: String,
+    /// `Full Name, credentials`, or a notice that no prescriber profile is on file.
+    pub prescriber: String,
+    pub npi: String,
+    pub dea: String,
+    pub practice: String,
+    pub practice_address: String,
+    pub practice_phone: String,
+    pub patient_name: String,
+    pub patient_birth_date: String,
+    pub patient_address: String,
+    pub patient_mrn: String,
+    pub drug: String,
+    pub strength: String,
+    pub form: String,
+    pub schedule: String,
+    pub directions: String,
+    /// In figures and words: `30 (thirty)`.
+    pub quantity: String,
+    pub refills: String,
+    /// The electronic signature: who signed and when (the prescription's issue time, when the
+    /// prescriber wrote and signed it); `None`: no prescriber profile, not signed.
+    pub signed_by: Option<(String, String)>,
 }
 
 impl PrescriptionSheet {
-    /// SHA-256 (hex) of the fields, newline-separated in a fixed order.
+    /// The document hash printed in the signature statement: SHA-256 (hex) of the canonical
+    /// prescription content — every field's value as printed after its label, in printed
+    /// order, each followed by `\n` (a multi-line value keeps its inner newlines). It covers
+    /// everything above the signature statement and not the statement or the print time
+    /// (a document cannot contain its own hash), so it recomputes from the API's data
+    /// (prescription, patient, prescriber profile) or from the page.
     pub fn checksum(&self) -> String {
         let mut h = Sha256::new();
         for f in self.fields() {
@@ -46,23 +75,94 @@ impl PrescriptionSheet {
         hex::encode(h.finalize())
     }
 
-    fn fields(&self) -> [(&'static str, &str); 13] {
+    /// (label, value) in printed order.
+    pub fn fields(&self) -> [(&'static str, &str); 22] {
         [
             ("Prescription", &self.prescription_id),
-            ("Patient", &self.patient_name),
-            ("Date of birth", &self.patient_birth_date),
-            ("MRN", &self.patient_mrn),
-            ("Prescriber", &self.prescriber_id),
-            ("Medication", &self.medication),
-            ("Dose", &self.dose),
-            ("Quantity", &self.quantity),
-            ("Sig", &self.sig),
-            ("Refills", &self.refills),
-            ("Issued", &self.issued),
+            ("Date written", &self.date_written),
             ("Expires", &self.expires),
             ("Status", &self.status),
+            ("Prescriber", &self.prescriber),
+            ("NPI", &self.npi),
+            ("DEA", &self.dea),
+            ("Practice", &self.practice),
+            ("Practice address", &self.practice_address),
+            ("Practice phone", &self.practice_phone),
+            ("Patient", &self.patient_name),
+            ("Date of birth", &self.patient_birth_date),
+            ("Patient address", &self.patient_address),
+            ("MRN", &self.patient_mrn),
+            ("Drug", &self.drug),
+            ("Strength", &self.strength),
+            ("Form", &self.form),
+            ("Schedule", &self.schedule),
+            ("Directions", &self.directions),
+            ("Quantity", &self.quantity),
+            ("Refills", &self.refills),
+            ("Signature", if self.signed_by.is_some() { "electronic" } else { "none" }),
         ]
     }
+
+    /// The signature statement printed under the fields.
+    pub fn signature_statement(&self, checksum: &str) -> String {
+        match &self.signed_by {
+            Some((who, at)) => format!("Electronically signed by {who} at {at}; document SHA-256 {checksum}"),
+            None => format!("Not signed: no prescriber profile on file; document SHA-256 {checksum}"),
+        }
+    }
+}
+
+/// A count in English words, as prescriptions spell quantities out (`30` → `thirty`).
+pub fn number_words(n: u64) -> String {
+    const ONES: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    fn below_thousand(n: u64) -> String {
+        let (h, rest) = (n / 100, n % 100);
+        let rest_words = match rest {
+            0 => String::new(),
+            1..=19 => ONES[rest as usize].to_owned(),
+            _ if rest % 10 == 0 => TENS[(rest / 10) as usize].to_owned(),
+            _ => format!("{}-{}", TENS[(rest / 10) as usize], ONES[(rest % 10) as usize]),
+        };
+        match (h, rest) {
+            (0, _) => rest_words,
+            (_, 0) => format!("{} hundred", ONES[h as usize]),
+            _ => format!("{} hundred {rest_words}", ONES[h as usize]),
+        }
+    }
+    if n < 20 {
+        return ONES[n as usize].to_owned();
+    }
+    let mut parts = Vec::new();
+    for (scale, name) in [(1_000_000_000, "billion"), (1_000_000, "million"), (1_000, "thousand"), (1, "")] {
+        let chunk = (n / scale) % 1000;
+        if chunk > 0 {
+            let w = below_thousand(chunk);
+            parts.push(if name.is_empty() { w } else { format!("{w} {name}") });
+        }
+    }
+    parts.join(" ")
 }
 
 /// The embedded fonts, in the order a character looks for its glyph.
@@ -154,8 +254,9 @@ pub fn render_at(sheet: &PrescriptionSheet, at: DateTime<Utc>) -> (Vec<u8>, Stri
         }
     }
     lines.push((16.0, 11.0, String::new()));
+    let statement = sheet.signature_statement(&checksum);
+    lines.extend(wrap(fonts, &statement, 9.0, LINE_WIDTH_PT).into_iter().map(|l| (12.0, 9.0, l)));
     lines.push((11.0, 8.0, format!("Printed {} UTC", at.format("%Y-%m-%d %H:%M:%S"))));
-    lines.push((11.0, 8.0, format!("Checksum SHA-256: {checksum}")));
 
     let runs: Vec<(f32, f32, Vec<Run>)> =
         lines.into_iter().map(|(lh, size, text)| (lh, size, runs(fonts, &text))).collect();
@@ -192,6 +293,7 @@ pub fn render_at(sheet: &PrescriptionSheet, at: DateTime<Utc>) -> (Vec<u8>, Stri
     info.creator = "Custos".into();
     info.producer = "Custos (printpdf)".into();
     info.subject = "Prescription".into();
+    info.document_title = format!("Prescription {}", sheet.prescription_id);
     doc.with_pages(vec![PdfPage::new(Mm(210.0), Mm(297.0), ops)]);
     let bytes = doc.save(&PdfSaveOptions::default(), &mut Vec::new());
     (without_conformance_claim(bytes), checksum)
@@ -241,18 +343,45 @@ mod tests {
     fn sheet() -> PrescriptionSheet {
         PrescriptionSheet {
             prescription_id: "0190f3c2-0000-7000-8000-000000000001".into(),
-            patient_name: "Łucja Nguyễn 王".into(),
-            patient_birth_date: "1815-12-10".into(),
-            patient_mrn: "MRN-1".into(),
-            prescriber_id: "0190f3c2-0000-7000-8000-000000000002".into(),
-            medication: "amoxicillin".into(),
-            dose: "500 mg".into(),
-            quantity: "30".into(),
-            sig: "one capsule every ≥ 8 h\nwith food".into(),
-            refills: "1 of 2 used".into(),
-            issued: "2026-01-01".into(),
+            date_written: "2026-01-01".into(),
             expires: "2027-01-01".into(),
             status: "active".into(),
+            prescriber: "Maria Silva, MD".into(),
+            npi: "1234567893".into(),
+            dea: "AB1234563".into(),
+            practice: "Harbor Clinic".into(),
+            practice_address: "1 Main St\nSpringfield, IL 62701".into(),
+            practice_phone: "+15550100199".into(),
+            patient_name: "Łucja Nguyễn 王".into(),
+            patient_birth_date: "1815-12-10".into(),
+            patient_address: "2 Elm St".into(),
+            patient_mrn: "MRN-1".into(),
+            drug: "amoxicillin".into(),
+            strength: "500 mg".into(),
+            form: "capsule".into(),
+            schedule: "not controlled".into(),
+            directions: "one capsule every ≥ 8 h\nwith food".into(),
+            quantity: "30 (thirty)".into(),
+            refills: "2 (two) allowed, 1 used".into(),
+            signed_by: Some(("Maria Silva, MD (NPI 1234567893)".into(), "2026-01-01T09:00:00Z".into())),
+        }
+    }
+
+    #[test]
+    fn quantities_in_words() {
+        let cases = [
+            (0, "zero"),
+            (7, "seven"),
+            (30, "thirty"),
+            (42, "forty-two"),
+            (100, "one hundred"),
+            (115, "one hundred fifteen"),
+            (1000, "one thousand"),
+            (2021, "two thousand twenty-one"),
+            (90_000, "ninety thousand"),
+        ];
+        for (n, w) in cases {
+            assert_eq!(number_words(n), w, "{n}");
         }
     }
 
@@ -287,7 +416,7 @@ mod tests {
         assert_eq!(info.get(b"CreationDate").unwrap().as_str().unwrap(), b"D:20261202101112+00'00'");
         assert!(info.get(b"GTS_PDFXVersion").is_err(), "no PDF/X claim");
         let mut other = s.clone();
-        other.quantity = "31".into();
+        other.quantity = "31 (thirty-one)".into();
         assert_ne!(other.checksum(), sum, "checksum covers the fields");
         assert!(pdf.len() < 100_000, "fonts are cut to the page: {} bytes", pdf.len());
     }

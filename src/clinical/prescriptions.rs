@@ -26,6 +26,33 @@ pub struct NewPrescription {
     pub instructions: Option<String>,
     /// RFC 3339 or YYYY-MM-DD; at most one year after issue; default one year.
     pub expires_at: Option<String>,
+    /// Dosage form, e.g. `capsule`, `tablet`, `oral solution`.
+    pub form: Option<String>,
+    /// DEA schedule of a controlled substance: `II`, `III`, `IV` or `V` (absent: not
+    /// controlled). Refused (422, field `schedule`) unless the prescriber's profile holds a
+    /// DEA number.
+    pub schedule: Option<String>,
+}
+
+/// A DEA schedule as text (`II`…`V`) and as stored (2…5).
+pub fn parse_schedule(s: &str) -> Option<i16> {
+    match s.trim().to_ascii_uppercase().trim_start_matches('C') {
+        "II" | "2" => Some(2),
+        "III" | "3" => Some(3),
+        "IV" | "4" => Some(4),
+        "V" | "5" => Some(5),
+        _ => None,
+    }
+}
+
+/// The schedule as printed: `CII`…`CV`.
+pub fn schedule_label(n: i16) -> &'static str {
+    match n {
+        2 => "CII",
+        3 => "CIII",
+        4 => "CIV",
+        _ => "CV",
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -48,6 +75,9 @@ pub struct Prescription {
     pub expires_at: DateTime<Utc>,
     /// active, completed, cancelled, expired.
     pub status: String,
+    pub form: Option<String>,
+    /// DEA schedule (`CII`…`CV`) of a controlled substance.
+    pub schedule: Option<String>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -66,6 +96,8 @@ pub(crate) struct Row {
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     status: String,
+    form: Option<String>,
+    schedule: Option<i16>,
     cancelled_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
 }
@@ -73,7 +105,7 @@ pub(crate) struct Row {
 const COLS: &str = "id, patient_id, prescriber_id, medication, dose, quantity, refills_allowed, refills_used, \
     instructions_enc, issued_at, expires_at, \
     (CASE WHEN status = 'active' AND expires_at <= now() THEN 'expired' ELSE status::text END) AS status, \
-    cancelled_at, created_at";
+    form, schedule, cancelled_at, created_at";
 
 fn open(req: &Req<'_>, r: Row) -> Result<Prescription, ApiError> {
     Ok(Prescription {
@@ -89,6 +121,8 @@ fn open(req: &Req<'_>, r: Row) -> Result<Prescription, ApiError> {
         issued_at: r.issued_at,
         expires_at: r.expires_at,
         status: r.status,
+        form: r.form,
+        schedule: r.schedule.map(|n| schedule_label(n).to_owned()),
         cancelled_at: r.cancelled_at,
         created_at: r.created_at,
     })
@@ -133,13 +167,29 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -
         // Only clinicians prescribe; to anyone else the resource does not exist.
         return Err(ApiError::NotFound);
     }
+    let form = input.form.as_deref().map(|f| short_text(f, "form")).transpose()?;
+    let schedule = match input.schedule.as_deref() {
+        Some(s) => Some(parse_schedule(s).ok_or_else(|| ApiError::validation("schedule", "must be II, III, IV or V"))?),
+        None => None,
+    };
     require(req, patient, Access::Write).await?;
+    if schedule.is_some() {
+        let me = req.user.user_id;
+        let prescriber = super::prescribers::get(req.conn().await?, me).await?;
+        if prescriber.and_then(|p| p.dea_number).is_none() {
+            return Err(ApiError::validation(
+                "schedule",
+                "a controlled substance needs the prescriber's DEA number on file (staff profile)",
+            ));
+        }
+    }
     let id = Uuid::now_v7();
     req.resource(id);
     let instructions_enc = req.seal_opt(T, "instructions_enc", id, instructions.as_ref().map(|i| i.as_str()))?;
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO prescriptions (id, org_id, patient_id, prescriber_id, medication, dose, quantity, refills_allowed, \
-         instructions_enc, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLS}"
+         instructions_enc, issued_at, expires_at, form, schedule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13) RETURNING {COLS}"
     )))
     .bind(id)
     .bind(req.user.org_id)
@@ -152,6 +202,8 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -
     .bind(&instructions_enc)
     .bind(issued)
     .bind(expires)
+    .bind(&form)
+    .bind(schedule)
     .fetch_one(req.conn().await?)
     .await?;
     open(req, row)
@@ -253,20 +305,58 @@ pub async fn pdf(req: &mut Req<'_>, id: Uuid) -> Result<(Vec<u8>, String), ApiEr
     let patient = super::patients::get(req, p.patient_id).await?;
     // `patients::get` noted the patient id as a resource too; keep the event's ids tidy.
     req.ev.resource_ids.truncate(1);
-    let sheet = super::pdf::PrescriptionSheet {
+    let prescriber = super::prescribers::get(req.conn().await?, p.prescriber_id).await?;
+    let sheet = sheet(&p, &patient, prescriber.as_ref());
+    crate::telemetry::spawn_blocking_in_span(move || super::pdf::render(&sheet)).await.map_err(ApiError::internal)
+}
+
+/// What a printed prescription shows (docs: `src/clinical/pdf.rs`): the prescription, its
+/// patient and its prescriber's profile, formatted. `None` for the prescriber: printed as not
+/// on file, and not signed.
+pub fn sheet(
+    p: &Prescription,
+    patient: &super::patients::Patient,
+    prescriber: Option<&super::prescribers::Prescriber>,
+) -> super::pdf::PrescriptionSheet {
+    use super::pdf::number_words;
+    let none = "none on file".to_owned();
+    let name = prescriber.map(|r| match &r.credentials {
+        Some(c) => format!("{}, {c}", r.full_name),
+        None => r.full_name.clone(),
+    });
+    let words = |n: i64| number_words(u64::try_from(n).unwrap_or(0));
+    super::pdf::PrescriptionSheet {
         prescription_id: p.id.to_string(),
+        date_written: p.issued_at.format("%Y-%m-%d").to_string(),
+        expires: p.expires_at.format("%Y-%m-%d").to_string(),
+        status: p.status.clone(),
+        prescriber: name.clone().unwrap_or_else(|| format!("{} (no prescriber profile on file)", p.prescriber_id)),
+        npi: prescriber.map_or_else(|| none.clone(), |r| r.npi.as_str().to_owned()),
+        dea: prescriber.and_then(|r| r.dea_number.as_ref()).map_or_else(|| none.clone(), |d| d.as_str().to_owned()),
+        practice: prescriber.map_or_else(|| none.clone(), |r| r.practice_name.clone()),
+        practice_address: prescriber.map_or_else(|| none.clone(), |r| r.practice_address.clone()),
+        practice_phone: prescriber.map_or_else(|| none.clone(), |r| r.practice_phone.as_str().to_owned()),
         patient_name: format!("{} {}", patient.given_name, patient.family_name),
         patient_birth_date: patient.birth_date.to_string(),
-        patient_mrn: patient.mrn,
-        prescriber_id: p.prescriber_id.to_string(),
-        medication: p.medication,
-        dose: p.dose,
-        quantity: p.quantity.to_string(),
-        sig: p.instructions.unwrap_or_default(),
-        refills: format!("{} allowed, {} used", p.refills_allowed, p.refills_used),
-        issued: p.issued_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        expires: p.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        status: p.status,
-    };
-    crate::telemetry::spawn_blocking_in_span(move || super::pdf::render(&sheet)).await.map_err(ApiError::internal)
+        patient_address: patient.address.clone().unwrap_or_else(|| none.clone()),
+        patient_mrn: patient.mrn.clone(),
+        drug: p.medication.clone(),
+        strength: p.dose.clone(),
+        form: p.form.clone().unwrap_or_else(|| "not specified".to_owned()),
+        schedule: p.schedule.clone().unwrap_or_else(|| "not controlled".to_owned()),
+        directions: p.instructions.clone().unwrap_or_default(),
+        quantity: format!("{} ({})", p.quantity, words(i64::from(p.quantity))),
+        refills: format!(
+            "{} ({}) allowed, {} used",
+            p.refills_allowed,
+            words(i64::from(p.refills_allowed)),
+            p.refills_used
+        ),
+        signed_by: prescriber.map(|r| {
+            (
+                format!("{} (NPI {})", name.clone().unwrap_or_default(), r.npi.as_str()),
+                p.issued_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            )
+        }),
+    }
 }

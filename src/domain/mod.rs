@@ -118,6 +118,7 @@ mod clinical;
 mod dates;
 mod identity;
 mod measures;
+mod prescriber;
 mod text;
 
 #[cfg(test)]
@@ -129,6 +130,7 @@ pub use clinical::{BloodType, DoseUnit, Icd10Code, MedicationRoute, Severity, Se
 pub use dates::{BirthDate, EARLIEST_BIRTH_DATE, parse_date};
 pub use identity::{Email, Mrn, PersonName, Phone};
 pub use measures::{Dosage, HeightCm, Quantity, Refills, SymptomSeverity, WeightKg};
+pub use prescriber::{DeaNumber, Npi};
 pub use text::{ClinicalText, Reason};
 
 /// A value that failed validation: which field, and which rule. Never the value itself.

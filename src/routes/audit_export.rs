@@ -61,7 +61,7 @@ struct Cursor {
     ledger: Uuid,
     filter: EventFilter,
     format: Format,
-    observer: String,
+    observer: formats::FhirSource,
     phase: Phase,
     first: bool,
     /// Rows sent so far and the index of the last one.
@@ -151,7 +151,7 @@ pub async fn export(
         ledger,
         filter: EventFilter { from: q.from, to: q.to, limit: PAGE, ..EventFilter::default() },
         format,
-        observer: format!("Custos {}", state.settings.ledger.origin),
+        observer: formats::FhirSource::new(&state.settings.ledger.origin),
         // NDJSON has no header: start with the rows.
         phase: if format == Format::Ndjson { Phase::Rows } else { Phase::Header },
         first: true,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::clinical::prescribers::{self, PrescriberInput};
 use crate::db::ClaimRole;
 use crate::error::ApiError;
 use crate::monitoring::hours::WorkingHours;
@@ -32,11 +33,13 @@ pub struct ProfileBody {
     address: Option<String>,
     /// The patient record that is this employee.
     patient_id: Option<Uuid>,
+    /// A clinician's prescriber profile, printed on their prescriptions. Absent: cleared.
+    prescriber: Option<PrescriberInput>,
 }
 
 /// `PUT /v1/admin/users/{id}/profile`.
 #[utoipa::path(put, path = "/v1/admin/users/{id}/profile", tag = "privacy review", params(("id" = Uuid, Path)), request_body = ProfileBody,
-    responses((status = 200, description = "`{user_id, family_name_set, address_set, patient_id}` (values are never echoed)"),
+    responses((status = 200, description = "`{user_id, family_name_set, address_set, patient_id, prescriber_set}` (values are never echoed)"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_profile(
     state: web::Data<AppState>,
@@ -46,10 +49,15 @@ pub async fn put_profile(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&user)?;
     let body = body.into_inner();
+    let prescriber = body.prescriber.as_ref().map(PrescriberInput::parse).transpose()?.flatten();
     let input = StaffProfile { family_name: body.family_name, address: body.address, patient_id: body.patient_id };
+    let target = path.into_inner();
     let (mut tx, ctx) = user.begin(&state.pool).await?;
-    let out = profiles::put_staff_profile(&mut tx, &ctx, &state.crypto, admin, path.into_inner(), &input).await?;
+    let out = profiles::put_staff_profile(&mut tx, &ctx, &state.crypto, admin, target, &input).await?;
+    prescribers::put(&mut tx, &ctx, admin.org_id, admin.user_id, target, prescriber.as_ref()).await?;
     tx.commit().await?;
+    let mut out = serde_json::to_value(out).map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
+    out["prescriber_set"] = serde_json::Value::Bool(prescriber.is_some());
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -50,7 +50,7 @@ async fn every_injected_case_is_found_precisely_and_a_crash_changes_nothing() {
     let signer = LedgerSigner::new(ORIGIN, &keys).unwrap();
     let cfg = db.settings(&[("CUSTOS_LEDGER_ORIGIN", ORIGIN)]).ledger;
     let mut seq = Sequencer::try_acquire(&db.pool.connect_options()).await.unwrap().unwrap();
-    assert_eq!(seq.drain(&signer, &cfg).await.unwrap() as u64, sim.events + 1, "+ the bootstrap event");
+    assert_eq!(seq.drain(&signer, &cfg).await.unwrap() as u64, sim.events + 2, "+ the two bootstrap events");
     seq.release().await;
     let labels: Labels = serde_json::from_slice(&std::fs::read(out.join("labels.json")).unwrap()).unwrap();
     std::fs::remove_dir_all(&out).ok();
@@ -98,7 +98,7 @@ async fn every_injected_case_is_found_precisely_and_a_crash_changes_nothing() {
     let mut l = lead(&db.pool).await;
     let r = l.run_pass(&crypto, &Thresholds::default()).await.unwrap();
     l.release().await;
-    assert_eq!(r.entries, sim.events + 1);
+    assert_eq!(r.entries, sim.events + 2, "+ the two bootstrap events");
     assert_eq!(alert_rows(&db.pool).await, interrupted);
     let again = simulate::evaluate(&db.pool, &labels).await.unwrap();
     assert_eq!((again.accesses, again.explained), (eval.accesses, eval.explained));

@@ -2,6 +2,7 @@
 //! library's RFC 9162 functions), event listings, exports and the patient access report —
 //! who may read what, and bad input answered with 4xx JSON.
 
+mod balp;
 mod csv;
 mod disclosures;
 mod events;
