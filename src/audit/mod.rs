@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod checkpointer;
+pub mod cosignature;
 pub mod event;
 pub mod formats;
 pub mod merkle;
@@ -19,6 +20,7 @@ pub mod signing;
 pub mod store;
 pub mod tiles;
 pub mod verify;
+pub mod witness;
 pub mod writer;
 
 pub use event::{Action, AuditContext, AuditEvent, Outcome, Recorded};
