@@ -239,7 +239,9 @@ mod tests {
     fn cosigned_checkpoint_still_verifies_with_the_log_key_alone() {
         let log = NoteSigner::generate("example.com/log").unwrap();
         let w = Cosigner::generate("w1").unwrap();
-        let note = sign_checkpoint(&Checkpoint::new("example.com/log", 3, [7u8; 32]).unwrap(), &[log.clone()]).unwrap();
+        let note =
+            sign_checkpoint(&Checkpoint::new("example.com/log", 3, [7u8; 32]).unwrap(), std::slice::from_ref(&log))
+                .unwrap();
         let parsed = SignedNote::parse(note.as_bytes()).unwrap();
         let line = signature_line(&w.cosign(&parsed.text, 10));
         let cosigned = format!("{note}{line}");

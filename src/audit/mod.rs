@@ -21,6 +21,7 @@ pub mod store;
 pub mod tiles;
 pub mod verify;
 pub mod witness;
+pub mod witnessing;
 pub mod writer;
 
 pub use event::{Action, AuditContext, AuditEvent, Outcome, Recorded};

@@ -97,10 +97,12 @@ pub async fn consistency(
     Ok((proof, old, new))
 }
 
-/// The latest signed checkpoint note of a visible ledger.
+/// The latest signed checkpoint note of a visible ledger, with its witnesses' cosignatures.
 pub async fn latest_checkpoint(conn: &mut PgConnection, ledger_id: Uuid) -> Result<(u64, String), ProofError> {
     let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT tree_size, signed_note FROM audit_checkpoints WHERE ledger_id = $1 ORDER BY tree_size DESC LIMIT 1",
+        "SELECT c.tree_size, c.signed_note || coalesce((SELECT string_agg(s.signature_line, '' ORDER BY s.witness) \
+           FROM audit_cosignatures s WHERE s.ledger_id = c.ledger_id AND s.tree_size = c.tree_size), '') \
+         FROM audit_checkpoints c WHERE c.ledger_id = $1 ORDER BY c.tree_size DESC LIMIT 1",
     )
     .bind(ledger_id)
     .fetch_optional(&mut *conn)

@@ -282,7 +282,8 @@ mod tests {
 
     fn note(signer: &NoteSigner, leaves: &[Hash]) -> String {
         let root = MemoryTree::from_leaves(leaves).root();
-        sign_checkpoint(&Checkpoint::new(ORIGIN, leaves.len() as u64, root).unwrap(), &[signer.clone()]).unwrap()
+        sign_checkpoint(&Checkpoint::new(ORIGIN, leaves.len() as u64, root).unwrap(), std::slice::from_ref(signer))
+            .unwrap()
     }
 
     fn req(old: u64, proof: Vec<Hash>, checkpoint: String) -> Vec<u8> {
@@ -351,7 +352,8 @@ mod tests {
     #[test]
     fn size_zero_needs_the_empty_root_and_old_zero_an_empty_proof() {
         let f = fixture();
-        let bad = sign_checkpoint(&Checkpoint::new(ORIGIN, 0, [1u8; 32]).unwrap(), &[f.log.clone()]).unwrap();
+        let bad =
+            sign_checkpoint(&Checkpoint::new(ORIGIN, 0, [1u8; 32]).unwrap(), std::slice::from_ref(&f.log)).unwrap();
         assert_eq!(f.witness.add_checkpoint(&req(0, vec![], bad), 1).unwrap_err().status(), 422);
         let leaves = tree(2, 0);
         assert_eq!(

@@ -11,6 +11,7 @@ mod outcomes;
 mod proofs;
 mod report;
 mod tiles;
+mod witness;
 
 // The clinical tests' world (orgs, users with tokens, patients, care teams), compiled here
 // a second time: the clinical module keeps it private.
