@@ -19,6 +19,7 @@ pub mod sequencer;
 pub mod signing;
 pub mod store;
 pub mod tiles;
+pub mod tlog_proof;
 pub mod verify;
 pub mod witness;
 pub mod witnessing;

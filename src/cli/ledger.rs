@@ -13,6 +13,7 @@ use crate::audit::cosignature::CosignatureVerifier;
 use crate::audit::offline::verify_bundle;
 use crate::audit::sequencer::{self, Leader};
 use crate::audit::signing::{LedgerSigner, SYSTEM_LEDGER};
+use crate::audit::tlog_proof::TlogProof;
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome};
 use crate::cli::CliError;
 use crate::config::Settings;
@@ -156,6 +157,46 @@ pub async fn verify(
         println!("every latest checkpoint has at least {} witness cosignature(s)", cosigned.required);
     }
     println!("all {} ledgers verified", reports.len());
+    Ok(())
+}
+
+/// `custos verify --proof FILE… --key KEY…`: each tlog-proof file offline, against the given
+/// log keys only (and `--witness` / `--min-cosignatures`). Exit 1 if any fails.
+pub fn verify_proofs(files: &[PathBuf], key_args: &[String], cosigned: &Cosigned) -> Result<(), CliError> {
+    let keys = parse_keys(key_args)?;
+    if keys.is_empty() {
+        return Err(CliError::Usage("--proof needs the log's verifier key(s) with --key".into()));
+    }
+    let mut bad = 0;
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| CliError::Usage(format!("--proof {}: {e}", f.display())))?;
+        let checked = TlogProof::parse(&text).and_then(|p| {
+            let cp = p.verify(&keys, &cosigned.witnesses, cosigned.required)?;
+            Ok((p, cp))
+        });
+        match checked {
+            Ok((p, cp)) => {
+                println!(
+                    "{}: ok, entry {} of {} in {} ({} bytes)",
+                    f.display(),
+                    p.index,
+                    cp.size,
+                    cp.origin,
+                    p.extra.as_ref().map_or(0, Vec::len)
+                );
+                if let Some(text) = p.extra.as_deref().and_then(|e| std::str::from_utf8(e).ok()) {
+                    println!("event: {text}");
+                }
+            }
+            Err(e) => {
+                bad += 1;
+                println!("{}: FAILED: {e}", f.display());
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(CliError::Runtime(anyhow::anyhow!("{bad} of {} proofs failed verification", files.len())));
+    }
     Ok(())
 }
 

@@ -61,6 +61,9 @@ pub enum Command {
         /// A signed checkpoint kept earlier; the ledger must be consistent with it. Repeatable.
         #[arg(long)]
         checkpoint: Vec<std::path::PathBuf>,
+        /// Verify these `c2sp.org/tlog-proof@v1` files offline (needs --key). Repeatable.
+        #[arg(long)]
+        proof: Vec<std::path::PathBuf>,
         /// A witness's cosigner key (vkey `name+keyid+base64(0x04 ‖ key)`); repeatable.
         #[arg(long)]
         witness: Vec<String>,
@@ -214,8 +217,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     crate::telemetry::init(&settings.log_filter);
     match cli.command {
         Command::Serve { no_migrate } => serve(settings, no_migrate).await,
-        Command::Verify { bundle, key, checkpoint, witness, min_cosignatures } => {
+        Command::Verify { bundle, key, checkpoint, proof, witness, min_cosignatures } => {
             let cosigned = ledger::Cosigned::parse(&witness, min_cosignatures)?;
+            if !proof.is_empty() {
+                return ledger::verify_proofs(&proof, &key, &cosigned);
+            }
             ledger::verify(&settings, bundle, &key, &checkpoint, &cosigned).await
         }
         Command::Witness(args) => witness::run(args).await,
