@@ -55,13 +55,14 @@ pub async fn run(args: WitnessArgs) -> Result<(), CliError> {
         println!("{}", c.verifier().encode());
         return Ok(());
     }
-    let key = match (&args.key_file, std::env::var("CUSTOS_WITNESS_KEY").ok()) {
+    // The private key text is wiped from memory once parsed.
+    let key = zeroize::Zeroizing::new(match (&args.key_file, std::env::var("CUSTOS_WITNESS_KEY").ok()) {
         (Some(f), _) => {
             std::fs::read_to_string(f).map_err(|e| CliError::Usage(format!("--key-file {}: {e}", f.display())))?
         }
         (None, Some(k)) => k,
         (None, None) => return Err(CliError::Usage("--key-file or CUSTOS_WITNESS_KEY is required".into())),
-    };
+    });
     let cosigner = Cosigner::parse(&key).map_err(|e| CliError::Usage(format!("witness key: {e}")))?;
     let logs = parse_logs(&args.logs)?;
     let witness =
