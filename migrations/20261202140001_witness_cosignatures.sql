@@ -9,8 +9,9 @@ CREATE TABLE audit_cosignatures (
     -- The note signature line, `— <name> <base64>` and its newline, as the witness sent it.
     signature_line text NOT NULL CHECK (length(signature_line) BETWEEN 1 AND 4096),
     cosigned_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (ledger_id, tree_size, witness),
-    FOREIGN KEY (ledger_id, tree_size) REFERENCES audit_checkpoints (ledger_id, tree_size)
+    -- (ledger_id, tree_size) names a row of audit_checkpoints; no foreign key, so that a
+    -- TRUNCATE of the checkpoints meets their append-only trigger rather than the key.
+    PRIMARY KEY (ledger_id, tree_size, witness)
 );
 
 CREATE TABLE audit_witness_alerts (

@@ -475,7 +475,6 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("audit_public_ledgers_ledger_id_fkey", Gone),
     ("audit_public_ledgers_pkey", Bug),
     ("audit_cosignatures_pkey", Bug),
-    ("audit_cosignatures_ledger_id_tree_size_fkey", Bug),
     ("audit_cosignatures_witness_check", Bug),
     ("audit_cosignatures_signature_line_check", Bug),
     ("audit_witness_alerts_pkey", Bug),

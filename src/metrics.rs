@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::audit::checkpointer::{CHECKPOINTS_SIGNED, LAST_CHECKPOINT_SIZE, MIRROR_FAILURES};
 use crate::audit::sequencer::{EVENTS_INTEGRATED, INBOX_DEPTH, IS_LEADER_GAUGE, LAG_SECONDS};
+use crate::audit::witnessing;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static TENANT_LABELS: AtomicBool = AtomicBool::new(false);
@@ -63,6 +64,19 @@ fn describe() {
     describe_counter!(CHECKPOINTS_SIGNED, "Ledger checkpoints signed by this process");
     describe_counter!(MIRROR_FAILURES, "Signed checkpoints that could not be written to the checkpoint mirror");
     describe_gauge!(LAST_CHECKPOINT_TIME, Unit::Seconds, "Unix time of the last checkpoint signed by this process");
+    describe_counter!(witnessing::COSIGNATURES, "Witness cosignatures obtained and stored by this process");
+    describe_counter!(
+        witnessing::WITNESS_FAILURES,
+        "Witness submissions that failed (unreachable, error) and will be retried"
+    );
+    describe_counter!(
+        witnessing::FORK_ALERTS,
+        "Checkpoints a witness refused as inconsistent with what it cosigned (possible fork)"
+    );
+    describe_counter!(
+        crate::audit::witness::INCONSISTENT,
+        "custos witness: validly signed checkpoints refused as inconsistent with the cosigned history"
+    );
     describe_gauge!(
         LAST_CHECKPOINT_SIZE,
         "Size of each ledger's last signed checkpoint (operator opt-in: names ledgers)"
