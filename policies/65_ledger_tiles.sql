@@ -62,11 +62,15 @@ BEGIN
 END
 $$;
 
--- The latest signed checkpoint note.
+-- The latest signed checkpoint note, followed by its witnesses' cosignature lines
+-- (audit_cosignatures, policies/67_witness.sql), ordered by witness key.
 CREATE OR REPLACE FUNCTION custos.tile_checkpoint(ledger uuid)
 RETURNS TABLE (tree_size bigint, signed_note text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.tree_size, c.signed_note FROM public.audit_checkpoints c
+    SELECT c.tree_size, c.signed_note || coalesce((
+        SELECT string_agg(s.signature_line, '' ORDER BY s.witness) FROM public.audit_cosignatures s
+        WHERE s.ledger_id = c.ledger_id AND s.tree_size = c.tree_size), '')
+    FROM public.audit_checkpoints c
     WHERE c.ledger_id = ledger AND custos.tile_reader(ledger)
     ORDER BY c.tree_size DESC LIMIT 1
 $$;

@@ -180,6 +180,9 @@ pub struct LedgerSettings {
     pub next_signing_key: Option<SecretString>,
     /// Key rotation: retired verifier keys (`name+id+key`) still accepted for old checkpoints.
     pub previous_keys: Vec<String>,
+    /// Witnesses that cosign every new checkpoint (`CUSTOS_WITNESSES`: comma-separated
+    /// `<submission URL> <vkey>` pairs; c2sp.org/tlog-witness): (URL, vkey).
+    pub witnesses: Vec<(String, String)>,
 }
 
 /// A setting that is present but unusable; the message names the variable, never its value.
@@ -265,6 +268,7 @@ impl Settings {
                 previous_keys: non_empty("CUSTOS_LEDGER_PREVIOUS_KEYS")
                     .map(|v| v.split(',').map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect())
                     .unwrap_or_default(),
+                witnesses: witnesses(non_empty("CUSTOS_WITNESSES"))?,
             },
             metrics: MetricsSettings {
                 bind: non_empty("CUSTOS_METRICS_BIND")
@@ -303,6 +307,23 @@ fn ledger_origin(value: Option<String>) -> Result<String, ConfigError> {
         ));
     }
     Ok(origin.trim_end_matches('/').to_owned())
+}
+
+/// `CUSTOS_WITNESSES`: `<http(s) URL> <vkey>` pairs separated by commas (keys are checked
+/// where they are used, src/audit/witnessing.rs).
+fn witnesses(v: Option<String>) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in v.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|e| !e.is_empty()) {
+        let mut parts = entry.split_whitespace();
+        let (Some(url), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("CUSTOS_WITNESSES", "each entry must be `<URL> <vkey>`"));
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(bad("CUSTOS_WITNESSES", "witness URLs must start with http:// or https://"));
+        }
+        out.push((url.to_owned(), key.to_owned()));
+    }
+    Ok(out)
 }
 
 fn bad(var: &'static str, problem: &str) -> ConfigError {

@@ -508,6 +508,13 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     // ledger comes from the path.
     ("audit_public_ledgers_ledger_id_fkey", Gone),
     ("audit_public_ledgers_pkey", Bug),
+    ("audit_cosignatures_pkey", Bug),
+    ("audit_cosignatures_witness_check", Bug),
+    ("audit_cosignatures_signature_line_check", Bug),
+    ("audit_witness_alerts_pkey", Bug),
+    ("audit_witness_alerts_witness_check", Bug),
+    ("audit_witness_alerts_http_status_check", Bug),
+    ("audit_witness_alerts_detail_check", Bug),
 ];
 
 /// The answer for a violation of `constraint` (SQLSTATE `code`, class 23); `None` when it is a

@@ -26,6 +26,10 @@ pub const IS_LEADER_GAUGE: &str = "custos_audit_sequencer_leader";
 pub const LAST_CHECKPOINT_SIZE: &str = "custos_audit_last_checkpoint_size";
 pub const CHECKPOINTS_SIGNED: &str = "custos_audit_checkpoints_signed_total";
 pub const MIRROR_FAILURES: &str = "custos_audit_checkpoint_mirror_failures_total";
+/// Witness cosigning (`audit::witnessing`).
+pub const COSIGNATURES: &str = "custos_audit_cosignatures_total";
+pub const WITNESS_FAILURES: &str = "custos_audit_witness_failures_total";
+pub const FORK_ALERTS: &str = "custos_audit_witness_fork_alerts_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static TENANT_LABELS: AtomicBool = AtomicBool::new(false);
@@ -70,6 +74,16 @@ fn describe() {
     describe_counter!(CHECKPOINTS_SIGNED, "Ledger checkpoints signed by this process");
     describe_counter!(MIRROR_FAILURES, "Signed checkpoints that could not be written to the checkpoint mirror");
     describe_gauge!(LAST_CHECKPOINT_TIME, Unit::Seconds, "Unix time of the last checkpoint signed by this process");
+    describe_counter!(COSIGNATURES, "Witness cosignatures obtained and stored by this process");
+    describe_counter!(WITNESS_FAILURES, "Witness submissions that failed (unreachable, error) and will be retried");
+    describe_counter!(
+        FORK_ALERTS,
+        "Checkpoints a witness refused as inconsistent with what it cosigned (possible fork)"
+    );
+    describe_counter!(
+        crate::audit::witness::INCONSISTENT,
+        "custos witness: validly signed checkpoints refused as inconsistent with the cosigned history"
+    );
     describe_gauge!(
         LAST_CHECKPOINT_SIZE,
         "Size of each ledger's last signed checkpoint (operator opt-in: names ledgers)"

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod checkpointer;
+pub mod cosignature;
 pub mod event;
 pub mod fhir;
 pub mod formats;
@@ -19,7 +20,10 @@ pub mod sequencer;
 pub mod signing;
 pub mod store;
 pub mod tiles;
+pub mod tlog_proof;
 pub mod verify;
+pub mod witness;
+pub mod witnessing;
 pub mod writer;
 
 pub use event::{Action, AuditContext, AuditEvent, Outcome, Recorded};

@@ -97,13 +97,40 @@ pub async fn consistency(
     Ok((proof, old, new))
 }
 
-/// The latest signed checkpoint note of a visible ledger.
+/// The latest signed checkpoint note of a visible ledger, with its witnesses' cosignatures.
 pub async fn latest_checkpoint(conn: &mut PgConnection, ledger_id: Uuid) -> Result<(u64, String), ProofError> {
     let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT tree_size, signed_note FROM audit_checkpoints WHERE ledger_id = $1 ORDER BY tree_size DESC LIMIT 1",
+        "SELECT c.tree_size, c.signed_note || coalesce((SELECT string_agg(s.signature_line, '' ORDER BY s.witness) \
+           FROM audit_cosignatures s WHERE s.ledger_id = c.ledger_id AND s.tree_size = c.tree_size), '') \
+         FROM audit_checkpoints c WHERE c.ledger_id = $1 ORDER BY c.tree_size DESC LIMIT 1",
     )
     .bind(ledger_id)
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|(s, n)| (s as u64, n)).ok_or(ProofError::UnknownLedger)
+}
+
+/// The `c2sp.org/tlog-proof@v1` file of entry `index` against the ledger's latest checkpoint
+/// (with its cosignatures); the entry's canonical bytes are the `extra` data.
+pub async fn event_proof(
+    conn: &mut PgConnection,
+    ledger_id: Uuid,
+    index: u64,
+) -> Result<super::tlog_proof::TlogProof, ProofError> {
+    let (size, checkpoint) = latest_checkpoint(conn, ledger_id).await?;
+    if index >= size {
+        return Err(ProofError::OutOfRange(format!("index {index} is not covered by the latest checkpoint ({size})")));
+    }
+    let sql = format!("SELECT {} FROM audit_log WHERE ledger_id = $1 AND seq = $2", store::log_columns());
+    let row: Option<store::LogRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ledger_id).bind(index as i64).fetch_optional(&mut *conn).await?;
+    let row = row.ok_or(ProofError::UnknownLedger)?;
+    let corrupt = |problem: String| ProofError::Store(StoreError::Corrupt { ledger_id, problem });
+    let mut extra = Vec::with_capacity(1024);
+    row.event.canonical(ledger_id, index).write_canonical(&mut extra).map_err(|e| corrupt(e.to_string()))?;
+    let inc = inclusion(conn, ledger_id, index, size).await?;
+    if merkle::leaf_hash(&extra) != inc.leaf_hash {
+        return Err(corrupt(format!("entry {index} does not hash to its stored leaf")));
+    }
+    Ok(super::tlog_proof::TlogProof { extra: Some(extra), index, proof: inc.proof, checkpoint })
 }

@@ -16,6 +16,7 @@ use super::batch::{BatchOutcome, run_batch};
 use super::checkpointer::Checkpointer;
 use super::signing::LedgerSigner;
 use super::store::StoreError;
+use super::witnessing::{self, WitnessTarget, Witnessing};
 use crate::config::LedgerSettings;
 
 /// Advisory lock key of the sequencer leader (arbitrary constant, per database).
@@ -75,6 +76,12 @@ impl Leader {
         Checkpointer::new(signer.clone(), cfg.checkpoint_mirror.clone(), cfg.checkpoint_interval)
             .run_pass(&mut self.conn, true)
             .await?;
+        let mut witnessing = Witnessing::new(witness_targets(cfg));
+        if !witnessing.is_empty()
+            && let Err(e) = witnessing.run_pass(&mut self.conn, true).await
+        {
+            tracing::warn!(error = %e, "witnessing pass failed");
+        }
         Ok(total)
     }
 
@@ -82,6 +89,21 @@ impl Leader {
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LEADER_LOCK).execute(&mut self.conn).await;
         self.conn.close().await.ok();
     }
+}
+
+/// The configured witnesses; a bad key is logged and that witness left out (the settings
+/// already checked the shape of `CUSTOS_WITNESSES`).
+fn witness_targets(cfg: &LedgerSettings) -> Vec<WitnessTarget> {
+    cfg.witnesses
+        .iter()
+        .filter_map(|w| match witnessing::parse_targets(std::slice::from_ref(w)) {
+            Ok(mut t) => t.pop(),
+            Err(e) => {
+                tracing::error!(error = %e, "witness left out");
+                None
+            }
+        })
+        .collect()
 }
 
 fn observe(out: &BatchOutcome) {
@@ -107,7 +129,15 @@ pub async fn run_candidate(opts: PgConnectOptions, signer: LedgerSigner, cfg: Le
                 IS_LEADER.store(true, Ordering::Relaxed);
                 metrics::gauge!(IS_LEADER_GAUGE).set(1.0);
                 tracing::info!("audit sequencer: leader");
+                // Witnesses are asked on a task and connection of their own: a slow or absent
+                // witness never holds up the ledger.
+                let witnessing = Witnessing::new(witness_targets(&cfg));
+                let witness_task = (!witnessing.is_empty())
+                    .then(|| tokio::spawn(witnessing::run(opts.clone(), witnessing, cfg.checkpoint_interval)));
                 let res = leader.run(&signer, &cfg).await;
+                if let Some(t) = witness_task {
+                    t.abort();
+                }
                 IS_LEADER.store(false, Ordering::Relaxed);
                 metrics::gauge!(IS_LEADER_GAUGE).set(0.0);
                 if let Err(e) = res {

@@ -9,9 +9,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use uuid::Uuid;
 
 use crate::audit::checkpoint::NoteVerifier;
+use crate::audit::cosignature::CosignatureVerifier;
 use crate::audit::offline::verify_bundle;
 use crate::audit::sequencer::{self, Leader};
 use crate::audit::signing::{LedgerSigner, SYSTEM_LEDGER};
+use crate::audit::tlog_proof::TlogProof;
 use crate::audit::{Action, AuditContext, AuditEvent, Outcome};
 use crate::cli::CliError;
 use crate::config::Settings;
@@ -71,16 +73,43 @@ fn read_notes(paths: &[PathBuf]) -> Result<Vec<String>, CliError> {
         .collect()
 }
 
+/// `--witness` keys and `--min-cosignatures` of `custos verify`.
+#[derive(Debug, Clone, Default)]
+pub struct Cosigned {
+    pub witnesses: Vec<CosignatureVerifier>,
+    pub required: usize,
+}
+
+impl Cosigned {
+    pub fn parse(keys: &[String], required: usize) -> Result<Self, CliError> {
+        let witnesses = keys
+            .iter()
+            .map(|k| CosignatureVerifier::parse(k).map_err(|e| CliError::Usage(format!("--witness {k}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if required > witnesses.len() {
+            return Err(CliError::Usage(format!(
+                "--min-cosignatures {required} needs at least that many --witness keys"
+            )));
+        }
+        Ok(Self { witnesses, required })
+    }
+}
+
 /// `custos verify`: online over every ledger, or offline over a bundle. Exit 1 on any finding.
 pub async fn verify(
     settings: &Settings,
     bundle: Option<PathBuf>,
     key_args: &[String],
     checkpoints: &[PathBuf],
+    cosigned: &Cosigned,
 ) -> Result<(), CliError> {
     let mut keys = parse_keys(key_args)?;
     let external = read_notes(checkpoints)?;
     if let Some(path) = bundle {
+        if cosigned.required > 0 {
+            // Bundles carry the checkpoints as signed by the log, without cosignatures.
+            return Err(CliError::Usage("--min-cosignatures applies to the database, not to --bundle".into()));
+        }
         return verify_offline(&path, (!keys.is_empty()).then_some(&keys[..]), &external);
     }
     // With --key the auditor trusts exactly the published keys it was given and needs none of
@@ -102,6 +131,12 @@ pub async fn verify(
     let reports = crate::audit::verify::verify_all(&mut conn, &keys, &settings.ledger.origin, &external)
         .await
         .map_err(anyhow::Error::from)?;
+    let findings = crate::audit::witnessing::check(&mut conn, &cosigned.witnesses, cosigned.required)
+        .await
+        .map_err(anyhow::Error::from)?;
+    for f in &findings {
+        println!("FAILED: {f}");
+    }
     let mut bad = 0;
     for r in &reports {
         match &r.finding {
@@ -115,7 +150,53 @@ pub async fn verify(
     if bad > 0 {
         return Err(CliError::Runtime(anyhow::anyhow!("{bad} of {} ledgers failed verification", reports.len())));
     }
+    if !findings.is_empty() {
+        return Err(CliError::Runtime(anyhow::anyhow!("{} witness finding(s)", findings.len())));
+    }
+    if cosigned.required > 0 {
+        println!("every latest checkpoint has at least {} witness cosignature(s)", cosigned.required);
+    }
     println!("all {} ledgers verified", reports.len());
+    Ok(())
+}
+
+/// `custos verify --proof FILE… --key KEY…`: each tlog-proof file offline, against the given
+/// log keys only (and `--witness` / `--min-cosignatures`). Exit 1 if any fails.
+pub fn verify_proofs(files: &[PathBuf], key_args: &[String], cosigned: &Cosigned) -> Result<(), CliError> {
+    let keys = parse_keys(key_args)?;
+    if keys.is_empty() {
+        return Err(CliError::Usage("--proof needs the log's verifier key(s) with --key".into()));
+    }
+    let mut bad = 0;
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| CliError::Usage(format!("--proof {}: {e}", f.display())))?;
+        let checked = TlogProof::parse(&text).and_then(|p| {
+            let cp = p.verify(&keys, &cosigned.witnesses, cosigned.required)?;
+            Ok((p, cp))
+        });
+        match checked {
+            Ok((p, cp)) => {
+                println!(
+                    "{}: ok, entry {} of {} in {} ({} bytes)",
+                    f.display(),
+                    p.index,
+                    cp.size,
+                    cp.origin,
+                    p.extra.as_ref().map_or(0, Vec::len)
+                );
+                if let Some(text) = p.extra.as_deref().and_then(|e| std::str::from_utf8(e).ok()) {
+                    println!("event: {text}");
+                }
+            }
+            Err(e) => {
+                bad += 1;
+                println!("{}: FAILED: {e}", f.display());
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(CliError::Runtime(anyhow::anyhow!("{bad} of {} proofs failed verification", files.len())));
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod ledger;
 pub mod logins;
 pub mod monitor;
+pub mod witness;
 
 use clap::{Parser, Subcommand};
 
@@ -60,6 +61,16 @@ pub enum Command {
         /// A signed checkpoint kept earlier; the ledger must be consistent with it. Repeatable.
         #[arg(long)]
         checkpoint: Vec<std::path::PathBuf>,
+        /// Verify these `c2sp.org/tlog-proof@v1` files offline (needs --key). Repeatable.
+        #[arg(long)]
+        proof: Vec<std::path::PathBuf>,
+        /// A witness's cosigner key (vkey `name+keyid+base64(0x04 ‖ key)`); repeatable.
+        #[arg(long)]
+        witness: Vec<String>,
+        /// Fail unless every ledger's latest checkpoint carries at least this many valid
+        /// cosignatures by --witness keys. Witness fork alerts always fail verification.
+        #[arg(long, default_value_t = 0)]
+        min_cosignatures: usize,
     },
     /// Write a ledger's self-contained, offline-verifiable bundle.
     Export {
@@ -114,6 +125,9 @@ pub enum Command {
         #[command(subcommand)]
         action: LoginsCommand,
     },
+    /// Run a C2SP tlog-witness that cosigns the checkpoints of the ledgers it is given
+    /// (`witness keygen --name NAME` makes its key).
+    Witness(witness::WitnessArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,7 +217,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     crate::telemetry::init(&settings.log_filter);
     match cli.command {
         Command::Serve { no_migrate } => serve(settings, no_migrate).await,
-        Command::Verify { bundle, key, checkpoint } => ledger::verify(&settings, bundle, &key, &checkpoint).await,
+        Command::Verify { bundle, key, checkpoint, proof, witness, min_cosignatures } => {
+            let cosigned = ledger::Cosigned::parse(&witness, min_cosignatures)?;
+            if !proof.is_empty() {
+                return ledger::verify_proofs(&proof, &key, &cosigned);
+            }
+            ledger::verify(&settings, bundle, &key, &checkpoint, &cosigned).await
+        }
+        Command::Witness(args) => witness::run(args).await,
         Command::Export { ledger: id, out } => ledger::export(&settings, &id, &out).await,
         Command::Sequencer { once, no_migrate } => ledger::sequencer(&settings, once, no_migrate).await,
         Command::Migrate => {

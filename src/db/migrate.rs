@@ -24,6 +24,7 @@ pub static POLICY_FILES: &[(&str, &str)] = &[
     ("50_rls_audit.sql", include_str!("../../policies/50_rls_audit.sql")),
     ("60_ledger_state.sql", include_str!("../../policies/60_ledger_state.sql")),
     ("65_ledger_tiles.sql", include_str!("../../policies/65_ledger_tiles.sql")),
+    ("67_witness.sql", include_str!("../../policies/67_witness.sql")),
     ("70_monitoring.sql", include_str!("../../policies/70_monitoring.sql")),
     ("75_prescribers.sql", include_str!("../../policies/75_prescribers.sql")),
     ("80_rewrap.sql", include_str!("../../policies/80_rewrap.sql")),

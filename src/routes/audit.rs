@@ -297,6 +297,7 @@ async fn access_report(
                 "resource_type": e.resource_type, "resource_ids": e.resource_ids, "outcome": e.outcome,
                 "break_glass": e.break_glass, "reason": if e.break_glass { e.reason.clone() } else { None },
                 "leaf_hash": B64.encode(&r.leaf_hash),
+                "proof_url": super::event_proof::proof_path(r.ledger_id, r.seq),
             })
         })
         .collect();

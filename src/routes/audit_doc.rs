@@ -109,6 +109,8 @@ pub struct AccessReportLine {
     /// The written reason, on break-glass lines only.
     pub reason: Option<String>,
     pub leaf_hash: String,
+    /// The line's c2sp.org/tlog-proof@v1 file (`/v1/ledgers/{ledger}/events/{index}/proof`).
+    pub proof_url: String,
 }
 
 /// The HIPAA accounting of disclosures for one patient.

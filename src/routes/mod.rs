@@ -9,6 +9,7 @@ pub mod auth;
 pub mod care_team;
 pub mod clinical;
 pub mod conversations;
+pub mod event_proof;
 pub mod health;
 pub mod invites;
 pub mod me;
@@ -63,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, accoun
     cfg.service(resource("/v1/audit/keys").route(web::get().to(audit::keys)));
     audit::configure(cfg);
     tiles::configure(cfg);
+    event_proof::configure(cfg);
     cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
     clinical::configure(cfg);
 }

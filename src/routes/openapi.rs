@@ -48,7 +48,7 @@ pub struct ErrorInner {
         super::ops_doc::admin_user_action, super::ops_doc::invite,
         super::audit_doc::keys, super::audit_doc::checkpoint, super::audit_doc::inclusion,
         super::audit_doc::consistency, super::audit_doc::events, super::audit_doc::export,
-        super::audit_doc::access_report,
+        super::audit_doc::access_report, super::event_proof::proof,
     ),
     components(schemas(ErrorBody, ErrorInner)),
     modifiers(&BearerAuth),

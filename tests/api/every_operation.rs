@@ -46,6 +46,7 @@ fn fill(path: &str, ids: &Ids, w: &World) -> String {
         Uuid::new_v4().to_string()
     };
     let mut out = path.replace("{id}", &id).replace("{mid}", &ids.medication);
+    out = out.replace("{ledger}", &w.org_a.to_string()).replace("{index}", "0");
     out = out.replace("{clinician_id}", &ids.clinician.to_string()).replace("{action}", "unlock");
     let query = match path {
         "/v1/audit/checkpoint" => format!("?ledger={}", w.org_a),

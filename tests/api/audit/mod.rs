@@ -12,6 +12,8 @@ mod outcomes;
 mod proofs;
 mod report;
 mod tiles;
+mod tlog_proof;
+mod witness;
 
 // The clinical tests' world (orgs, users with tokens, patients, care teams), compiled here
 // a second time: the clinical module keeps it private.
