@@ -36,7 +36,7 @@ pub struct ProfileBody {
 
 /// `PUT /v1/admin/users/{id}/profile`.
 #[utoipa::path(put, path = "/v1/admin/users/{id}/profile", tag = "privacy review", params(("id" = Uuid, Path)), request_body = ProfileBody,
-    responses((status = 200, description = "`{user_id, family_name_set, address_set, patient_id}` (values are never echoed)"),
+    responses((status = 200, body = profiles::StaffProfileSet, description = "values are never echoed"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_profile(
     state: web::Data<AppState>,
@@ -63,7 +63,7 @@ pub struct FlagsBody {
 
 /// `PUT /v1/patients/{id}/flags`.
 #[utoipa::path(put, path = "/v1/patients/{id}/flags", tag = "privacy review", params(("id" = Uuid, Path)), request_body = FlagsBody,
-    responses((status = 200, description = "`{patient_id, confidential, deceased_on}`"),
+    responses((status = 200, body = profiles::PatientFlagsSet),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_flags(
     state: web::Data<AppState>,
@@ -105,7 +105,7 @@ pub struct HoursBody {
 
 /// `PUT /v1/admin/organization/working-hours`.
 #[utoipa::path(put, path = "/v1/admin/organization/working-hours", tag = "privacy review", request_body = HoursBody,
-    responses((status = 200, description = "`{time_zone, days}`"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = profiles::WorkingHoursSet), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_working_hours(
     state: web::Data<AppState>,
     user: AuthUser,
