@@ -93,8 +93,9 @@ impl utoipa::Modify for BearerAuth {
 /// - `401` on every operation that takes a token (missing, invalid or expired), `403` on those
 ///   that need a full session (`password_change_required`, `mfa_enrollment_required`);
 /// - `404` on every operation with a path parameter (a malformed id is "no such resource");
-/// - `400` on every operation with a query or a body (malformed query string or JSON);
-/// - `413`, `415` and `422` on every operation with a body;
+/// - `400` and `422` on every operation with a query or a body (malformed query string or
+///   JSON; a value that breaks a rule);
+/// - `413` and `415` on every operation with a body;
 /// - the `X-Request-Id` request header (the client's correlation id) everywhere, and
 ///   `Idempotency-Key` on every authenticated `POST` (src/middleware/idempotency.rs).
 pub struct StandardResponses;
@@ -170,11 +171,11 @@ impl utoipa::Modify for StandardResponses {
                 }
                 if has_query || has_body {
                     Self::add(op, "400", "malformed query string or body");
+                    Self::add(op, "422", "a field breaks a rule (`field` names it)");
                 }
                 if has_body {
                     Self::add(op, "413", "body too large");
                     Self::add(op, "415", "wrong Content-Type");
-                    Self::add(op, "422", "a field breaks a rule (`field` names it)");
                 }
                 Self::add(op, "503", "the database is unavailable; retry after `Retry-After` seconds");
                 Self::header(
