@@ -92,13 +92,18 @@ impl utoipa::Modify for BearerAuth {
 /// - `503` everywhere (database unavailable, lost race; with `Retry-After`);
 /// - `401` on every operation that takes a token (missing, invalid or expired), `403` on those
 ///   that need a full session (`password_change_required`, `mfa_enrollment_required`);
-/// - `404` on every operation with a path parameter (a malformed id is "no such resource");
+/// - `404` on every operation with a path parameter (a malformed id is "no such resource") and
+///   on every clinical one (a refused role is answered as "no such resource");
 /// - `400` and `422` on every operation with a query or a body (malformed query string or
 ///   JSON; a value that breaks a rule);
 /// - `413` and `415` on every operation with a body;
 /// - the `X-Request-Id` request header (the client's correlation id) everywhere, and
 ///   `Idempotency-Key` on every authenticated `POST` (src/middleware/idempotency.rs).
 pub struct StandardResponses;
+
+/// The clinical API, where a role that may not do something is answered 404 like a resource
+/// out of reach (never a hint that it exists).
+const CLINICAL: [&str; 4] = ["/v1/patients", "/v1/conversations", "/v1/prescriptions", "/v1/attachments"];
 
 impl StandardResponses {
     fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
@@ -166,7 +171,7 @@ impl utoipa::Modify for StandardResponses {
                     Self::add(op, "401", "no valid token, or its session has ended");
                     Self::add(op, "403", "the session is restricted, or the role may not do this");
                 }
-                if path.contains('{') {
+                if path.contains('{') || (authenticated && CLINICAL.iter().any(|p| path.starts_with(p))) {
                     Self::add(op, "404", "no such resource, or one the caller may not see");
                 }
                 if has_query || has_body {
@@ -195,6 +200,7 @@ impl utoipa::Modify for StandardResponses {
                         "^[!#-~]+$",
                     );
                     Self::add(op, "409", "a request with the same Idempotency-Key is under way");
+                    Self::add(op, "422", "a malformed Idempotency-Key, or one used for another request");
                 }
             }
         }
