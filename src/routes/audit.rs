@@ -314,6 +314,7 @@ pub struct EventsQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -391,6 +392,7 @@ pub struct ReportQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

@@ -20,6 +20,8 @@ type S = web::Data<AppState>;
 pub struct ListQuery {
     /// pending, active, closed.
     pub status: Option<String>,
+    /// 1–100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

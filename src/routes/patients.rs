@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub struct ListQuery {
     /// Exact MRN (looked up through the blind index).
     pub mrn: Option<String>,
+    /// 1–100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }

@@ -56,6 +56,7 @@ pub struct ListQuery {
     /// Alerts with evidence before this time.
     to: Option<DateTime<Utc>>,
     /// 1 to 200 (50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
