@@ -29,7 +29,7 @@ pub async fn email_of(conn: &mut PgConnection, state: &AppState, user_id: Uuid) 
     Ok(email.as_str().to_owned())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub id: Uuid,
     pub email: String,
@@ -41,7 +41,7 @@ pub struct Me {
     pub session: SessionExpiry,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionExpiry {
     pub id: Uuid,
     /// Absolute end of the session.
@@ -137,7 +137,7 @@ pub async fn change_password(
     Ok(())
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,

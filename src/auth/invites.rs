@@ -22,7 +22,7 @@ use crate::state::AppState;
 pub const INVITE_TTL_HOURS: i64 = 72;
 
 /// A new invite with its code (Debug redacts the code).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Invite {
     pub invite_id: Uuid,
     /// Shown once; hand it to the patient.

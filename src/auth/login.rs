@@ -39,7 +39,7 @@ pub const MFA_TOKEN_TTL_SECS: i64 = 300;
 pub const MAX_CHALLENGE_FAILURES: i32 = 3;
 
 /// What a correct password leads to (Debug redacts the tokens).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum LoginOutcome {
     /// The account has confirmed MFA: exchange `mfa_token` plus a code at `/v1/auth/mfa/verify`.

@@ -36,14 +36,14 @@ impl Factor {
 }
 
 /// What `POST /v1/me/mfa/enroll` shows once, for the authenticator app (Debug redacts).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Enrolment {
     pub secret_base32: String,
     pub otpauth_uri: String,
 }
 
 /// Recovery codes, shown once (Debug redacts).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }

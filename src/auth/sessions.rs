@@ -23,7 +23,7 @@ use crate::db::{self, ClaimRole, Claims};
 use crate::state::AppState;
 
 /// The token pair a successful sign-in or refresh returns (Debug redacts the tokens).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,

@@ -29,7 +29,7 @@ pub fn one_time_password() -> SecretString {
 }
 
 /// A new account with its one-time password (Debug redacts the password).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedUser {
     pub id: Uuid,
     pub email: String,
@@ -109,7 +109,7 @@ pub async fn create(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserSummary {
     pub id: Uuid,
     pub email: String,
@@ -123,7 +123,7 @@ pub struct UserSummary {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserPage {
     pub users: Vec<UserSummary>,
     /// Pass as `after` for the next page; absent on the last page.

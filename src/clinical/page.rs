@@ -15,8 +15,10 @@ pub const MAX_LIMIT: i64 = 100;
 
 /// `?limit=&cursor=` of every list endpoint.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1–100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -62,9 +64,10 @@ impl Page {
 }
 
 /// `{"items": [...], "next_cursor": "…" | null}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct List<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
 

@@ -46,7 +46,7 @@ impl ActorRole {
 }
 
 /// Why an access was legitimate on its face. Codes are stored: never renumber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Explanation {
     /// No relationship held.

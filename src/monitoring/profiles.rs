@@ -38,7 +38,7 @@ pub struct StaffProfile {
 }
 
 /// What the API answers: which facts are on file (never their values).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StaffProfileSet {
     pub user_id: Uuid,
     pub family_name_set: bool,
@@ -143,7 +143,7 @@ pub async fn put_staff_profile(
 }
 
 /// `PUT /v1/patients/{id}/flags`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PatientFlagsSet {
     pub patient_id: Uuid,
     pub confidential: bool,
@@ -210,7 +210,7 @@ pub async fn put_patient_flags(
 }
 
 /// `PUT /v1/admin/organization/working-hours`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkingHoursSet {
     pub time_zone: String,
     pub days: serde_json::Value,

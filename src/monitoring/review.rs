@@ -35,7 +35,7 @@ pub struct Filters {
     pub cursor: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AlertSummary {
     pub id: Uuid,
     pub detector: String,
@@ -47,7 +47,7 @@ pub struct AlertSummary {
     pub status: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AlertPage {
     pub items: Vec<AlertSummary>,
     pub next_cursor: Option<Uuid>,
@@ -84,12 +84,13 @@ pub async fn list(conn: &mut PgConnection, ctx: &AuditContext, f: &Filters) -> R
     Ok(AlertPage { items, next_cursor })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// The entry's index in the organization's ledger (`seq`), for an inclusion proof.
     pub ledger_index: i64,
     pub event_id: Uuid,
     pub occurred_at: DateTime<Utc>,
+    #[schema(value_type = String)]
     pub action: Action,
     pub resource_type: String,
     pub patient_id: Option<Uuid>,
@@ -99,7 +100,7 @@ pub struct Evidence {
     pub missing_explanations: Vec<Explanation>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DecisionView {
     pub id: Uuid,
     pub reviewer_id: Uuid,
@@ -111,7 +112,7 @@ pub struct DecisionView {
     pub decided_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AlertDetail {
     #[serde(flatten)]
     pub alert: AlertSummary,
@@ -268,7 +269,7 @@ pub async fn decide(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OpenByAge {
     pub under_1_day: i64,
     pub from_1_to_7_days: i64,
@@ -276,7 +277,7 @@ pub struct OpenByAge {
     pub over_30_days: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReviewerCount {
     pub reviewer_id: Uuid,
     pub appropriate: i64,
@@ -284,7 +285,7 @@ pub struct ReviewerCount {
     pub needs_follow_up: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DayShare {
     pub day: chrono::NaiveDate,
     pub accesses: i64,
@@ -293,7 +294,7 @@ pub struct DayShare {
     pub explained_share: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Metrics {
     pub open_by_age: OpenByAge,
     pub open_by_detector: std::collections::BTreeMap<String, i64>,

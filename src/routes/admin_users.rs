@@ -7,16 +7,21 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::auth::users::{self, UserAction};
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateBody {
     email: String,
+    /// clinician, admin or auditor.
     role: String,
     display_name: String,
 }
 
 /// `POST /v1/admin/users`.
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", operation_id = "create_user", request_body = CreateBody,
+    responses((status = 201, body = users::CreatedUser, description = "the user and a one-time password"), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "email already used"), (status = 422, body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -26,13 +31,19 @@ pub async fn create(
     Ok(HttpResponse::Created().json(created))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// `next_after` of the previous page.
     after: Option<Uuid>,
 }
 
 /// `GET /v1/admin/users?limit=1..200&after=<id>`.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", operation_id = "list_users", params(ListQuery),
+    responses((status = 200, body = users::UserPage, description = "users of the admin's organization"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -46,6 +57,10 @@ pub async fn list(
 }
 
 /// `POST /v1/admin/users/{id}/{disable|enable|unlock|reset-mfa}`.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/{action}", tag = "admin", operation_id = "user_action",
+    params(("id" = Uuid, Path), ("action" = String, Path, description = "disable, enable, unlock or reset-mfa")),
+    responses((status = 204, description = "done"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such user in the organization, or no such action"),
+        (status = 409, body = ErrorBody)))]
 pub async fn act(
     state: web::Data<AppState>,
     user: AuthUser,

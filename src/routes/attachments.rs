@@ -12,7 +12,7 @@ use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
 use crate::clinical::attachments as att;
-use crate::clinical::page::{Page, PageQuery};
+use crate::clinical::page::{List, Page, PageQuery};
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
 use crate::state::AppState;
@@ -20,6 +20,7 @@ use crate::state::AppState;
 type S = web::Data<AppState>;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     pub filename: Option<String>,
 }
@@ -95,7 +96,9 @@ async fn read_multipart(
 }
 
 #[utoipa::path(post, path = "/v1/patients/{id}/attachments", tag = "attachments", params(("id" = Uuid, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "raw file with its Content-Type from the allow-list, or multipart/form-data with one part named `file`"),
+    request_body(description = "the raw file with its Content-Type from the allow-list, or multipart/form-data with one part named `file`",
+        content((Vec<u8> = "application/pdf"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (String = "text/plain"), (Object = "multipart/form-data"))),
     responses((status = 201, body = att::Attachment), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn upload_to_patient(
@@ -118,7 +121,9 @@ pub async fn upload_to_patient(
 }
 
 #[utoipa::path(post, path = "/v1/conversations/{id}/attachments", tag = "attachments", params(("id" = Uuid, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(description = "the raw file with its Content-Type from the allow-list, or multipart/form-data with one part named `file`",
+        content((Vec<u8> = "application/pdf"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (String = "text/plain"), (Object = "multipart/form-data"))),
     responses((status = 201, body = att::Attachment), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn upload_to_conversation(
     state: S,
@@ -139,8 +144,8 @@ pub async fn upload_to_conversation(
     Ok(HttpResponse::Created().json(out))
 }
 
-#[utoipa::path(get, path = "/v1/patients/{id}/attachments", tag = "attachments", params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, description = "`{items: [Attachment], next_cursor}`"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/patients/{id}/attachments", tag = "attachments", operation_id = "list_attachments", params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, body = List<att::Attachment>), (status = 404, body = ErrorBody)))]
 pub async fn list(
     state: S,
     user: Caller,
@@ -154,7 +159,10 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/attachments/{id}", tag = "attachments", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "the file; `X-Checksum-SHA256` carries its verified SHA-256"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the file, with its stored type; `X-Checksum-SHA256` carries its verified SHA-256",
+            content((Vec<u8> = "application/pdf"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
+                (Vec<u8> = "image/webp"), (String = "text/plain"))),
+        (status = 404, body = ErrorBody)))]
 pub async fn download(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let file = audited(&state, &user, Action::Read, "attachment", async |r| att::download(r, id).await).await?;

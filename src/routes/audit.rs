@@ -8,8 +8,8 @@
 use actix_web::{HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::Deserialize;
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::audit::proofs::{self, ProofError};
@@ -18,6 +18,7 @@ use crate::audit::{Action, AuditEvent, Outcome, formats};
 use crate::auth::AuthUser;
 use crate::db::ClaimRole;
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// What the ledger routes ask of the signed-in caller.
@@ -45,6 +46,118 @@ impl LedgerReader for AuthUser {
     }
 }
 
+/// `GET /v1/audit/keys`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VerifierKeys {
+    /// Checkpoint origin prefix; a ledger's checkpoints name `<origin>/<ledger id>`.
+    pub origin: String,
+    /// C2SP signed-note verifier keys, `name+hex(key id)+base64(0x01 ‖ Ed25519 public key)`.
+    pub keys: Vec<String>,
+}
+
+/// RFC 9162 `PATH(index, D[tree_size])`; hashes are base64.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InclusionProof {
+    pub ledger: Uuid,
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub root_hash: String,
+    /// Sibling hashes, leaf side first.
+    pub proof: Vec<String>,
+}
+
+/// RFC 9162 `PROOF(from, D[to])` with both roots; hashes are base64.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConsistencyProof {
+    pub ledger: Uuid,
+    pub from: u64,
+    pub to: u64,
+    pub from_root: String,
+    pub to_root: String,
+    pub proof: Vec<String>,
+}
+
+/// One ledger entry, as `audit::formats::event_json` writes it: the event, its position and
+/// its hashes (base64). Also one NDJSON line of an export; the CSV export has the same
+/// columns (a unit test holds these fields to `formats::CSV_HEADER`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LedgerEvent {
+    pub ledger_id: Uuid,
+    /// 0-based leaf index in the ledger.
+    pub seq: u64,
+    /// The canonical form the entry was hashed in (docs/ledger-format.md).
+    pub format_version: u8,
+    pub event_id: Uuid,
+    /// RFC 3339 UTC with microseconds.
+    pub occurred_at: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_ids: Vec<String>,
+    pub patient_id: Option<Uuid>,
+    /// Every patient an access that reached several returned or changed (a list read, an
+    /// export); empty otherwise and in format-version-1 entries.
+    pub patient_ids: Vec<Uuid>,
+    /// success, denied, error.
+    pub outcome: String,
+    /// Break-glass justification or failure reason; never clinical content.
+    pub reason: Option<String>,
+    /// The server's id of the request.
+    pub request_id: Option<Uuid>,
+    /// The client's own id of the request (`X-Request-Id`), for correlation only.
+    pub correlation_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub break_glass: bool,
+    /// Legacy activity brought in by `custos import`, with its original timestamp.
+    pub imported: bool,
+    /// `SHA-256(0x00 ‖ canonical event bytes)`.
+    pub leaf_hash: String,
+    /// `SHA-256(chain_{seq-1} ‖ leaf_hash)`.
+    pub chain_hash: String,
+}
+
+/// A page of ledger entries.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    #[schema(value_type = Vec<LedgerEvent>)]
+    pub items: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One access to the patient's record.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccessReportLine {
+    pub ledger_id: Uuid,
+    /// Ledger index: prove the line with `/v1/audit/proofs/inclusion`.
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_ids: Vec<String>,
+    pub outcome: String,
+    pub break_glass: bool,
+    /// The written reason, on break-glass lines only.
+    pub reason: Option<String>,
+    pub leaf_hash: String,
+    /// The line's c2sp.org/tlog-proof@v1 file (`/v1/ledgers/{ledger}/events/{index}/proof`).
+    pub proof_url: String,
+}
+
+/// The HIPAA accounting of disclosures for one patient.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccessReport {
+    pub patient_id: Uuid,
+    pub items: Vec<AccessReportLine>,
+    pub next_cursor: Option<String>,
+}
+
 /// Registers the authenticated ledger routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/audit/checkpoint", web::get().to(checkpoint))
@@ -66,11 +179,10 @@ impl From<ProofError> for ApiError {
 }
 
 /// `GET /v1/audit/keys`: the checkpoint verifier keys (public; no authentication).
+#[utoipa::path(get, path = "/v1/audit/keys", tag = "audit", security(()), responses((status = 200, body = VerifierKeys)))]
 pub async fn keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(json!({
-        "origin": state.settings.ledger.origin,
-        "keys": state.ledger_verifier_keys,
-    })))
+    Ok(HttpResponse::Ok()
+        .json(VerifierKeys { origin: state.settings.ledger.origin.clone(), keys: state.ledger_verifier_keys.clone() }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -81,7 +193,14 @@ pub struct LedgerQuery {
 }
 
 /// `GET /v1/audit/checkpoint?ledger=`: the latest signed note, as text/plain.
-async fn checkpoint(
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", params(LedgerQuery),
+    description = "The ledger's latest signed checkpoint: a C2SP tlog-checkpoint body \
+        (`<origin>/<ledger>\\n<size>\\n<base64 root>\\n`) signed as a C2SP signed note (Ed25519). \
+        Auditors and admins of the organization.",
+    responses((status = 200, content_type = "text/plain", body = String, description = "the signed note"),
+        (status = 403, body = ErrorBody, description = "not an auditor or admin"),
+        (status = 404, body = ErrorBody, description = "no such ledger, or another organization's")))]
+pub async fn checkpoint(
     user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<LedgerQuery>,
@@ -107,7 +226,10 @@ pub struct InclusionQuery {
     tree_size: u64,
 }
 
-async fn inclusion(
+#[utoipa::path(get, path = "/v1/audit/proofs/inclusion", tag = "audit", params(InclusionQuery),
+    responses((status = 200, body = InclusionProof), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "index or tree size out of range")))]
+pub async fn inclusion(
     user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<InclusionQuery>,
@@ -121,11 +243,14 @@ async fn inclusion(
         .resource(format!("inclusion {} in {}", q.index, q.tree_size));
     crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "ledger": q.ledger, "index": q.index, "tree_size": q.tree_size,
-        "leaf_hash": B64.encode(p.leaf_hash), "root_hash": B64.encode(p.root),
-        "proof": p.proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(InclusionProof {
+        ledger: q.ledger,
+        index: q.index,
+        tree_size: q.tree_size,
+        leaf_hash: B64.encode(p.leaf_hash),
+        root_hash: B64.encode(p.root),
+        proof: p.proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -139,7 +264,10 @@ pub struct ConsistencyQuery {
     to: u64,
 }
 
-async fn consistency(
+#[utoipa::path(get, path = "/v1/audit/proofs/consistency", tag = "audit", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProof), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "from > to, or to beyond the ledger")))]
+pub async fn consistency(
     user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<ConsistencyQuery>,
@@ -153,11 +281,14 @@ async fn consistency(
         .resource(format!("consistency {} to {}", q.from, q.to));
     crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "ledger": q.ledger, "from": q.from, "to": q.to,
-        "from_root": B64.encode(old), "to_root": B64.encode(new),
-        "proof": proof.iter().map(|h| B64.encode(h)).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(ConsistencyProof {
+        ledger: q.ledger,
+        from: q.from,
+        to: q.to,
+        from_root: B64.encode(old),
+        to_root: B64.encode(new),
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -185,6 +316,7 @@ pub struct EventsQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -222,7 +354,11 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 }
 
 /// `GET /v1/audit/events`: filtered, cursor-paginated; the listing is itself audited.
-async fn events(
+#[utoipa::path(get, path = "/v1/audit/events", tag = "audit", params(EventsQuery),
+    description = "The ledger's entries in index order, filtered, cursor-paginated. The listing is itself audited.",
+    responses((status = 200, body = EventPage), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn events(
     user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<EventsQuery>,
@@ -249,7 +385,7 @@ async fn events(
     tx.commit().await?;
     let next = (rows.len() as i64 == f.limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
     let items: Vec<_> = rows.iter().map(formats::event_json).collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next })))
+    Ok(HttpResponse::Ok().json(EventPage { items, next_cursor: next }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -258,12 +394,18 @@ pub struct ReportQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
 /// `GET /v1/patients/{id}/access-report`: who accessed the record, when, what, as which role
 /// and (break-glass) why, each line with its ledger index. The patient themself or an admin.
-async fn access_report(
+#[utoipa::path(get, path = "/v1/patients/{id}/access-report", tag = "audit",
+    params(("id" = Uuid, Path), ReportQuery),
+    description = "Who accessed the patient's record, when, what, under which role and (break-glass) why, each \
+        line with its ledger index. The patient themself, or an admin of their organization; 404 to anyone else.",
+    responses((status = 200, body = AccessReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn access_report(
     user: AuthUser,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
@@ -287,19 +429,26 @@ async fn access_report(
     crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
-    let items: Vec<_> = rows
+    let items = rows
         .iter()
         .map(|r| {
             let e = &r.event;
-            json!({
-                "ledger_id": r.ledger_id, "seq": r.seq, "occurred_at": e.occurred_at,
-                "actor_id": e.actor_id, "actor_role": e.actor_role, "action": e.action,
-                "resource_type": e.resource_type, "resource_ids": e.resource_ids, "outcome": e.outcome,
-                "break_glass": e.break_glass, "reason": if e.break_glass { e.reason.clone() } else { None },
-                "leaf_hash": B64.encode(&r.leaf_hash),
-                "proof_url": super::event_proof::proof_path(r.ledger_id, r.seq),
-            })
+            AccessReportLine {
+                ledger_id: r.ledger_id,
+                seq: r.seq,
+                occurred_at: e.occurred_at,
+                actor_id: e.actor_id,
+                actor_role: e.actor_role.clone(),
+                action: e.action.clone(),
+                resource_type: e.resource_type.clone(),
+                resource_ids: e.resource_ids.clone(),
+                outcome: e.outcome.clone(),
+                break_glass: e.break_glass,
+                reason: if e.break_glass { e.reason.clone() } else { None },
+                leaf_hash: B64.encode(&r.leaf_hash),
+                proof_url: super::event_proof::proof_path(r.ledger_id, r.seq),
+            }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "patient_id": patient, "items": items, "next_cursor": next })))
+    Ok(HttpResponse::Ok().json(AccessReport { patient_id: patient, items, next_cursor: next }))
 }

@@ -13,12 +13,12 @@ use crate::state::AppState;
 
 type S = web::Data<AppState>;
 
-#[utoipa::path(get, path = "/v1/patients/{id}/care-team", tag = "care team", params(("id" = Uuid, Path)),
-    responses((status = 200, body = [care::CareTeamMember]), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/patients/{id}/care-team", tag = "care team", operation_id = "list_care_team", params(("id" = Uuid, Path)),
+    responses((status = 200, body = crate::clinical::page::List<care::CareTeamMember>, description = "the whole team on one page (`next_cursor` is null)"), (status = 404, body = ErrorBody)))]
 pub async fn list(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited(&state, &user, Action::Read, "care_team", async |r| care::list(r, id).await).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": out, "next_cursor": null })))
+    Ok(HttpResponse::Ok().json(crate::clinical::page::List { items: out, next_cursor: None }))
 }
 
 #[utoipa::path(post, path = "/v1/patients/{id}/care-team", tag = "care team", params(("id" = Uuid, Path)), request_body = care::CareTeamChange,

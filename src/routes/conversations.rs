@@ -8,7 +8,7 @@ use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
 use crate::clinical::conversations as conv;
-use crate::clinical::page::{Page, PageQuery};
+use crate::clinical::page::{List, Page, PageQuery};
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
 use crate::state::AppState;
@@ -16,14 +16,17 @@ use crate::state::AppState;
 type S = web::Data<AppState>;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// pending, active, closed.
     pub status: Option<String>,
+    /// 1–100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/patients/{id}/conversations", tag = "conversations", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/v1/patients/{id}/conversations", tag = "conversations", operation_id = "create_conversation", params(("id" = Uuid, Path)),
     request_body = conv::NewConversation,
     responses((status = 201, body = conv::Conversation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
@@ -39,7 +42,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/patients/{id}/conversations", tag = "conversations", params(("id" = Uuid, Path), ListQuery),
-    responses((status = 200, description = "`{items: [Conversation], next_cursor}`"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = List<conv::Conversation>), (status = 404, body = ErrorBody)))]
 pub async fn list_for_patient(
     state: S,
     user: Caller,
@@ -56,8 +59,8 @@ pub async fn list_for_patient(
 }
 
 /// The clinician's queue (`?status=pending`): conversations of their care-team patients.
-#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(ListQuery),
-    responses((status = 200, description = "`{items: [Conversation], next_cursor}`"), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", operation_id = "list_conversations", params(ListQuery),
+    responses((status = 200, body = List<conv::Conversation>), (status = 422, body = ErrorBody)))]
 pub async fn list(state: S, user: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&PageQuery { limit: q.limit, cursor: q.cursor.clone() })?;
     let out = audited(&state, &user, Action::Read, "conversation", async |r| {
@@ -67,7 +70,7 @@ pub async fn list(state: S, user: Caller, q: web::Query<ListQuery>) -> Result<Ht
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", operation_id = "get_conversation", params(("id" = Uuid, Path)),
     responses((status = 200, body = conv::Conversation), (status = 404, body = ErrorBody)))]
 pub async fn get(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -76,7 +79,7 @@ pub async fn get(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResp
 }
 
 #[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = "conversations", params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, description = "`{items: [Message], next_cursor}`"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = List<conv::Message>), (status = 404, body = ErrorBody)))]
 pub async fn messages(
     state: S,
     user: Caller,

@@ -9,11 +9,16 @@ use serde_json::json;
 use crate::state::AppState;
 
 /// The process is alive (no dependencies checked).
+#[utoipa::path(get, path = "/healthz", tag = "ops", security(()),
+    responses((status = 200, description = "process is alive", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// Ready to serve: the database answers and its migrations and policies are this build's.
+#[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
+    responses((status = 200, body = Object, description = "`{status: ready, database, schema, ledger}`"),
+        (status = 503, body = Object, description = "`{status: not_ready, database, schema?}`")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let check = tokio::time::timeout(Duration::from_secs(2), crate::db::migrate::status(&state.pool)).await;
     match check {

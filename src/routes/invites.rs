@@ -5,8 +5,13 @@ use uuid::Uuid;
 
 use crate::auth::{AuthUser, invites};
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::state::AppState;
 
+/// `POST /v1/patients/{id}/invite`.
+#[utoipa::path(post, path = "/v1/patients/{id}/invite", tag = "patients", params(("id" = Uuid, Path)),
+    responses((status = 201, body = invites::Invite, description = "a one-time invite code for the patient portal"), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the patient already has an account")))]
 pub async fn issue(
     state: web::Data<AppState>,
     user: AuthUser,

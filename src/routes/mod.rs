@@ -3,7 +3,6 @@
 pub mod admin_users;
 pub mod attachments;
 pub mod audit;
-mod audit_doc;
 pub mod audit_export;
 pub mod auth;
 pub mod care_team;
@@ -14,7 +13,6 @@ pub mod health;
 pub mod invites;
 pub mod me;
 pub mod openapi;
-mod ops_doc;
 pub mod passkeys;
 pub mod patients;
 pub mod prescriptions;

@@ -13,16 +13,19 @@ use crate::middleware::caller::Caller;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Exact MRN (looked up through the blind index).
     pub mrn: Option<String>,
+    /// 1–100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
 /// `GET /v1/patients?mrn=&limit=&cursor=`.
-#[utoipa::path(get, path = "/v1/patients", tag = "patients", params(ListQuery),
-    responses((status = 200, description = "`{items: [Patient], next_cursor}`"), (status = 422, body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/patients", tag = "patients", operation_id = "list_patients", params(ListQuery),
+    responses((status = 200, body = crate::clinical::page::List<patients::Patient>), (status = 422, body = crate::routes::openapi::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     user: Caller,
@@ -36,8 +39,8 @@ pub async fn list(
 }
 
 /// `POST /v1/patients` (admins, clinicians; a clinician joins the care team).
-#[utoipa::path(post, path = "/v1/patients", tag = "patients", request_body = patients::NewPatient,
-    responses((status = 201, body = patients::Patient), (status = 409, description = "MRN already used"), (status = 422, body = crate::routes::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/patients", tag = "patients", operation_id = "create_patient", request_body = patients::NewPatient,
+    responses((status = 201, body = patients::Patient), (status = 409, body = crate::routes::openapi::ErrorBody, description = "MRN already used"), (status = 422, body = crate::routes::openapi::ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     user: Caller,

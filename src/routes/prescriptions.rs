@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::clinical::page::{Page, PageQuery};
+use crate::clinical::page::{List, Page, PageQuery};
 use crate::clinical::prescriptions as rx;
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
@@ -14,8 +14,8 @@ use crate::state::AppState;
 
 type S = web::Data<AppState>;
 
-#[utoipa::path(get, path = "/v1/patients/{id}/prescriptions", tag = "prescriptions", params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, description = "`{items: [Prescription], next_cursor}`"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/patients/{id}/prescriptions", tag = "prescriptions", operation_id = "list_prescriptions", params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, body = List<rx::Prescription>), (status = 404, body = ErrorBody)))]
 pub async fn list(
     state: S,
     user: Caller,
@@ -31,7 +31,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[utoipa::path(post, path = "/v1/patients/{id}/prescriptions", tag = "prescriptions", params(("id" = Uuid, Path)), request_body = rx::NewPrescription,
+#[utoipa::path(post, path = "/v1/patients/{id}/prescriptions", tag = "prescriptions", operation_id = "create_prescription", params(("id" = Uuid, Path)), request_body = rx::NewPrescription,
     responses((status = 201, body = rx::Prescription), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     state: S,
@@ -44,7 +44,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(out))
 }
 
-#[utoipa::path(get, path = "/v1/prescriptions/{id}", tag = "prescriptions", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/prescriptions/{id}", tag = "prescriptions", operation_id = "get_prescription", params(("id" = Uuid, Path)),
     responses((status = 200, body = rx::Prescription), (status = 404, body = ErrorBody)))]
 pub async fn get(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -75,8 +75,8 @@ pub async fn cancel(
 }
 
 /// The printable prescription, audited as an export.
-#[utoipa::path(get, path = "/v1/prescriptions/{id}.pdf", tag = "prescriptions", params(("id" = Uuid, Path)),
-    responses((status = 200, content_type = "application/pdf", description = "PDF; `X-Checksum-SHA256` is the checksum printed on it"),
+#[utoipa::path(get, path = "/v1/prescriptions/{id}.pdf", tag = "prescriptions", operation_id = "prescription_pdf", params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>, description = "PDF; `X-Checksum-SHA256` is the checksum printed on it"),
         (status = 404, body = ErrorBody)))]
 pub async fn pdf(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();

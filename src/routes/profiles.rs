@@ -39,7 +39,7 @@ pub struct ProfileBody {
 
 /// `PUT /v1/admin/users/{id}/profile`.
 #[utoipa::path(put, path = "/v1/admin/users/{id}/profile", tag = "privacy review", params(("id" = Uuid, Path)), request_body = ProfileBody,
-    responses((status = 200, description = "`{user_id, family_name_set, address_set, patient_id, prescriber_set}` (values are never echoed)"),
+    responses((status = 200, body = ProfileAnswer, description = "values are never echoed"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_profile(
     state: web::Data<AppState>,
@@ -56,9 +56,24 @@ pub async fn put_profile(
     let out = profiles::put_staff_profile(&mut tx, &ctx, &state.crypto, admin, target, &input).await?;
     prescribers::put(&mut tx, &ctx, admin.org_id, admin.user_id, target, prescriber.as_ref()).await?;
     tx.commit().await?;
-    let mut out = serde_json::to_value(out).map_err(|e| ApiError::internal(anyhow::Error::from(e)))?;
-    out["prescriber_set"] = serde_json::Value::Bool(prescriber.is_some());
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(ProfileAnswer {
+        user_id: out.user_id,
+        family_name_set: out.family_name_set,
+        address_set: out.address_set,
+        patient_id: out.patient_id,
+        prescriber_set: prescriber.is_some(),
+    }))
+}
+
+/// What a profile change set (values are never echoed).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProfileAnswer {
+    pub user_id: Uuid,
+    pub family_name_set: bool,
+    pub address_set: bool,
+    pub patient_id: Option<Uuid>,
+    /// A prescriber profile (name, NPI, DEA, practice) is on file.
+    pub prescriber_set: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -71,7 +86,7 @@ pub struct FlagsBody {
 
 /// `PUT /v1/patients/{id}/flags`.
 #[utoipa::path(put, path = "/v1/patients/{id}/flags", tag = "privacy review", params(("id" = Uuid, Path)), request_body = FlagsBody,
-    responses((status = 200, description = "`{patient_id, confidential, deceased_on}`"),
+    responses((status = 200, body = profiles::PatientFlagsSet),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_flags(
     state: web::Data<AppState>,
@@ -113,7 +128,7 @@ pub struct HoursBody {
 
 /// `PUT /v1/admin/organization/working-hours`.
 #[utoipa::path(put, path = "/v1/admin/organization/working-hours", tag = "privacy review", request_body = HoursBody,
-    responses((status = 200, description = "`{time_zone, days}`"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = profiles::WorkingHoursSet), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_working_hours(
     state: web::Data<AppState>,
     user: AuthUser,

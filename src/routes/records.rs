@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::clinical::{audited, audited_for};
 use super::openapi::ErrorBody;
 use crate::audit::Action;
-use crate::clinical::page::{Page, PageQuery};
+use crate::clinical::page::{List, Page, PageQuery};
 use crate::clinical::{allergies, chart, history, medications};
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
@@ -40,7 +40,7 @@ pub async fn put_medical_info(
 }
 
 #[utoipa::path(get, path = "/v1/patients/{id}/allergies", tag = "chart", params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, description = "`{items: [Allergy], next_cursor}`"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = List<allergies::Allergy>), (status = 404, body = ErrorBody)))]
 pub async fn list_allergies(
     state: S,
     user: Caller,
@@ -71,7 +71,7 @@ pub async fn create_allergy(
 }
 
 #[utoipa::path(get, path = "/v1/patients/{id}/medications", tag = "chart", params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, description = "`{items: [Medication], next_cursor}` (history included)"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = List<medications::Medication>, description = "history included"), (status = 404, body = ErrorBody)))]
 pub async fn list_medications(
     state: S,
     user: Caller,
@@ -117,7 +117,7 @@ pub async fn end_medication(
 }
 
 #[utoipa::path(get, path = "/v1/patients/{id}/history", tag = "chart", params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, description = "`{items: [Diagnosis], next_cursor}`"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = List<history::Diagnosis>), (status = 404, body = ErrorBody)))]
 pub async fn list_history(
     state: S,
     user: Caller,

@@ -56,14 +56,15 @@ pub struct ListQuery {
     /// Alerts with evidence before this time.
     to: Option<DateTime<Utc>>,
     /// 1 to 200 (50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<Uuid>,
 }
 
 /// `GET /v1/review/alerts`.
-#[utoipa::path(get, path = "/v1/review/alerts", tag = "privacy review", params(ListQuery),
-    responses((status = 200, description = "`{items: [{id, detector, patient_id, actor_id, first_seen, last_seen, event_count, status}], next_cursor}`, newest first"),
+#[utoipa::path(get, path = "/v1/review/alerts", tag = "privacy review", operation_id = "list_alerts", params(ListQuery),
+    responses((status = 200, body = review::AlertPage, description = "newest first"),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -112,8 +113,8 @@ pub async fn list(
 }
 
 /// `GET /v1/review/alerts/{id}`.
-#[utoipa::path(get, path = "/v1/review/alerts/{id}", tag = "privacy review", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "the alert, its `rule`, its `evidence` (ledger entries with `ledger_index`, `explanation`, `missing_explanations`) and its `decisions`"),
+#[utoipa::path(get, path = "/v1/review/alerts/{id}", tag = "privacy review", operation_id = "get_alert", params(("id" = Uuid, Path)),
+    responses((status = 200, body = review::AlertDetail, description = "the alert, its `rule`, its `evidence` (ledger entries) and its `decisions`"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(state: web::Data<AppState>, user: AuthUser, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     reviewer(&user)?;
@@ -134,7 +135,7 @@ pub struct DecisionBody {
 
 /// `POST /v1/review/alerts/{id}/decision`.
 #[utoipa::path(post, path = "/v1/review/alerts/{id}/decision", tag = "privacy review", params(("id" = Uuid, Path)), request_body = DecisionBody,
-    responses((status = 201, description = "`{id, reviewer_id, outcome, note, event_id, supersedes, decided_at}`: the decision and the ledger event recording it"),
+    responses((status = 201, body = review::DecisionView, description = "the decision and the ledger event recording it"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn decide(
     state: web::Data<AppState>,
@@ -164,7 +165,7 @@ pub async fn decide(
 
 /// `GET /v1/review/metrics`.
 #[utoipa::path(get, path = "/v1/review/metrics", tag = "privacy review",
-    responses((status = 200, description = "`{open_by_age, open_by_detector, decisions_per_reviewer, explained_share: [{day, accesses, explained, explained_share}]}`"),
+    responses((status = 200, body = review::Metrics),
         (status = 403, body = ErrorBody)))]
 pub async fn metrics(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     reviewer(&user)?;

@@ -12,7 +12,6 @@
 
 use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL};
 use actix_web::{FromRequest as _, HttpRequest, HttpResponse, web};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::LedgerReader;
@@ -23,6 +22,7 @@ use crate::audit::{Action, AuditEvent, Outcome};
 use crate::auth::AuthUser;
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
+use crate::routes::openapi::ErrorBody;
 use crate::state::AppState;
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -62,7 +62,10 @@ fn bytes(cache: &str, body: Vec<u8>) -> HttpResponse {
 /// line — the installation's keys under the ledger's origin as key name, then the keys under
 /// the installation's name, which signed the checkpoints before per-ledger names. Public, like
 /// `/v1/audit/keys`: keys and a ledger id the caller already holds.
-async fn keys(state: web::Data<AppState>, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/keys", tag = "tiles", operation_id = "ledger_keys", security(()),
+    params(("ledger" = Uuid, Path, description = "the ledger: the organization's id")),
+    responses((status = 200, content_type = "text/plain", body = String, description = "C2SP note verifier keys, one per line")))]
+pub async fn keys(state: web::Data<AppState>, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let origin = signing::origin_for(&state.settings.ledger.origin, path.into_inner());
     let mut known = Vec::with_capacity(state.ledger_verifier_keys.len());
     for k in &state.ledger_verifier_keys {
@@ -75,7 +78,14 @@ async fn keys(state: web::Data<AppState>, path: web::Path<Uuid>) -> Result<HttpR
 }
 
 /// `GET /v1/ledgers/{ledger}/checkpoint`: the latest signed note.
-async fn checkpoint(
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/checkpoint", tag = "tiles", operation_id = "ledger_checkpoint",
+    security((), ("bearer" = [])),
+    description = "The latest signed checkpoint (C2SP tlog-checkpoint in a signed note). Without a token for a \
+        published ledger; with one, for the ledger's auditors and admins (recorded).",
+    params(("ledger" = Uuid, Path, description = "the ledger: the organization's id")),
+    responses((status = 200, content_type = "text/plain", body = String, description = "the signed note"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such ledger, not published, or another organization's")))]
+pub async fn checkpoint(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
@@ -100,7 +110,16 @@ async fn checkpoint(
 }
 
 /// `GET /v1/ledgers/{ledger}/tile/…`: a hash tile or an entry bundle.
-async fn tile(
+#[utoipa::path(get, path = "/v1/ledgers/{ledger}/tile/{tail}", tag = "tiles", operation_id = "ledger_tile",
+    security((), ("bearer" = [])),
+    description = "A C2SP tlog-tiles hash tile (`<L>/<N>[.p/<W>]`, public for a published ledger) or entry bundle \
+        (`entries/<N>[.p/<W>]`, an auditor's or admin's token). `<N>` is written in groups of three digits \
+        (`x001/234`).",
+    params(("ledger" = Uuid, Path, description = "the ledger: the organization's id"),
+        ("tail" = String, Path, description = "the tile path after `tile/`, e.g. `0/000` or `entries/x001/234.p/7`")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>, description = "the tile's bytes"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn tile(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(Uuid, String)>,
@@ -147,13 +166,37 @@ async fn entries(state: &AppState, caller: &AuthUser, ledger: Uuid, t: TileRef) 
     Ok(bytes(PRIVATE, body))
 }
 
+/// What `PUT`/`DELETE /v1/ledgers/{ledger}/public` answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Publication {
+    pub ledger: Uuid,
+    /// The checkpoint and hash tiles are served without a token.
+    pub public: bool,
+    /// Whether this request changed the setting.
+    pub changed: bool,
+}
+
 /// `PUT /v1/ledgers/{ledger}/public`: publish the checkpoint and hash tiles (admin).
-async fn publish(user: AuthUser, state: web::Data<AppState>, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(put, path = "/v1/ledgers/{ledger}/public", tag = "tiles", operation_id = "publish_ledger",
+    params(("ledger" = Uuid, Path, description = "the ledger: the admin's organization's id")),
+    responses((status = 200, body = Publication), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn publish(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     set_public(user, &state, path.into_inner(), true).await
 }
 
 /// `DELETE /v1/ledgers/{ledger}/public`: withdraw them (admin).
-async fn withdraw(user: AuthUser, state: web::Data<AppState>, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(delete, path = "/v1/ledgers/{ledger}/public", tag = "tiles", operation_id = "withdraw_ledger",
+    params(("ledger" = Uuid, Path, description = "the ledger: the admin's organization's id")),
+    responses((status = 200, body = Publication), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn withdraw(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     set_public(user, &state, path.into_inner(), false).await
 }
 
@@ -174,5 +217,5 @@ async fn set_public(user: AuthUser, state: &AppState, ledger: Uuid, public: bool
     let ev = AuditEvent::new(Action::Admin, "ledger_publication", Outcome::Success).resource(ledger).resource(what);
     crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(json!({ "ledger": ledger, "public": public, "changed": changed })))
+    Ok(HttpResponse::Ok().json(Publication { ledger, public, changed }))
 }

@@ -1,7 +1,8 @@
 //! Every operation of `/openapi.json`, called by every role (and with no token), leaves
 //! exactly one audit event — whatever it answers — or is one of the documented exceptions:
 //! - the public operations (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`,
-//!   `/v1/audit/keys`): they touch no patient data, identity or ledger entry;
+//!   `/v1/audit/keys`, `/v1/ledgers/{ledger}/keys`): they touch no patient data, identity or
+//!   ledger entry;
 //! - a request that presented no token and was refused (4xx): it claims no identity, so there
 //!   is no one to record it for (the rate limit and the access log cover it; its failures,
 //!   5xx, are recorded in the system ledger).
@@ -20,7 +21,8 @@ use crate::clinical::world::{self, Actor, World};
 use crate::common::{TestApp, spawn_app_with};
 
 /// Operations that touch no patient data, identity or ledger entry.
-const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/audit/keys"];
+const PUBLIC: &[&str] =
+    &["/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/audit/keys", "/v1/ledgers/{ledger}/keys"];
 
 /// The ids to put into a path, by what the path is about.
 struct Ids {
@@ -48,6 +50,7 @@ fn fill(path: &str, ids: &Ids, w: &World) -> String {
     let mut out = path.replace("{id}", &id).replace("{mid}", &ids.medication);
     out = out.replace("{ledger}", &w.org_a.to_string()).replace("{index}", "0");
     out = out.replace("{clinician_id}", &ids.clinician.to_string()).replace("{action}", "unlock");
+    out = out.replace("{ledger}", &w.org_a.to_string()).replace("{tail}", "0/000");
     let query = match path {
         "/v1/audit/checkpoint" => format!("?ledger={}", w.org_a),
         "/v1/audit/proofs/inclusion" => format!("?ledger={}&index=0&tree_size=1", w.org_a),

@@ -369,7 +369,9 @@ async fn openapi_documents_the_monitoring_routes() {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
     }
     let params = doc["paths"]["/v1/review/alerts"]["get"]["parameters"].as_array().unwrap();
-    assert!(params.iter().all(|p| p["in"] == "query"), "{params:?}");
+    // The filters are query parameters; the one header is the shared X-Request-Id.
+    assert!(params.iter().all(|p| p["in"] == "query" || p["name"] == "X-Request-Id"), "{params:?}");
+    assert_eq!(params.iter().filter(|p| p["in"] == "query").count(), 8, "{params:?}");
     // The routes the clinical document already had are still there.
     assert!(paths.contains_key("/v1/patients/{id}"));
 }
