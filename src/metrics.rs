@@ -30,6 +30,8 @@ pub const MIRROR_FAILURES: &str = "custos_audit_checkpoint_mirror_failures_total
 pub const COSIGNATURES: &str = "custos_audit_cosignatures_total";
 pub const WITNESS_FAILURES: &str = "custos_audit_witness_failures_total";
 pub const FORK_ALERTS: &str = "custos_audit_witness_fork_alerts_total";
+/// `custos witness` (`audit::witness`).
+pub const WITNESS_INCONSISTENT: &str = "custos_witness_inconsistent_checkpoints_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static TENANT_LABELS: AtomicBool = AtomicBool::new(false);
@@ -81,7 +83,7 @@ fn describe() {
         "Checkpoints a witness refused as inconsistent with what it cosigned (possible fork)"
     );
     describe_counter!(
-        crate::audit::witness::INCONSISTENT,
+        WITNESS_INCONSISTENT,
         "custos witness: validly signed checkpoints refused as inconsistent with the cosigned history"
     );
     describe_gauge!(

@@ -77,7 +77,9 @@ impl AppState {
         let hash_slots = tokio::sync::Semaphore::new(settings.auth.hash_concurrency);
         let ledger_signer = LedgerSigner::from_settings(&settings, &keys).map_err(anyhow::Error::from)?;
         let ledger_verifier_keys = ledger_signer.verifiers().iter().map(|v| v.encode()).collect();
-        let webauthn = crate::auth::passkeys::relying_party(&settings.auth).map_err(anyhow::Error::from)?;
+        let webauthn = webauthn_rs::WebauthnBuilder::new(&settings.auth.webauthn_rp_id, &settings.auth.webauthn_origin)
+            .and_then(|b| b.rp_name("Custos").build())
+            .map_err(anyhow::Error::from)?;
         Ok((
             Self { pool, settings, ledger_verifier_keys, crypto, jwt, clock, recovery_key, hash_slots, webauthn },
             ledger_signer,

@@ -237,8 +237,7 @@ impl Witness {
     }
 }
 
-/// Checkpoints a witness refused as inconsistent with what it had cosigned.
-pub const INCONSISTENT: &str = "custos_witness_inconsistent_checkpoints_total";
+pub use crate::metrics::WITNESS_INCONSISTENT as INCONSISTENT;
 
 #[cfg(test)]
 mod tests {

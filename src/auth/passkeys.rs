@@ -20,13 +20,11 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, Passkey, PasskeyRegistration, RegisterPublicKeyCredential, WebauthnError,
 };
-use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use super::AuthError;
 use super::caller::AuthUser;
 use super::tokens::{hash_opaque_token, new_opaque_token};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
-use crate::config::AuthSettings;
 use crate::db::ClaimRole;
 use crate::state::AppState;
 
@@ -38,11 +36,6 @@ pub const MAX_PASSKEYS: i64 = 10;
 /// The staff roles that may hold passkeys.
 pub const STAFF: &[ClaimRole] = &[ClaimRole::Clinician, ClaimRole::Admin, ClaimRole::Auditor];
 
-/// The relying party, from the settings (`CUSTOS_WEBAUTHN_RP_ID`, `CUSTOS_WEBAUTHN_ORIGIN`).
-pub fn relying_party(settings: &AuthSettings) -> Result<Webauthn, WebauthnError> {
-    WebauthnBuilder::new(&settings.webauthn_rp_id, &settings.webauthn_origin)?.rp_name("Custos").build()
-}
-
 /// A ceremony started: the token to finish it with and the options for
 /// `navigator.credentials.create/get` (`publicKey`).
 #[derive(Debug, Serialize)]
@@ -53,7 +46,7 @@ pub struct Started<T> {
 }
 
 /// One passkey as its owner sees it (no key material).
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PasskeyInfo {
     pub id: Uuid,
     pub label: String,
@@ -66,7 +59,7 @@ pub struct PasskeyInfo {
 }
 
 /// The organization's sign-in policies.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuthPolicy {
     /// Staff sessions opened without a passkey may only enrol one.
     pub require_phishing_resistant: bool,

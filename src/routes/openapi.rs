@@ -224,8 +224,10 @@ mod tests {
 
     /// The route tables, as the server mounts them (`routes::configure` and the modules'
     /// `configure` functions it calls). `/metrics` is not here: it has a listener of its own.
-    const ROUTE_TABLES: [&str; 5] = [
+    const ROUTE_TABLES: [&str; 7] = [
         include_str!("mod.rs"),
+        include_str!("passkeys.rs"),
+        include_str!("event_proof.rs"),
         include_str!("clinical.rs"),
         include_str!("audit.rs"),
         include_str!("tiles.rs"),

@@ -5,7 +5,6 @@
 use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
@@ -24,7 +23,7 @@ pub struct RegisterStartBody {
 /// `POST /v1/me/passkeys/register/start`.
 #[utoipa::path(post, path = "/v1/me/passkeys/register/start", tag = "me",
     request_body(content = serde_json::Value, description = "`{password, label}`: the account password again (re-authentication) and a name for the passkey"),
-    responses((status = 200, description = "`{ceremony_token, expires_in, options}`: `options` is the `publicKey` argument of `navigator.credentials.create`"),
+    responses((status = 200, body = CeremonyStarted, description = "`options` is the `publicKey` argument of `navigator.credentials.create`"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn register_start(
@@ -45,7 +44,7 @@ pub struct RegisterFinishBody {
 /// `POST /v1/me/passkeys/register/finish`.
 #[utoipa::path(post, path = "/v1/me/passkeys/register/finish", tag = "me",
     request_body(content = serde_json::Value, description = "`{ceremony_token, credential}`: the authenticator's answer (`PublicKeyCredential` as JSON)"),
-    responses((status = 201, description = "the passkey (no key material)"), (status = 401, body = ErrorBody),
+    responses((status = 201, body = passkeys::PasskeyInfo, description = "the passkey (no key material)"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register_finish(
     state: web::Data<AppState>,
@@ -58,10 +57,10 @@ pub async fn register_finish(
 
 /// `GET /v1/me/passkeys`.
 #[utoipa::path(get, path = "/v1/me/passkeys", tag = "me",
-    responses((status = 200, description = "`{passkeys: [{id, label, created_at, last_used_at, sign_count, backup_eligible, backup_state, clone_detected_at}]}`"),
+    responses((status = 200, body = PasskeyList, description = "the caller's passkeys (no key material)"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(json!({ "passkeys": passkeys::list(&state, &user).await? })))
+    Ok(HttpResponse::Ok().json(PasskeyList { passkeys: passkeys::list(&state, &user).await? }))
 }
 
 /// `DELETE /v1/me/passkeys/{id}`.
@@ -84,7 +83,7 @@ pub struct SecondFactorStartBody {
 /// `POST /v1/auth/passkey/start`.
 #[utoipa::path(post, path = "/v1/auth/passkey/start", tag = "auth", security(()),
     request_body(content = serde_json::Value, description = "`{mfa_token}` from the password step"),
-    responses((status = 200, description = "`{ceremony_token, expires_in, options}` for `navigator.credentials.get`"),
+    responses((status = 200, body = CeremonyStarted, description = "`options` is the `publicKey` argument of `navigator.credentials.get`"),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn second_factor_start(
     state: web::Data<AppState>,
@@ -104,7 +103,7 @@ pub struct SecondFactorFinishBody {
 /// `POST /v1/auth/passkey/finish`.
 #[utoipa::path(post, path = "/v1/auth/passkey/finish", tag = "auth", security(()),
     request_body(content = serde_json::Value, description = "`{mfa_token, ceremony_token, credential}`"),
-    responses((status = 200, description = "tokens (a phishing-resistant session)"), (status = 401, body = ErrorBody),
+    responses((status = 200, body = crate::auth::sessions::TokenResponse, description = "tokens (a phishing-resistant session)"), (status = 401, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub async fn second_factor_finish(
     state: web::Data<AppState>,
@@ -119,7 +118,7 @@ pub async fn second_factor_finish(
 
 /// `POST /v1/auth/passkey/passwordless/start`.
 #[utoipa::path(post, path = "/v1/auth/passkey/passwordless/start", tag = "auth", security(()),
-    responses((status = 200, description = "`{ceremony_token, expires_in, options}` for a discoverable credential"),
+    responses((status = 200, body = CeremonyStarted, description = "`options` for `navigator.credentials.get` with a discoverable credential"),
         (status = 429, body = ErrorBody)))]
 pub async fn passwordless_start(state: web::Data<AppState>, meta: RequestMeta) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(passkey_login::passwordless_start(&state, &meta).await?))
@@ -134,7 +133,7 @@ pub struct PasswordlessFinishBody {
 /// `POST /v1/auth/passkey/passwordless/finish`.
 #[utoipa::path(post, path = "/v1/auth/passkey/passwordless/finish", tag = "auth", security(()),
     request_body(content = serde_json::Value, description = "`{ceremony_token, credential}` (with the user handle)"),
-    responses((status = 200, description = "tokens (a phishing-resistant session)"), (status = 401, body = ErrorBody),
+    responses((status = 200, body = crate::auth::sessions::TokenResponse, description = "tokens (a phishing-resistant session)"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn passwordless_finish(
     state: web::Data<AppState>,
@@ -147,7 +146,7 @@ pub async fn passwordless_finish(
 
 /// `GET /v1/admin/auth-policy`.
 #[utoipa::path(get, path = "/v1/admin/auth-policy", tag = "admin",
-    responses((status = 200, description = "`{require_phishing_resistant, allow_passwordless}`"),
+    responses((status = 200, body = passkeys::AuthPolicy),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn get_policy(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(passkeys::get_policy(&state, &user).await?))
@@ -156,7 +155,7 @@ pub async fn get_policy(state: web::Data<AppState>, user: AuthUser) -> Result<Ht
 /// `PUT /v1/admin/auth-policy`.
 #[utoipa::path(put, path = "/v1/admin/auth-policy", tag = "admin",
     request_body(content = serde_json::Value, description = "`{require_phishing_resistant, allow_passwordless}` (both booleans)"),
-    responses((status = 200, description = "the policies now in force"), (status = 401, body = ErrorBody),
+    responses((status = 200, body = passkeys::AuthPolicy, description = "the policies now in force"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
 pub async fn set_policy(
     state: web::Data<AppState>,
@@ -181,12 +180,12 @@ pub fn configure(
             .service(resource("/finish").route(web::post().to(second_factor_finish)))
             .service(resource("/passwordless/start").route(web::post().to(passwordless_start)))
             .service(resource("/passwordless/finish").route(web::post().to(passwordless_finish))),
-    )
-    .service(resource("/v1/me/passkeys").route(web::get().to(list)))
-    .service(resource("/v1/me/passkeys/register/start").wrap(account_limiter).route(web::post().to(register_start)))
-    .service(resource("/v1/me/passkeys/register/finish").route(web::post().to(register_finish)))
-    .service(resource("/v1/me/passkeys/{id}").route(web::delete().to(delete)))
-    .service(resource("/v1/admin/auth-policy").route(web::get().to(get_policy)).route(web::put().to(set_policy)));
+    );
+    cfg.service(resource("/v1/me/passkeys").route(web::get().to(list)));
+    cfg.service(resource("/v1/me/passkeys/register/start").wrap(account_limiter).route(web::post().to(register_start)));
+    cfg.service(resource("/v1/me/passkeys/register/finish").route(web::post().to(register_finish)));
+    cfg.service(resource("/v1/me/passkeys/{id}").route(web::delete().to(delete)));
+    cfg.service(resource("/v1/admin/auth-policy").route(web::get().to(get_policy)).route(web::put().to(set_policy)));
 }
 
 /// The passkey operations of the OpenAPI document (merged in `openapi::openapi_json`).
@@ -204,3 +203,22 @@ pub fn configure(
     set_policy
 ))]
 pub struct PasskeyDoc;
+
+/// `GET /v1/me/passkeys`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PasskeyList {
+    pub passkeys: Vec<passkeys::PasskeyInfo>,
+}
+
+/// The schema of a started ceremony (`auth::passkeys::Started`): `options` is webauthn-rs's
+/// `publicKey` object, passed to the browser as it is.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CeremonyStarted {
+    /// Send back with the finish request; single use, short-lived.
+    ceremony_token: String,
+    /// Seconds until the ceremony expires.
+    expires_in: i64,
+    #[schema(value_type = Object)]
+    options: serde_json::Value,
+}
