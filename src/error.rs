@@ -218,7 +218,7 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("users_consecutive_failures_check", Bug),
     ("users_created_by_fkey", Bug),
     ("users_email_bidx_check", Bug),
-    ("users_email_bidx_key", Dup("a user with this email already exists")),
+    ("users_org_id_email_bidx_key", Dup("a user with this email already exists in your organization")),
     ("users_failed_attempts_check", Bug),
     ("users_id_org_id_key", Bug),
     ("users_org_id_fkey", Bug),

@@ -94,7 +94,7 @@ pub async fn create(
     .execute(&mut *tx)
     .await
     .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => ApiError::Conflict("a user with that email already exists".into()),
+        ApiError::Conflict(_) => ApiError::Conflict("a user with that email already exists in your organization".into()),
         other => other,
     })?;
     let event = AuditEvent::new(Action::Admin, "user", Outcome::Success)

@@ -14,6 +14,9 @@ use crate::state::AppState;
 pub struct LoginBody {
     email: String,
     password: SecretString,
+    /// The organization (name or id); needed only when the email has accounts in several.
+    #[serde(default)]
+    organization: Option<String>,
 }
 
 /// `POST /v1/auth/login`.
@@ -22,8 +25,8 @@ pub async fn login(
     meta: RequestMeta,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let LoginBody { email, password } = body.into_inner();
-    Ok(HttpResponse::Ok().json(login::login(&state, &meta, &email, password).await?))
+    let LoginBody { email, password, organization } = body.into_inner();
+    Ok(HttpResponse::Ok().json(login::login_in(&state, &meta, &email, organization.as_deref(), password).await?))
 }
 
 #[derive(Deserialize)]

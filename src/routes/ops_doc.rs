@@ -15,7 +15,7 @@ pub fn readyz() {}
 pub fn openapi_json() {}
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", security(()),
-    request_body(content = serde_json::Value, description = "`{email, password}`"),
+    request_body(content = serde_json::Value, description = "`{email, password, organization?}`: `organization` (name or id) is needed only when the email has accounts in several organizations (emails are unique per organization)"),
     responses((status = 200, description = "`{access_token, refresh_token, …}` or `{mfa_required, mfa_token}`"),
         (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub fn login() {}
