@@ -287,6 +287,7 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("break_glass_grants_patient_id_org_id_fkey", Gone),
     ("break_glass_grants_pkey", Bug),
     ("break_glass_grants_reason_check", Invalid { field: "reason", rule: "must be 20 to 1000 characters" }),
+    ("break_glass_grants_reason_present", Bug),
     // Chart sections.
     ("allergies_active_substance_key", Dup("an active allergy to this substance is already recorded")),
     ("allergies_patient_id_org_id_fkey", Gone),

@@ -283,6 +283,13 @@ async fn access_report(
         return Err(ApiError::NotFound);
     };
     let rows = query::access_report(&mut tx, org, patient, account, after, limit).await?;
+    // Break-glass reasons are sealed (the ledger carries a commitment): the report shows the
+    // text, to the patient too — it is the purpose of a disclosure of their own record.
+    let grant_of = |e: &crate::audit::store::EventFields| {
+        e.break_glass.then(|| crate::clinical::care::grant_named_by(e.reason.as_deref())).flatten()
+    };
+    let grants: Vec<Uuid> = rows.iter().filter_map(|r| grant_of(&r.event)).collect();
+    let reasons = crate::clinical::care::reasons_of(&mut tx, &state.crypto.keyring, &grants).await?;
     let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
     crate::audit::record(&mut tx, &caller.ctx, &ev).await?;
     tx.commit().await?;
@@ -295,7 +302,12 @@ async fn access_report(
                 "ledger_id": r.ledger_id, "seq": r.seq, "occurred_at": e.occurred_at,
                 "actor_id": e.actor_id, "actor_role": e.actor_role, "action": e.action,
                 "resource_type": e.resource_type, "resource_ids": e.resource_ids, "outcome": e.outcome,
-                "break_glass": e.break_glass, "reason": if e.break_glass { e.reason.clone() } else { None },
+                "break_glass": e.break_glass,
+                "reason": if e.break_glass {
+                    grant_of(e).and_then(|id| reasons.get(&id).cloned()).or_else(|| e.reason.clone())
+                } else {
+                    None
+                },
                 "leaf_hash": B64.encode(&r.leaf_hash),
             })
         })
