@@ -288,6 +288,11 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("break_glass_grants_pkey", Bug),
     ("break_glass_grants_reason_check", Invalid { field: "reason", rule: "must be 20 to 1000 characters" }),
     ("break_glass_grants_reason_present", Bug),
+    ("break_glass_allowances_pkey", Bug),
+    ("break_glass_allowances_check", Bug),
+    ("break_glass_allowances_extra_check", Invalid { field: "extra", rule: "must be between 1 and 100" }),
+    ("break_glass_allowances_clinician_id_org_id_fkey", Bug),
+    ("break_glass_allowances_granted_by_org_id_fkey", Bug),
     // Chart sections.
     ("allergies_active_substance_key", Dup("an active allergy to this substance is already recorded")),
     ("allergies_patient_id_org_id_fkey", Gone),

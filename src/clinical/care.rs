@@ -156,6 +156,14 @@ pub async fn break_glass(
     .bind(patient)
     .fetch_optional(req.conn().await?)
     .await?;
+    // Admins may have lifted the limit for the next 24 hours (break_glass_allowances).
+    let extra: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(extra), 0)::bigint FROM break_glass_allowances WHERE clinician_id = $1 AND expires_at > now()",
+    )
+    .bind(clinician)
+    .fetch_one(req.conn().await?)
+    .await?;
+    let daily_limit = daily_limit.saturating_add(extra);
     if renewed.is_none() && others >= daily_limit {
         return Err(ApiError::Forbidden {
             code: "break_glass_daily_limit",
@@ -287,4 +295,62 @@ pub async fn reasons_of(
 /// grant itself and every access under it), since reasons were sealed.
 pub fn grant_named_by(ledger_reason: Option<&str>) -> Option<Uuid> {
     ledger_reason?.strip_prefix("break-glass grant ")?.get(..36)?.parse().ok()
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AllowanceRequest {
+    /// The clinician whose daily break-glass limit is lifted.
+    pub clinician_id: Uuid,
+    /// Patients allowed on top of the limit for the next 24 hours (1–100).
+    pub extra: i32,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Allowance {
+    pub id: Uuid,
+    pub clinician_id: Uuid,
+    pub granted_by: Uuid,
+    pub extra: i32,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An admin lifts a clinician's break-glass daily limit by `extra` patients for 24 hours.
+pub async fn lift_limit(req: &mut Req<'_>, input: &AllowanceRequest) -> Result<Allowance, ApiError> {
+    req.resource(input.clinician_id);
+    if !req.is(ClaimRole::Admin) {
+        return Err(ApiError::NotFound);
+    }
+    if !(1..=100).contains(&input.extra) {
+        return Err(ApiError::validation("extra", "must be between 1 and 100"));
+    }
+    let role: Option<String> = sqlx::query_scalar("SELECT role::text FROM users WHERE id = $1 AND status = 'active'")
+        .bind(input.clinician_id)
+        .fetch_optional(req.conn().await?)
+        .await?;
+    if role.as_deref() != Some("clinician") {
+        return Err(ApiError::validation("clinician_id", "must be an active clinician of your organization"));
+    }
+    let id = Uuid::new_v4();
+    let (granted_at, expires_at): (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
+        "INSERT INTO break_glass_allowances (id, org_id, clinician_id, granted_by, extra, granted_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, now(), now() + interval '24 hours') RETURNING granted_at, expires_at",
+    )
+    .bind(id)
+    .bind(req.user.org_id)
+    .bind(input.clinician_id)
+    .bind(req.user.user_id)
+    .bind(input.extra)
+    .fetch_one(req.conn().await?)
+    .await?;
+    req.resource(id);
+    req.ev.reason = Some(format!("break-glass daily limit lifted by {} for 24 hours", input.extra));
+    Ok(Allowance {
+        id,
+        clinician_id: input.clinician_id,
+        granted_by: req.user.user_id,
+        extra: input.extra,
+        granted_at,
+        expires_at,
+    })
 }

@@ -1,5 +1,6 @@
 //! `/v1/patients/{id}/care-team` (admins), `/v1/patients/{id}/break-glass` (clinicians) and
-//! `/v1/break-glass/{id}/reason` (auditors and admins read a sealed reason, audited).
+//! `/v1/break-glass/{id}/reason` (auditors and admins read a sealed reason, audited) and
+//! `/v1/break-glass/allowances` (admins lift a clinician's daily limit).
 
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
@@ -81,4 +82,18 @@ pub async fn reason(state: S, user: Caller, id: web::Path<Uuid>) -> Result<HttpR
     let out =
         audited(&state, &user, Action::Read, "break_glass_reason", async |r| care::grant_reason(r, id).await).await?;
     Ok(HttpResponse::Ok().json(out))
+}
+
+#[utoipa::path(post, path = "/v1/break-glass/allowances", tag = "care team", request_body = care::AllowanceRequest,
+    description = "An admin lifts a clinician's break-glass daily limit (`CUSTOS_BREAK_GLASS_DAILY_LIMIT`) by `extra` patients for the next 24 hours. Recorded.",
+    responses((status = 201, body = care::Allowance), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn lift_limit(
+    state: S,
+    user: Caller,
+    body: web::Json<care::AllowanceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let out =
+        audited(&state, &user, Action::Admin, "break_glass_allowance", async |r| care::lift_limit(r, &body).await)
+            .await?;
+    Ok(HttpResponse::Created().json(out))
 }

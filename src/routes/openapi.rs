@@ -39,7 +39,7 @@ pub struct ErrorInner {
         super::attachments::upload_to_patient, super::attachments::upload_to_conversation,
         super::attachments::list, super::attachments::download,
         super::care_team::list, super::care_team::add, super::care_team::remove_by_body,
-        super::care_team::remove, super::care_team::break_glass, super::care_team::reason,
+        super::care_team::remove, super::care_team::break_glass, super::care_team::reason, super::care_team::lift_limit,
         super::ops_doc::healthz, super::ops_doc::readyz, super::ops_doc::openapi_json,
         super::ops_doc::login, super::ops_doc::mfa_verify, super::ops_doc::refresh, super::ops_doc::logout,
         super::ops_doc::register, super::ops_doc::me, super::ops_doc::change_password, super::ops_doc::sessions,

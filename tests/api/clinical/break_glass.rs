@@ -66,6 +66,21 @@ async fn one_live_grant_per_patient_a_daily_limit_and_a_sealed_reason() {
         "{ev:?}"
     );
 
+    // An admin lifts the limit (recorded); then the other patient is allowed. Nobody else may.
+    let lift = json!({ "clinician_id": w.ca2.id, "extra": 1 });
+    for who in [&w.ca2, &w.ua, &w.pa1] {
+        let (s, _) = call(&app, "POST", "/v1/break-glass/allowances", who, Some(lift.clone())).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{} lifting the limit", who.name);
+    }
+    // Another organization's admin: not a clinician of theirs (as for an unknown id).
+    let (s, e) = call(&app, "POST", "/v1/break-glass/allowances", &w.ab, Some(lift.clone())).await;
+    assert_eq!((s, e["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("clinician_id")));
+    let (s, a) = call(&app, "POST", "/v1/break-glass/allowances", &w.aa, Some(lift)).await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert!(events(&app, w.aa.id).await.iter().any(|e| e.1 == "break_glass_allowance" && e.2 == "success"));
+    let (s, e) = call(&app, "POST", &bg(w.p2), &w.ca2, Some(json!({ "reason": REASON }))).await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+
     // Sealed at rest; the ledger (inbox and log) never holds the text, only a commitment.
     let plain: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM break_glass_grants WHERE reason IS NOT NULL OR position($1::bytea IN reason_enc) > 0",
