@@ -112,6 +112,11 @@ pub async fn register(
 ) -> Result<Uuid, ApiError> {
     let email = Email::parse(email)?;
     let birth_date = crate::domain::parse_date("birth_date", birth_date)?;
+    // The password policy first, before anything is compared (issue 19): a weak password is
+    // refused whatever the code and date of birth, so the 422 cannot tell a right date from a
+    // wrong one.
+    let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
+    let password_hash = super::hashing::check_and_hash(state, password, PasswordPolicy::MFA_OPTIONAL, local).await?;
     let now = state.clock.now();
     let hash = hash_opaque_token(code);
 
@@ -154,9 +159,6 @@ pub async fn register(
         record_in_org(state, meta, org_id, &org_ctx, &event).await?;
         return Err(refused());
     }
-
-    let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
-    let password_hash = super::hashing::check_and_hash(state, password, PasswordPolicy::MFA_OPTIONAL, local).await?;
 
     let user_id = Uuid::now_v7();
     let email_enc =

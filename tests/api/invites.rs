@@ -103,3 +103,28 @@ async fn invites_expire_and_are_confined_to_who_may_see_the_patient() {
     let (s, _) = app.post(&format!("/v1/patients/{p}/invite"), Some(&other.access), json!({})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Issue 19: the 422 of a weak password named the right date of birth (a wrong date got 400
+/// first). The password policy is now checked before anything is compared: right and wrong
+/// dates with a weak password get the same answer, and neither uses up an attempt.
+#[tokio::test]
+async fn a_weak_password_does_not_reveal_whether_the_date_of_birth_is_right() {
+    let app = spawn_app().await;
+    let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
+    let admin = app.onboard(&email, &otp).await;
+    let p = patient(&app, &org).await;
+    let (_, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    let code = inv["invite_code"].as_str().unwrap();
+    let reg = |birth: &str, password: &str| json!({ "invite_code": code, "birth_date": birth, "email": "jdoe@mail.example", "password": password });
+    let (s_right, right) = app.post("/v1/auth/register", None, reg(BIRTH_DATE, "short")).await;
+    let (s_wrong, wrong) = app.post("/v1/auth/register", None, reg("1999-01-01", "short")).await;
+    assert_eq!((s_right, &right), (s_wrong, &wrong), "same answer whatever the date");
+    assert_eq!(s_right, StatusCode::UNPROCESSABLE_ENTITY);
+    for _ in 0..6 {
+        let (s, _) = app.post("/v1/auth/register", None, reg("1999-01-01", "short")).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Nothing was compared, so nothing was consumed: the right date still redeems.
+    let (s, b) = app.post("/v1/auth/register", None, reg(BIRTH_DATE, "a long patient passphrase 42")).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+}
