@@ -169,7 +169,7 @@ async fn seed(pool: &PgPool, keys: &RootKeys, base: String, sessions: usize) -> 
         .bind(clinician)
         .fetch_one(pool)
         .await?;
-        tokens.push(jwt.issue(&jwt.claims(clinician, sid, org, "clinician", now, 3600))?);
+        tokens.push(jwt.issue(&jwt.claims(clinician, sid, org, "clinician", now, 600))?);
     }
 
     let client = reqwest::Client::new();

@@ -18,6 +18,7 @@ GRANT SELECT, INSERT, UPDATE ON organizations, sessions, refresh_tokens, mfa_cha
 GRANT SELECT, INSERT ON symptoms, attachments TO custos_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mfa_credentials, recovery_codes, care_team_members TO custos_app;
 GRANT SELECT, INSERT ON users, messages, legacy_id_map TO custos_app;
+GRANT SELECT, INSERT ON break_glass_allowances TO custos_app;
 GRANT UPDATE (email_enc, email_bidx, display_name_enc, password_hash, must_change_password, status,
     failed_attempts, locked_until, last_login_at, password_changed_at) ON users TO custos_app;
 GRANT INSERT ON audit_inbox TO custos_app;

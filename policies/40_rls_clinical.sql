@@ -56,10 +56,13 @@ CREATE POLICY care_team_creator ON care_team_members FOR INSERT TO custos_app
 ALTER TABLE break_glass_grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE break_glass_grants FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS break_glass_read ON break_glass_grants;
+-- Auditors read grants (their reasons through an audited route); a patient reads the grants
+-- into their own record (the access report shows who broke the glass, and why).
 CREATE POLICY break_glass_read ON break_glass_grants FOR SELECT TO custos_app
     USING (org_id = custos.org_id()
-           AND (custos.is_org_manager()
-                OR (custos.role() = 'clinician' AND clinician_id = custos.user_id())));
+           AND (custos.is_org_manager() OR custos.role() = 'auditor'
+                OR (custos.role() = 'clinician' AND clinician_id = custos.user_id())
+                OR custos.is_own_patient(patient_id)));
 DROP POLICY IF EXISTS break_glass_create ON break_glass_grants;
 -- Granted now, for at most 24 hours (the application's window is shorter, e.g. 60 minutes):
 -- a grant dated into the future could never expire.
@@ -75,6 +78,21 @@ CREATE POLICY break_glass_revoke ON break_glass_grants FOR UPDATE TO custos_app
                 OR (custos.role() = 'clinician' AND clinician_id = custos.user_id())))
     -- revocation only (a trigger keeps every other column as it was)
     WITH CHECK (org_id = custos.org_id() AND revoked_at IS NOT NULL);
+
+-- Break-glass allowances (an admin lifting a clinician's daily limit): read by the
+-- organization's managers and auditors and by the clinician concerned; written by admins only,
+-- in their own name, starting now.
+ALTER TABLE break_glass_allowances ENABLE ROW LEVEL SECURITY;
+ALTER TABLE break_glass_allowances FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS break_glass_allowance_read ON break_glass_allowances;
+CREATE POLICY break_glass_allowance_read ON break_glass_allowances FOR SELECT TO custos_app
+    USING (org_id = custos.org_id()
+           AND (custos.is_org_manager() OR custos.role() = 'auditor'
+                OR (custos.role() = 'clinician' AND clinician_id = custos.user_id())));
+DROP POLICY IF EXISTS break_glass_allowance_create ON break_glass_allowances;
+CREATE POLICY break_glass_allowance_create ON break_glass_allowances FOR INSERT TO custos_app
+    WITH CHECK (org_id = custos.org_id() AND custos.role() = 'admin' AND granted_by = custos.user_id()
+                AND granted_at BETWEEN now() - interval '1 minute' AND now() + interval '1 minute');
 
 -- Clinician-authored chart tables: read by the patient and their clinicians, written by
 -- their clinicians, in their own name (the author column must be the caller).

@@ -74,6 +74,9 @@ pub struct ClinicalSettings {
     pub attachment_max_bytes: usize,
     /// How long a break-glass grant lasts (`CUSTOS_BREAK_GLASS_MINUTES`, 60; at most 24 h).
     pub break_glass_minutes: i64,
+    /// Break-glass grants a clinician may take in 24 hours, counted by patient
+    /// (`CUSTOS_BREAK_GLASS_DAILY_LIMIT`, 5); renewing a live grant does not count again.
+    pub break_glass_daily_limit: i64,
 }
 
 impl ClinicalSettings {
@@ -81,6 +84,7 @@ impl ClinicalSettings {
         Ok(Self {
             attachment_max_bytes: parse_num(non_empty, "CUSTOS_ATTACHMENT_MAX_BYTES", 10 << 20, 1, 512 << 20)?,
             break_glass_minutes: parse_num(non_empty, "CUSTOS_BREAK_GLASS_MINUTES", 60, 1, 1440)?,
+            break_glass_daily_limit: parse_num(non_empty, "CUSTOS_BREAK_GLASS_DAILY_LIMIT", 5, 1, 1000)?,
         })
     }
 }

@@ -69,7 +69,8 @@ impl AppState {
         let kek = Kek::from_bytes(*keys.kek.expose());
         let crypto = crate::crypto::store::load_reloadable(&pool, Kek::from_bytes(*keys.kek.expose())).await?;
         crate::crypto::store::spawn_periodic_reload(&crypto.keyring, settings.key_reload);
-        let mut jwt = JwtKeys::from_seed(keys.jwt_signing.expose(), JWT_ISSUER, JWT_AUDIENCE)?;
+        let mut jwt = JwtKeys::from_seed(keys.jwt_signing.expose(), JWT_ISSUER, JWT_AUDIENCE)?
+            .with_max_lifetime(crate::clock::span(settings.auth.access_token_ttl).num_seconds());
         for k in &settings.auth.jwt_previous_public_keys {
             jwt.add_verification_key_base64(k)?;
         }

@@ -62,7 +62,9 @@ pub fn insert_query(ctx: &AuditContext, event: &AuditEvent, flag_break_glass: bo
                 coalesce(bg.reason, $14), $15 OR bg.reason IS NOT NULL, $16, $18, $19 \
          FROM (SELECT) AS one \
          LEFT JOIN LATERAL ( \
-             SELECT left(g.reason, 1000) AS reason FROM break_glass_grants g \
+             SELECT left(coalesce(g.reason, 'break-glass grant ' || g.id::text \
+                                  || '; reason sealed, hmac-sha256:' || encode(g.reason_mac, 'hex')), 1000) AS reason \
+             FROM break_glass_grants g \
              WHERE $17 AND g.patient_id = $9 AND g.clinician_id = $4 \
                AND g.revoked_at IS NULL AND g.expires_at > now() \
                AND NOT EXISTS (SELECT 1 FROM care_team_members c WHERE c.patient_id = $9 AND c.clinician_id = $4) \

@@ -80,7 +80,8 @@ pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Resul
     Ok(Invite { invite_id: id, invite_code: code.expose_secret().to_owned(), expires_at })
 }
 
-/// Wrong dates of birth after which an invite is consumed.
+/// Redemption attempts that may reach the date-of-birth comparison; the next one consumes the
+/// invite (attempts are counted before comparing, under the invite's row lock).
 pub const MAX_INVITE_FAILURES: i32 = 5;
 
 /// The one answer to every failed redemption (bad, used or expired code, wrong date of birth,
@@ -112,6 +113,11 @@ pub async fn register(
 ) -> Result<Uuid, AuthError> {
     let email = Email::parse(email)?;
     let birth_date = crate::domain::parse_date("birth_date", birth_date)?;
+    // The password policy first, before anything is compared (issue 19): a weak password is
+    // refused whatever the code and date of birth, so the 422 cannot tell a right date from a
+    // wrong one.
+    let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
+    let password_hash = super::hashing::check_and_hash(state, password, PasswordPolicy::MFA_OPTIONAL, local).await?;
     let now = state.clock.now();
     let hash = hash_opaque_token(code);
 
@@ -136,6 +142,22 @@ pub async fn register(
     };
     tx.commit().await?;
     let org_ctx = AuditContext { org_id: Some(org_id), ..meta.audit_context() };
+    // Count the attempt BEFORE comparing (issue 19): the count is an UPDATE of the invite row,
+    // which takes its row lock and re-checks that the invite is still live, so parallel
+    // guesses queue on the row and at most MAX_INVITE_FAILURES of them reach the comparison;
+    // the next one consumes the invite.
+    let admitted = match count_attempt(state, meta, &hash, org_id).await? {
+        Some(false) => true,
+        Some(true) | None => false,
+    };
+    if !admitted {
+        let event =
+            AuditEvent::new(Action::Create, "user", Outcome::Denied).resource(invite_id).patient(patient_id).reason(
+                format!("registration refused: attempt limit reached (invite issued by {issued_by}); invite consumed"),
+            );
+        record_in_org(state, meta, org_id, &org_ctx, &event).await?;
+        return Err(refused());
+    }
     let on_file = state
         .crypto
         .keyring
@@ -143,20 +165,13 @@ pub async fn register(
         .await
         .map_err(AuthError::internal)?;
     if on_file.as_str() != birth_date.format("%Y-%m-%d").to_string() {
-        let consumed = invite_failed(state, meta, &hash, org_id, false).await?;
         let event = AuditEvent::new(Action::Create, "user", Outcome::Denied)
             .resource(invite_id)
             .patient(patient_id)
-            .reason(format!(
-                "registration refused: date of birth does not match (invite issued by {issued_by}){}",
-                if consumed { "; invite consumed" } else { "" }
-            ));
+            .reason(format!("registration refused: date of birth does not match (invite issued by {issued_by})"));
         record_in_org(state, meta, org_id, &org_ctx, &event).await?;
         return Err(refused());
     }
-
-    let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
-    let password_hash = super::hashing::check_and_hash(state, password, PasswordPolicy::MFA_OPTIONAL, local).await?;
 
     let user_id = Uuid::now_v7();
     let email_enc =
@@ -233,6 +248,26 @@ async fn invite_failed(
         .await?;
     tx.commit().await?;
     Ok(consumed.unwrap_or(false))
+}
+
+/// Counts one redemption attempt of a live invite under its row lock, consuming it once more
+/// than [`MAX_INVITE_FAILURES`] attempts were made: `Some(false)` admits this attempt to the
+/// comparison, `Some(true)` (this attempt consumed it) and `None` (no longer live) do not.
+async fn count_attempt(
+    state: &AppState,
+    meta: &RequestMeta,
+    hash: &[u8; 32],
+    org_id: Uuid,
+) -> Result<Option<bool>, AuthError> {
+    let mut tx = db::begin(&state.pool, &Claims::auth_in_org(org_id, meta.request_id)).await?;
+    let consumed: Option<bool> = sqlx::query_scalar("SELECT consumed FROM custos.invite_failed($1, $2, $3, false)")
+        .bind(&hash[..])
+        .bind(state.clock.now())
+        .bind(MAX_INVITE_FAILURES + 1)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(consumed)
 }
 
 /// Records a refused registration in the invite's organization ledger (no actor yet).

@@ -98,23 +98,47 @@ impl UserRow {
     }
 }
 
-/// `POST /v1/auth/login`.
+/// `POST /v1/auth/login` without naming an organization.
 pub async fn login(
     state: &AppState,
     meta: &RequestMeta,
     email: &str,
     password: SecretString,
 ) -> Result<LoginOutcome, AuthError> {
+    login_in(state, meta, email, None, password).await
+}
+
+/// `POST /v1/auth/login`. Emails are unique per organization, so an email may name accounts in
+/// several: then `organization` (its name or id) picks one, and without it the answer is the
+/// same 401 as an unknown email (after the same dummy hash) — sign-in reveals nothing about
+/// other organizations' accounts either.
+pub async fn login_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    organization: Option<&str>,
+    password: SecretString,
+) -> Result<LoginOutcome, AuthError> {
     let bidx = Email::parse(email).ok().map(|e| state.crypto.blind.index(BlindIndexKind::Email, e.as_str()));
+    let mut ambiguous = false;
     let found: Option<(Uuid, Uuid, String)> = match bidx {
         None => None,
         Some(bidx) => {
             let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-            let account: Option<(Uuid, Uuid)> =
+            let mut accounts: Vec<(Uuid, Uuid)> =
                 sqlx::query_as("SELECT user_id, org_id FROM custos.auth_user_by_email($1)")
                     .bind(&bidx[..])
-                    .fetch_optional(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await?;
+            if let Some(org) = organization {
+                let org: Option<Uuid> = sqlx::query_scalar("SELECT custos.organization_id($1)")
+                    .bind(org.chars().take(200).collect::<String>())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                accounts.retain(|(_, o)| Some(*o) == org);
+            }
+            ambiguous = accounts.len() > 1;
+            let account = if ambiguous { None } else { accounts.pop() };
             let row = match account {
                 None => None,
                 Some((user_id, org_id)) => {
@@ -135,7 +159,9 @@ pub async fn login(
     let now = state.clock.now();
     let Some((user_id, org_id, verified_hash)) = found else {
         let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-        let event = AuditEvent::new(Action::LoginFailed, "user", Outcome::Denied).reason("unknown user");
+        let reason =
+            if ambiguous { "email has accounts in several organizations and none was named" } else { "unknown user" };
+        let event = AuditEvent::new(Action::LoginFailed, "user", Outcome::Denied).reason(reason);
         audit::record(&mut tx, &meta.audit_context(), &event).await?;
         tx.commit().await?;
         return Err(AuthError::Unauthorized);

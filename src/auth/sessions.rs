@@ -198,12 +198,14 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
         (Some((user_id, org_id)), Some(hash)) => {
             db::tx::set_claims(&mut tx, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
             sqlx::query_as(
-                "SELECT rt.id, rt.used_at, s.id, s.user_id, s.org_id, s.revoked_at, s.last_seen_at, s.expires_at, \
+                "SELECT rt.id, rt.used_at, s.id, s.user_id, s.org_id, s.revoked_at, s.last_seen_at, \
+                        least(s.expires_at, rt.expires_at, s.created_at + $2::interval), \
                         s.mfa_verified, u.role::text, u.status::text, u.must_change_password \
                  FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
                  WHERE rt.token_hash = $1 FOR UPDATE OF rt, s",
             )
             .bind(&hash[..])
+            .bind(span(state.settings.auth.absolute_lifetime))
             .fetch_optional(&mut *tx)
             .await?
         }
@@ -248,6 +250,9 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, presented: &str) -> R
     let dead = if revoked_at.is_some() {
         Some("session revoked")
     } else if expires_at <= now {
+        // `expires_at` is the earliest of the session's end, the token's own end and the
+        // session's start plus the configured absolute lifetime: a row whose end was pushed
+        // out (or a lifetime since shortened) cannot be refreshed past the bound.
         Some("session past its absolute lifetime")
     } else if last_seen <= idle_cutoff {
         Some("session idle timeout")

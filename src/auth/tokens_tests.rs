@@ -332,3 +332,14 @@ fn remembered_tokens_are_bounded() {
     assert!(k.validate(&long, later).is_ok());
     assert_eq!(k.remembered(), 2);
 }
+
+#[test]
+fn lifetimes_beyond_the_maximum_are_refused_even_once_remembered() {
+    let k = keys(1).with_max_lifetime(600);
+    let year = k.issue(&k.claims(Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), "admin", NOW, 365 * 86_400)).unwrap();
+    assert!(matches!(k.validate(&year, NOW), Err(TokenError::LifetimeTooLong)));
+    assert!(matches!(k.validate(&year, NOW + 1), Err(TokenError::LifetimeTooLong)));
+    assert!(k.validate(&k.issue(&claims(&k)).unwrap(), NOW).is_ok());
+    // Without a bound (the library default) the same token verifies: the bound is the server's.
+    assert!(keys(1).validate(&year, NOW).is_ok());
+}

@@ -93,7 +93,7 @@ pub async fn create(
     .bind(admin.user_id)
     .execute(&mut *tx)
     .await
-    .map_err(|e| AuthError::duplicate(e, "a user with that email already exists"))?;
+    .map_err(|e| AuthError::duplicate(e, "a user with that email already exists in your organization"))?;
     let event = AuditEvent::new(Action::Admin, "user", Outcome::Success)
         .resource(id)
         .reason(format!("user created ({})", role.as_str()));

@@ -24,7 +24,8 @@ pub struct CareTeamMember {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BreakGlassRequest {
-    /// Why, in at least 20 characters. Read by auditors; keep clinical details out of it.
+    /// Why, in at least 20 characters and 3 different words (invisible and combining characters
+    /// do not count). Sealed at rest; auditors read it through an audited route.
     pub reason: String,
 }
 
@@ -35,6 +36,8 @@ pub struct BreakGlassGrant {
     pub clinician_id: Uuid,
     pub granted_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The live grant this one replaced (asking again while a grant is live renews it).
+    pub renewed: Option<Uuid>,
 }
 
 /// The patient exists in the caller's org and the caller (an admin) sees it.
@@ -101,7 +104,24 @@ pub async fn remove(req: &mut Req<'_>, patient: Uuid, clinician: Uuid) -> Result
     if n == 0 { Err(ApiError::NotFound) } else { Ok(()) }
 }
 
+/// The commitment to a break-glass reason that the ledger carries instead of its text:
+/// HMAC-SHA-256 under a key derived from the KEK (the blind-index key, label
+/// `break-glass-reason/v1`, scoped to the grant id, so equal reasons give unrelated values).
+pub fn reason_commitment(req: &Req<'_>, grant: Uuid, reason: &str) -> [u8; 32] {
+    req.state.crypto.blind.blind_index_scoped(REASON_COMMITMENT, grant, reason)
+}
+
+const REASON_COMMITMENT: &str = "break-glass-reason/v1";
+
 /// Grants the calling clinician `CUSTOS_BREAK_GLASS_MINUTES` of access to `patient`.
+///
+/// One live grant per clinician and patient: asking again while one is live revokes it and
+/// issues a fresh one from now (a renewal, recorded as such). At most
+/// `CUSTOS_BREAK_GLASS_DAILY_LIMIT` patients per clinician in 24 hours (a renewal does not count
+/// again); beyond it 403 `break_glass_daily_limit`, recorded by the audit wrapper. Requests of one
+/// clinician for one patient are serialized (a transaction-scoped advisory lock), so parallel
+/// requests cannot leave two live grants. The reason is sealed; the ledger event carries its
+/// commitment ([`reason_commitment`]), never the text.
 pub async fn break_glass(
     req: &mut Req<'_>,
     patient: Uuid,
@@ -112,19 +132,66 @@ pub async fn break_glass(
     if !req.is(ClaimRole::Clinician) {
         return Err(ApiError::NotFound);
     }
-    let minutes = req.state.settings.clinical.break_glass_minutes;
-    let row: Result<(Uuid, DateTime<Utc>, DateTime<Utc>), sqlx::Error> = sqlx::query_as(
-        "INSERT INTO break_glass_grants (org_id, patient_id, clinician_id, reason, granted_at, expires_at) \
-         VALUES ($1, $2, $3, $4, now(), now() + make_interval(mins => $5)) RETURNING id, granted_at, expires_at",
+    let clinician = req.user.user_id;
+    let settings = &req.state.settings.clinical;
+    let (minutes, daily_limit) = (settings.break_glass_minutes, settings.break_glass_daily_limit);
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('break-glass:' || $1::text, 0))")
+        .bind(clinician)
+        .execute(req.conn().await?)
+        .await?;
+    // Patients this clinician broke the glass into in the last 24 hours, other than this one.
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT patient_id) FROM break_glass_grants \
+         WHERE clinician_id = $1 AND granted_at > now() - interval '24 hours' AND patient_id <> $2",
     )
+    .bind(clinician)
+    .bind(patient)
+    .fetch_one(req.conn().await?)
+    .await?;
+    let renewed: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE break_glass_grants SET revoked_at = now() \
+         WHERE clinician_id = $1 AND patient_id = $2 AND revoked_at IS NULL AND expires_at > now() RETURNING id",
+    )
+    .bind(clinician)
+    .bind(patient)
+    .fetch_optional(req.conn().await?)
+    .await?;
+    // Admins may have lifted the limit for the next 24 hours (break_glass_allowances).
+    let extra: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(extra), 0)::bigint FROM break_glass_allowances WHERE clinician_id = $1 AND expires_at > now()",
+    )
+    .bind(clinician)
+    .fetch_one(req.conn().await?)
+    .await?;
+    let daily_limit = daily_limit.saturating_add(extra);
+    if renewed.is_none() && others >= daily_limit {
+        return Err(ApiError::Forbidden {
+            code: "break_glass_daily_limit",
+            message: format!("at most {daily_limit} break-glass patients in 24 hours; an admin can lift the limit"),
+        });
+    }
+    let id = Uuid::new_v4();
+    let sealed = req
+        .state
+        .crypto
+        .keyring
+        .seal_str("break_glass_grants", "reason_enc", id, reason.as_str())
+        .map_err(ApiError::internal)?;
+    let commitment = reason_commitment(req, id, reason.as_str());
+    let row: Result<(DateTime<Utc>, DateTime<Utc>), sqlx::Error> = sqlx::query_as(
+        "INSERT INTO break_glass_grants (id, org_id, patient_id, clinician_id, reason_enc, reason_mac, granted_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, now(), now() + make_interval(mins => $7)) RETURNING granted_at, expires_at",
+    )
+    .bind(id)
     .bind(req.user.org_id)
     .bind(patient)
-    .bind(req.user.user_id)
-    .bind(reason.as_str())
+    .bind(clinician)
+    .bind(&sealed)
+    .bind(&commitment[..])
     .bind(i32::try_from(minutes).unwrap_or(60))
     .fetch_one(req.conn().await?)
     .await;
-    let (id, granted_at, expires_at) = match row {
+    let (granted_at, expires_at) = match row {
         Ok(r) => r,
         // No such patient in this organization: the foreign key says so, the client hears 404.
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23503") => return Err(ApiError::NotFound),
@@ -132,6 +199,158 @@ pub async fn break_glass(
     };
     req.resource(id);
     req.ev.break_glass = true;
-    req.ev.reason = Some(reason.as_str().to_owned());
-    Ok(BreakGlassGrant { id, patient_id: patient, clinician_id: req.user.user_id, granted_at, expires_at })
+    let mac = hex::encode(commitment);
+    req.ev.reason = Some(match renewed {
+        Some(old) => format!("break-glass grant {id} (renews grant {old}); reason sealed, hmac-sha256:{mac}"),
+        None => format!("break-glass grant {id}; reason sealed, hmac-sha256:{mac}"),
+    });
+    Ok(BreakGlassGrant { id, patient_id: patient, clinician_id: clinician, granted_at, expires_at, renewed })
+}
+
+/// A break-glass reason as an auditor (or admin) reads it: the text, and whether it matches
+/// the commitment the ledger carries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BreakGlassReason {
+    pub grant_id: Uuid,
+    pub patient_id: Uuid,
+    pub clinician_id: Uuid,
+    pub granted_at: DateTime<Utc>,
+    pub reason: String,
+    /// HMAC-SHA-256 commitment (hex) as in the grant's ledger event; absent for grants made
+    /// before reasons were sealed (their reason was stored, and logged, in plain text).
+    pub commitment: Option<String>,
+    /// The sealed text still matches its commitment.
+    pub commitment_matches: Option<bool>,
+}
+
+type ReasonRow = (Uuid, Uuid, DateTime<Utc>, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The reason of grant `grant` if the caller may see the grant (RLS), decrypted.
+pub async fn grant_reason(req: &mut Req<'_>, grant: Uuid) -> Result<BreakGlassReason, ApiError> {
+    req.resource(grant);
+    if !(req.is(ClaimRole::Auditor) || req.is(ClaimRole::Admin)) {
+        return Err(ApiError::NotFound);
+    }
+    let row: Option<ReasonRow> = sqlx::query_as(
+        "SELECT patient_id, clinician_id, granted_at, reason, reason_enc, reason_mac FROM break_glass_grants WHERE id = $1",
+    )
+    .bind(grant)
+    .fetch_optional(req.conn().await?)
+    .await?;
+    let (patient_id, clinician_id, granted_at, plain, sealed, mac) = row.ok_or(ApiError::NotFound)?;
+    req.patient(patient_id);
+    let reason = match (plain, sealed) {
+        (Some(text), _) => text,
+        (None, Some(sealed)) => req
+            .state
+            .crypto
+            .keyring
+            .open_string("break_glass_grants", "reason_enc", grant, &sealed)
+            .map_err(ApiError::internal)?
+            .to_string(),
+        (None, None) => return Err(ApiError::internal(anyhow::anyhow!("break-glass grant without a reason"))),
+    };
+    let matches = mac.as_ref().map(|m| crate::auth::tokens::ct_eq(m, &reason_commitment(req, grant, &reason)));
+    Ok(BreakGlassReason {
+        grant_id: grant,
+        patient_id,
+        clinician_id,
+        granted_at,
+        reason,
+        commitment: mac.map(hex::encode),
+        commitment_matches: matches,
+    })
+}
+
+/// The reasons of the grants `ids` the caller may see (RLS: the patient for grants into their
+/// own record, admins and auditors of the organization), decrypted: for the access report.
+pub async fn reasons_of(
+    conn: &mut sqlx::PgConnection,
+    keyring: &crate::crypto::store::LiveKeyring,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(Uuid, Option<String>, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT id, reason, reason_enc FROM break_glass_grants WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+    let mut out = std::collections::HashMap::new();
+    for (id, plain, sealed) in rows {
+        let text = match (plain, sealed) {
+            (Some(t), _) => t,
+            (None, Some(s)) => {
+                keyring.open_string("break_glass_grants", "reason_enc", id, &s).map_err(ApiError::internal)?.to_string()
+            }
+            (None, None) => continue,
+        };
+        out.insert(id, text);
+    }
+    Ok(out)
+}
+
+/// The grant a break-glass ledger line names: its reason starts `break-glass grant <id>` (the
+/// grant itself and every access under it), since reasons were sealed.
+pub fn grant_named_by(ledger_reason: Option<&str>) -> Option<Uuid> {
+    ledger_reason?.strip_prefix("break-glass grant ")?.get(..36)?.parse().ok()
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AllowanceRequest {
+    /// The clinician whose daily break-glass limit is lifted.
+    pub clinician_id: Uuid,
+    /// Patients allowed on top of the limit for the next 24 hours (1–100).
+    pub extra: i32,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Allowance {
+    pub id: Uuid,
+    pub clinician_id: Uuid,
+    pub granted_by: Uuid,
+    pub extra: i32,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An admin lifts a clinician's break-glass daily limit by `extra` patients for 24 hours.
+pub async fn lift_limit(req: &mut Req<'_>, input: &AllowanceRequest) -> Result<Allowance, ApiError> {
+    req.resource(input.clinician_id);
+    if !req.is(ClaimRole::Admin) {
+        return Err(ApiError::NotFound);
+    }
+    if !(1..=100).contains(&input.extra) {
+        return Err(ApiError::validation("extra", "must be between 1 and 100"));
+    }
+    let role: Option<String> = sqlx::query_scalar("SELECT role::text FROM users WHERE id = $1 AND status = 'active'")
+        .bind(input.clinician_id)
+        .fetch_optional(req.conn().await?)
+        .await?;
+    if role.as_deref() != Some("clinician") {
+        return Err(ApiError::validation("clinician_id", "must be an active clinician of your organization"));
+    }
+    let id = Uuid::new_v4();
+    let (granted_at, expires_at): (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
+        "INSERT INTO break_glass_allowances (id, org_id, clinician_id, granted_by, extra, granted_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, now(), now() + interval '24 hours') RETURNING granted_at, expires_at",
+    )
+    .bind(id)
+    .bind(req.user.org_id)
+    .bind(input.clinician_id)
+    .bind(req.user.user_id)
+    .bind(input.extra)
+    .fetch_one(req.conn().await?)
+    .await?;
+    req.resource(id);
+    req.ev.reason = Some(format!("break-glass daily limit lifted by {} for 24 hours", input.extra));
+    Ok(Allowance {
+        id,
+        clinician_id: input.clinician_id,
+        granted_by: req.user.user_id,
+        extra: input.extra,
+        granted_at,
+        expires_at,
+    })
 }

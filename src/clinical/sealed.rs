@@ -31,6 +31,8 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("staff_profiles", "address_enc"),
     ("patient_flags", "deceased_on_enc"),
     ("monitor_decisions", "note_enc"),
+    // The break-glass reason (issue 19); the ledger carries only its commitment.
+    ("break_glass_grants", "reason_enc"),
 ];
 
 /// Tables that never change once written (a trigger refuses UPDATE); rewrap must lift the

@@ -66,6 +66,10 @@ pub enum TokenError {
     /// `aud` is not ours.
     #[error("token audience not accepted")]
     WrongAudience,
+    /// `exp − iat` exceeds the longest lifetime this server issues (a token minted with a
+    /// leaked key to last a year is refused even while its signature holds).
+    #[error("token lifetime exceeds the maximum")]
+    LifetimeTooLong,
 }
 
 /// Access-token claims. Times are Unix seconds.
@@ -114,6 +118,8 @@ pub struct JwtKeys {
     /// Tokens that verified, by SHA-256 of the token; at most `remember` of them.
     verified: Mutex<HashMap<[u8; 32], Claims>>,
     remember: usize,
+    /// Longest accepted `exp − iat`, in seconds (plus [`CLOCK_SKEW_SECS`]); `None`: no bound.
+    max_lifetime: Option<i64>,
 }
 
 /// At most this many verified tokens are remembered (a few MB): about one per live session.
@@ -154,6 +160,7 @@ impl JwtKeys {
             audience: audience.into(),
             verified: Mutex::new(HashMap::new()),
             remember: VERIFIED_CACHE,
+            max_lifetime: None,
         })
     }
 
@@ -161,6 +168,12 @@ impl JwtKeys {
     #[cfg(test)]
     pub(crate) fn remembering_at_most(self, n: usize) -> Self {
         Self { remember: n, ..self }
+    }
+
+    /// The same keys, refusing tokens whose `exp − iat` exceeds `secs` (+ [`CLOCK_SKEW_SECS`]).
+    /// The server sets this to its configured access-token lifetime, the only one it issues.
+    pub fn with_max_lifetime(self, secs: i64) -> Self {
+        Self { max_lifetime: Some(secs), ..self }
     }
 
     /// Keys from the env var's value: the seed in base64 (standard or URL-safe, padding
@@ -235,6 +248,11 @@ impl JwtKeys {
         }
         if claims.iat > now.saturating_add(CLOCK_SKEW_SECS) {
             return Err(TokenError::NotYetValid);
+        }
+        if let Some(max) = self.max_lifetime
+            && claims.exp.saturating_sub(claims.iat) > max.saturating_add(CLOCK_SKEW_SECS)
+        {
+            return Err(TokenError::LifetimeTooLong);
         }
         if fresh {
             let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);

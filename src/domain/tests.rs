@@ -231,6 +231,19 @@ fn reason_and_text() {
     assert!(Reason::parse("Line one of reason\nline two of reason").is_ok());
     assert_eq!(rule(Reason::parse(&"x".repeat(1001))), Rule::TooLong { max: 1000 });
     assert_eq!(rule(Reason::parse("Patient arrested\u{7}, no team around")), Rule::ControlCharacter);
+    // Issue 19: characters that carry no words are refused, whatever their count.
+    for empty in [
+        "a".repeat(20),
+        "\u{200b}".repeat(20),
+        "\u{301}".repeat(20),
+        format!("ab{}", "\u{301}".repeat(20)),
+        "aaaa ".repeat(6),
+    ] {
+        assert!(matches!(rule(Reason::parse(&empty)), Rule::Format { .. } | Rule::ControlCharacter), "{empty:?}");
+    }
+    // Zero-width characters inside words neither help nor hurt.
+    assert!(Reason::parse("Un\u{200b}conscious in ED, no care team").is_ok());
+    assert!(Reason::parse("Bewusstlos in der Notaufnahme, Team fehlt").is_ok());
 
     assert!(ClinicalText::parse("").unwrap().is_empty());
     assert_eq!(rule(ClinicalText::parse_non_empty(" \n ")), Rule::Empty);

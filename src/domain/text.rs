@@ -4,13 +4,48 @@
 use super::{DomainError, Rule, is_forbidden_control};
 
 /// The written justification for a break-glass access: trimmed, 20–1000 characters, no
-/// control characters except line breaks and tabs. The minimum is there so "emergency" alone
+/// control characters except line breaks and tabs, and words (see [`REASON_MIN_WORDS`]). The minimum is there so "emergency" alone
 /// is not enough; the auditor reads this text later.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Reason(String);
 
 const REASON_MIN: usize = 20;
 const REASON_MAX: usize = 1000;
+
+/// A reason must carry words, not just characters (issue 19: 20 × "a", 20 zero-width spaces
+/// or 20 combining marks were accepted). The rule, applied after removing every format
+/// character (Unicode general category Cf: zero-width spaces and joiners, bidi marks, soft
+/// hyphens…) and every non-spacing or enclosing mark (Mn, Me: combining accents): at least
+/// [`REASON_MIN_WORDS`] different words — a word is a run of 2 or more letters (alphabetic
+/// characters, any script), compared case-insensitively — and [`REASON_MIN_LETTERS`] letters
+/// in all.
+const REASON_WORDS: &str = "words: at least 3 different words of 2 or more letters and 15 letters in all \
+                            (invisible and combining characters do not count)";
+/// Different words a reason needs.
+pub const REASON_MIN_WORDS: usize = 3;
+/// Letters a reason needs.
+pub const REASON_MIN_LETTERS: usize = 15;
+
+fn carries_words(text: &str) -> bool {
+    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    let visible =
+        text.chars().filter(|&c| !matches!(get_general_category(c), G::Format | G::NonspacingMark | G::EnclosingMark));
+    let mut words = std::collections::BTreeSet::new();
+    let mut letters = 0;
+    let mut word = String::new();
+    for c in visible.chain(std::iter::once(' ')) {
+        if c.is_alphabetic() {
+            letters += 1;
+            word.extend(c.to_lowercase());
+        } else {
+            if word.chars().count() >= 2 {
+                words.insert(std::mem::take(&mut word));
+            }
+            word.clear();
+        }
+    }
+    words.len() >= REASON_MIN_WORDS && letters >= REASON_MIN_LETTERS
+}
 
 impl Reason {
     /// Default field name in errors.
@@ -31,6 +66,9 @@ impl Reason {
         }
         if t.chars().any(|c| is_forbidden_control(c) && !matches!(c, '\n' | '\r' | '\t')) {
             return Err(DomainError::new(Self::FIELD, Rule::ControlCharacter));
+        }
+        if !carries_words(t) {
+            return Err(DomainError::new(Self::FIELD, Rule::Format { expected: REASON_WORDS }));
         }
         Ok(Reason(t.to_string()))
     }

@@ -200,6 +200,9 @@ fn verify_token(req: &HttpRequest, state: &AppState) -> Result<Token, ApiError> 
     let anonymous = Claims::anonymous(meta.request_id);
     let claims = match state.jwt.validate(token, state.clock.now().timestamp()) {
         Ok(c) => c,
+        Err(crate::auth::tokens::TokenError::LifetimeTooLong) => {
+            return Err(refuse(req, anonymous, "access token lifetime exceeds the configured maximum"));
+        }
         Err(e) => {
             tracing::debug!(reason = %e, "access token rejected");
             return Err(refuse(

@@ -425,6 +425,13 @@ pub async fn access_report(
         return Err(ApiError::NotFound);
     };
     let rows = query::access_report(&mut tx, org, patient, account, after, limit).await?;
+    // Break-glass reasons are sealed (the ledger carries a commitment): the report shows the
+    // text, to the patient too — it is the purpose of a disclosure of their own record.
+    let grant_of = |e: &crate::audit::store::EventFields| {
+        e.break_glass.then(|| crate::clinical::care::grant_named_by(e.reason.as_deref())).flatten()
+    };
+    let grants: Vec<Uuid> = rows.iter().filter_map(|r| grant_of(&r.event)).collect();
+    let reasons = crate::clinical::care::reasons_of(&mut tx, &state.crypto.keyring, &grants).await?;
     let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
     crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
     tx.commit().await?;
@@ -444,7 +451,11 @@ pub async fn access_report(
                 resource_ids: e.resource_ids.clone(),
                 outcome: e.outcome.clone(),
                 break_glass: e.break_glass,
-                reason: if e.break_glass { e.reason.clone() } else { None },
+                reason: if e.break_glass {
+                    grant_of(e).and_then(|id| reasons.get(&id).cloned()).or_else(|| e.reason.clone())
+                } else {
+                    None
+                },
                 leaf_hash: B64.encode(&r.leaf_hash),
                 proof_url: super::event_proof::proof_path(r.ledger_id, r.seq),
             }

@@ -15,6 +15,9 @@ pub struct LoginBody {
     email: String,
     #[schema(value_type = String, format = Password)]
     password: SecretString,
+    /// The organization (name or id); needed only when the email has accounts in several.
+    #[serde(default)]
+    organization: Option<String>,
 }
 
 /// `POST /v1/auth/login`.
@@ -27,8 +30,8 @@ pub async fn login(
     meta: RequestMeta,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let LoginBody { email, password } = body.into_inner();
-    Ok(HttpResponse::Ok().json(login::login(&state, &meta, &email, password).await?))
+    let LoginBody { email, password, organization } = body.into_inner();
+    Ok(HttpResponse::Ok().json(login::login_in(&state, &meta, &email, organization.as_deref(), password).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

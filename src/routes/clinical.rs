@@ -124,5 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(delete().to(care_team::remove_by_body)),
         )
         .service(resource("/v1/patients/{id}/care-team/{clinician_id}").route(delete().to(care_team::remove)))
-        .service(resource("/v1/patients/{id}/break-glass").route(post().to(care_team::break_glass)));
+        .service(resource("/v1/patients/{id}/break-glass").route(post().to(care_team::break_glass)))
+        .service(resource("/v1/break-glass/{id}/reason").route(get().to(care_team::reason)))
+        .service(resource("/v1/break-glass/allowances").route(post().to(care_team::lift_limit)));
 }

@@ -127,3 +127,76 @@ async fn reset_mfa_revokes_sessions_and_requires_enrolment_again() {
     assert_eq!(b["mfa_enrollment_required"], true);
     assert!(app.has_event("mfa", "success", "MFA reset").await);
 }
+
+/// Issue 19, the cross-organization email oracle: an admin of org B creating a user whose
+/// email has an account in org A gets what an unknown email gets — status, body shape and the
+/// same work (both are real creations) — and both creations are recorded.
+#[tokio::test]
+async fn an_email_used_in_another_organization_answers_like_an_unknown_one() {
+    let app = spawn_app().await;
+    let admin_a = app.admin().await;
+    let (_, otp_a) = app.create_user(&admin_a, "shared@mail.example", "clinician").await;
+    let (_, email_b, otp_b) = app.bootstrap("Other Org", "admin@other.example").await;
+    let admin_b = app.onboard(&email_b, &otp_b).await;
+    let create = |email: &'static str| {
+        let app = &app;
+        let token = admin_b.access.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let (s, b) = app
+                .post(
+                    "/v1/admin/users",
+                    Some(&token),
+                    json!({ "email": email, "role": "clinician", "display_name": "Dr. Q" }),
+                )
+                .await;
+            (s, b, started.elapsed())
+        }
+    };
+    let (s_known, known, t_known) = create("shared@mail.example").await;
+    let (s_new, new, t_new) = create("nobody@mail.example").await;
+    assert_eq!((s_known, s_new), (StatusCode::CREATED, StatusCode::CREATED), "{known} {new}");
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&known), keys(&new));
+    assert_eq!(known["email"], "shared@mail.example");
+    // Same timing class: both hash a one-time password and insert a row (a 409 took no hash).
+    let (lo, hi) = (t_known.min(t_new), t_known.max(t_new));
+    assert!(hi < lo * 4 + std::time::Duration::from_millis(200), "{t_known:?} vs {t_new:?}");
+    let created = app
+        .audit()
+        .await
+        .iter()
+        .filter(|(a, o, r)| a == "admin" && o == "success" && r.as_deref() == Some("user created (clinician)"))
+        .count();
+    assert_eq!(created, 3, "org A's user and both of org B's are recorded");
+
+    // Two accounts, one email: sign-in names the organization; without it, the same 401 as an
+    // unknown email, recorded.
+    let (s, _) = app.login("shared@mail.example", &otp_a).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(app.has_event("login_failed", "denied", "several organizations").await, "{:?}", app.audit().await);
+    let (s, b) = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({ "email": "shared@mail.example", "password": otp_a, "organization": "General Hospital" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["password_change_required"], true);
+    let (s, _) = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({ "email": "shared@mail.example", "password": otp_a, "organization": "Other Org" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "org A's password is not org B's account's");
+    // Within one organization an email is still unique (the admin sees their own users anyway).
+    let (s, _, _) = create("shared@mail.example").await;
+    assert_eq!(s.as_u16(), 409);
+}

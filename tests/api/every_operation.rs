@@ -84,6 +84,10 @@ fn bodies(method: &str, path: &str) -> Vec<Value> {
         ("POST", "/v1/me/passkeys/register/start") => {
             out.push(json!({ "password": "not the password", "label": "laptop" }));
         }
+        ("POST", "/v1/break-glass/allowances") => {
+            out.push(json!({ "clinician_id": Uuid::new_v4(), "extra": 1 }));
+            out.push(json!({ "clinician_id": Uuid::new_v4(), "extra": 0 }));
+        }
         ("POST", "/v1/patients/{id}/break-glass") => {
             out.push(json!({ "reason": "patient unconscious in the emergency department" }));
         }

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{TestApp, spawn_app};
+use crate::common::{TestApp, spawn_app, spawn_app_with};
 
 pub const BIRTH_DATE: &str = "1980-02-03";
 
@@ -102,4 +102,69 @@ async fn invites_expire_and_are_confined_to_who_may_see_the_patient() {
     let other = app.onboard(&e2, &o2).await;
     let (s, _) = app.post(&format!("/v1/patients/{p}/invite"), Some(&other.access), json!({})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// Issue 19: the 422 of a weak password named the right date of birth (a wrong date got 400
+/// first). The password policy is now checked before anything is compared: right and wrong
+/// dates with a weak password get the same answer, and neither uses up an attempt.
+#[tokio::test]
+async fn a_weak_password_does_not_reveal_whether_the_date_of_birth_is_right() {
+    let app = spawn_app().await;
+    let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
+    let admin = app.onboard(&email, &otp).await;
+    let p = patient(&app, &org).await;
+    let (_, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    let code = inv["invite_code"].as_str().unwrap();
+    let reg = |birth: &str, password: &str| json!({ "invite_code": code, "birth_date": birth, "email": "jdoe@mail.example", "password": password });
+    let (s_right, right) = app.post("/v1/auth/register", None, reg(BIRTH_DATE, "short")).await;
+    let (s_wrong, wrong) = app.post("/v1/auth/register", None, reg("1999-01-01", "short")).await;
+    assert_eq!((s_right, &right), (s_wrong, &wrong), "same answer whatever the date");
+    assert_eq!(s_right, StatusCode::UNPROCESSABLE_ENTITY);
+    for _ in 0..6 {
+        let (s, _) = app.post("/v1/auth/register", None, reg("1999-01-01", "short")).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Nothing was compared, so nothing was consumed: the right date still redeems.
+    let (s, b) = app.post("/v1/auth/register", None, reg(BIRTH_DATE, "a long patient passphrase 42")).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+}
+
+/// Issue 19: sixty parallel guesses against one invite compared 11 to 26 wrong dates (the
+/// limit is 5). Attempts are now counted under the invite's row lock before comparing: at most
+/// 5 comparisons, every attempt recorded, and the invite consumed.
+#[tokio::test]
+async fn sixty_parallel_guesses_get_at_most_five_comparisons() {
+    // All 60 hash their passwords at once, so they reach the invite together.
+    let app =
+        spawn_app_with(&[("CUSTOS_AUTH_RATE_PER_MINUTE", "100000"), ("CUSTOS_PASSWORD_HASH_CONCURRENCY", "64")]).await;
+    let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
+    let admin = app.onboard(&email, &otp).await;
+    let p = patient(&app, &org).await;
+    let (_, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    let code = inv["invite_code"].as_str().unwrap().to_owned();
+    let guesses = (0..60).map(|i| {
+        let body = json!({ "invite_code": code, "birth_date": format!("19{:02}-01-01", i + 10),
+                           "email": format!("g{i}@mail.example"), "password": "a long patient passphrase 42" });
+        let app = &app;
+        async move { app.post("/v1/auth/register", None, body).await.0 }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    assert!(answers.iter().all(|s| *s == StatusCode::BAD_REQUEST), "{answers:?}");
+    let audit = app.audit().await;
+    let compared = audit
+        .iter()
+        .filter(|(_, _, r)| r.as_deref().is_some_and(|r| r.contains("date of birth does not match")))
+        .count();
+    assert!(compared <= 5, "{compared} wrong dates compared");
+    let refused = audit.iter().filter(|(a, o, _)| a == "create" && o == "denied").count();
+    assert!(refused >= 60, "every attempt recorded: {refused}");
+    let (s, _) = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({ "invite_code": code, "birth_date": BIRTH_DATE,
+            "email": "jdoe@mail.example", "password": "a long patient passphrase 42" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "consumed");
 }

@@ -109,3 +109,22 @@ async fn the_server_refuses_to_start_with_a_wrong_kek() {
     );
     assert!(err.to_string().contains("CUSTOS_KEK"));
 }
+
+#[tokio::test]
+async fn a_token_signed_with_our_key_valid_for_a_year_is_refused_and_recorded() {
+    // The attack of issue 19: with a leaked signing key, a token that never needs refreshing.
+    let (app, _, claims) = setup().await;
+    let ours = JwtKeys::from_seed(app.keys.jwt_signing.expose(), "custos", "custos-api").unwrap();
+    let year = ours.claims(claims.sub, claims.sid, claims.org, claims.role.clone(), app.clock.unix(), 365 * 86_400);
+    assert_eq!(status(&app, &ours.issue(&year).unwrap()).await, StatusCode::UNAUTHORIZED);
+    assert!(
+        app.has_event("security", "denied", "lifetime exceeds the configured maximum").await,
+        "{:?}",
+        app.audit().await
+    );
+    // The configured lifetime (600 s in tests) itself is accepted: the bound is not below it.
+    let ok = ours.claims(claims.sub, claims.sid, claims.org, claims.role.clone(), app.clock.unix(), 600);
+    assert_eq!(status(&app, &ours.issue(&ok).unwrap()).await, StatusCode::OK);
+    let over = ours.claims(claims.sub, claims.sid, claims.org, claims.role.clone(), app.clock.unix(), 600 + 60);
+    assert_eq!(status(&app, &ours.issue(&over).unwrap()).await, StatusCode::UNAUTHORIZED);
+}

@@ -196,3 +196,32 @@ async fn the_session_check_leaves_nothing_on_pooled_connections() {
     }
     assert!(!held.is_empty());
 }
+
+#[tokio::test]
+async fn a_refresh_token_cannot_outlive_its_sessions_absolute_lifetime() {
+    // A session row whose end was pushed out a year (a bug, a restore, a tampered row) still
+    // ends at its start plus the configured absolute lifetime.
+    let app = spawn_app_with(&[("CUSTOS_SESSION_ABSOLUTE_TIMEOUT_SECS", "1800")]).await;
+    let admin = app.admin().await;
+    sqlx::query("UPDATE sessions SET expires_at = expires_at + interval '365 days'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE refresh_tokens SET expires_at = expires_at + interval '365 days'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let mut refresh = admin.refresh.clone();
+    for _ in 0..3 {
+        app.clock.advance(Duration::from_secs(8 * 60));
+        let (s, t) = app.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh })).await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        refresh = t["refresh_token"].as_str().unwrap().to_owned();
+        let access = t["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(app.get("/v1/me", &access).await.0, StatusCode::OK); // not idle
+    }
+    app.clock.advance(Duration::from_secs(8 * 60)); // 32 min > 30 min
+    let (s, _) = app.post("/v1/auth/refresh", None, json!({ "refresh_token": refresh })).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(app.has_event("refresh", "denied", "absolute lifetime").await);
+}

@@ -275,7 +275,7 @@ async fn conflict_answers_do_not_name_the_constraint() {
     let api = custos::error::ApiError::from(err);
     let shown = api.to_string();
     assert_eq!(api.code(), "conflict");
-    assert!(!shown.contains("users_email_bidx_key") && !shown.contains("bidx"), "{shown}");
+    assert!(!shown.contains("users_org_id_email_bidx_key") && !shown.contains("bidx"), "{shown}");
 }
 
 /// The owner of the per-row access predicates reads the columns an access decision needs and

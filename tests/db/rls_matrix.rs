@@ -192,7 +192,11 @@ async fn patients_care_teams_grants_and_invites() {
     check(&db.pool, &w, "break_glass_grants", "patient_id", |a| match a {
         a if a == w.ca2 => vec![w.p2],
         a if a == w.ca3 => vec![w.p1],
-        a if a == w.aa => vec![w.p1, w.p2],
+        // Auditors read grants (reasons through an audited route); patients the grants into
+        // their own record (issue 19: the access report shows who broke the glass and why).
+        a if a == w.aa || a == w.ua => vec![w.p1, w.p2],
+        a if a == w.pa1 => vec![w.p1],
+        a if a == w.pa2 => vec![w.p2],
         _ => vec![],
     })
     .await;

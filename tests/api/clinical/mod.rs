@@ -1,6 +1,7 @@
 //! The clinical API over HTTP: access matrix, rules, encryption at rest, audit completeness.
 
 mod audit;
+mod break_glass;
 mod cases;
 mod constraints;
 mod done_when;

@@ -27,6 +27,8 @@ async fn openapi_covers_the_clinical_identity_and_ops_routes() {
         ("/v1/attachments/{id}", "get"),
         ("/v1/patients/{id}/care-team", "delete"),
         ("/v1/patients/{id}/break-glass", "post"),
+        ("/v1/break-glass/{id}/reason", "get"),
+        ("/v1/break-glass/allowances", "post"),
         ("/v1/auth/login", "post"),
         ("/v1/me", "get"),
         ("/v1/admin/users", "post"),

@@ -76,7 +76,7 @@ pub async fn actor(app: &TestApp, fc: &FieldCrypto, org: Uuid, role: &str, name:
     .await
     .unwrap();
     let keys = JwtKeys::from_seed(app.keys.jwt_signing.expose(), "custos", "custos-api").unwrap();
-    let token = keys.issue(&keys.claims(id, sid, org, role, app.clock.unix(), 900)).unwrap();
+    let token = keys.issue(&keys.claims(id, sid, org, role, app.clock.unix(), 600)).unwrap();
     Actor { id, token, name }
 }
 
