@@ -2,6 +2,7 @@
 // break-glass grants, ledger and key health; then the new auditor's first sign-in in another
 // browser profile, with a TOTP computed here, and the review queue.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { BASE, firstSignIn, freshTotp, launch, loadState, saveState, shoot, signIn } from '../lib/harness.js';
 
@@ -70,6 +71,12 @@ test('an admin is refused the auditors\' review queue', async () => {
   const res = await admin.page.goto(`${BASE}/console/review`);
   assert.equal(res.status(), 403);
   await shoot(admin.page, '15-forbidden');
+  // Recorded by the API's audit wrapper, like a refused /v1/ request.
+  const sql = "SELECT count(*) FROM (SELECT reason, outcome::text FROM audit_inbox UNION ALL "
+    + "SELECT reason, outcome::text FROM audit_log) e "
+    + "WHERE outcome = 'denied' AND reason LIKE 'reviewer_role_required (GET /console/review %'";
+  const n = execFileSync('psql', [process.env.CUSTOS_DATABASE_URL, '-tAc', sql], { encoding: 'utf8' }).trim();
+  assert.equal(n, '1', 'the refusal is in the ledger once');
 });
 
 test('the auditor signs in in another browser profile: password change, MFA, review queue', async () => {
