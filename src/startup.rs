@@ -75,7 +75,9 @@ impl Application {
                 .wrap(Compress::default())
                 .wrap(from_fn(crate::middleware::outcomes::audit_outcomes))
                 .wrap(from_fn(crate::middleware::request_context))
-                .configure(|cfg| crate::routes::configure(cfg, auth_limiter, account_limiter))
+                .configure(|cfg| crate::routes::configure(cfg, auth_limiter.clone(), account_limiter))
+                // The console (`/console/`) shares the API's per-IP sign-in limit.
+                .configure(|cfg| crate::console::configure(cfg, auth_limiter))
                 .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::NotFound) }))
         })
         .shutdown_timeout(shutdown.as_secs())
