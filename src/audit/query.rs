@@ -26,35 +26,77 @@ pub struct EventFilter {
     pub limit: i64,
 }
 
+/// Which end of the ledger a page starts from; the cursor continues in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Index order (the API's): the cursor is the last `seq` seen, the next page is above it.
+    #[default]
+    OldestFirst,
+    /// Newest first (the console's): the next page is below the cursor.
+    NewestFirst,
+}
+
 /// One page of `ledger_id`'s events in index order, matching `f`.
 pub async fn list_events(
     conn: &mut PgConnection,
     ledger_id: Uuid,
     f: &EventFilter,
 ) -> Result<Vec<LogRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {} FROM audit_log WHERE ledger_id = $1 \
-           AND ($2::uuid IS NULL OR patient_id = $2 OR patient_ids @> ARRAY[$2]) \
-           AND ($3::uuid IS NULL OR actor_id = $3) \
-           AND ($4::audit_action IS NULL OR action = $4) AND ($5::audit_outcome IS NULL OR outcome = $5) \
-           AND ($6::timestamptz IS NULL OR occurred_at >= $6) AND ($7::timestamptz IS NULL OR occurred_at < $7) \
-           AND ($8::bool IS NULL OR break_glass = $8) AND seq > $9 \
-         ORDER BY seq LIMIT $10",
+    list_events_ordered(conn, ledger_id, f, Order::OldestFirst).await
+}
+
+/// One page of `ledger_id`'s events matching `f`, in `order`, by keyset on `seq` (never
+/// OFFSET). Only the filters that are set become predicates, so each combination is its own
+/// prepared statement with its own plan: a catch-all `($n IS NULL OR col = $n)` statement
+/// gets one generic plan that cannot use the filter's index. Every single filter has an
+/// index `(ledger_id, <filter>, seq)` (migrations/20261202150001_console_event_indexes.sql)
+/// that serves the page in `seq` order from the cursor on; bench/console_events.rs measures
+/// them on a ledger of 1M events.
+pub async fn list_events_ordered(
+    conn: &mut PgConnection,
+    ledger_id: Uuid,
+    f: &EventFilter,
+    order: Order,
+) -> Result<Vec<LogRow>, sqlx::Error> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+        "SELECT {} FROM audit_log WHERE ledger_id = ",
         store::log_columns()
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(ledger_id)
-        .bind(f.patient)
-        .bind(f.actor)
-        .bind(f.action)
-        .bind(f.outcome)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.break_glass)
-        .bind(f.after.unwrap_or(-1))
-        .bind(f.limit.clamp(1, MAX_PAGE))
-        .fetch_all(conn)
-        .await
+    ));
+    q.push_bind(ledger_id);
+    if let Some(p) = f.patient {
+        q.push(" AND (patient_id = ").push_bind(p).push(" OR patient_ids @> ARRAY[").push_bind(p).push("]::uuid[])");
+    }
+    if let Some(a) = f.actor {
+        q.push(" AND actor_id = ").push_bind(a);
+    }
+    if let Some(a) = f.action {
+        q.push(" AND action = ").push_bind(a);
+    }
+    if let Some(o) = f.outcome {
+        q.push(" AND outcome = ").push_bind(o);
+    }
+    if let Some(t) = f.from {
+        q.push(" AND occurred_at >= ").push_bind(t);
+    }
+    if let Some(t) = f.to {
+        q.push(" AND occurred_at < ").push_bind(t);
+    }
+    if let Some(b) = f.break_glass {
+        q.push(" AND break_glass = ").push_bind(b);
+    }
+    match (order, f.after) {
+        (Order::OldestFirst, after) => {
+            q.push(" AND seq > ").push_bind(after.unwrap_or(-1)).push(" ORDER BY seq");
+        }
+        (Order::NewestFirst, Some(before)) => {
+            q.push(" AND seq < ").push_bind(before).push(" ORDER BY seq DESC");
+        }
+        (Order::NewestFirst, None) => {
+            q.push(" ORDER BY seq DESC");
+        }
+    }
+    q.push(" LIMIT ").push_bind(f.limit.clamp(1, MAX_PAGE));
+    q.build_query_as::<LogRow>().fetch_all(conn).await
 }
 
 /// Whether the caller can see the patient at all (their own record, or an admin's org), and
