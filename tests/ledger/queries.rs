@@ -84,7 +84,8 @@ async fn console_pages_by_time_match_every_filter() {
         list_events(&mut tx, w.org_a, &EventFilter { limit: 1000, ..EventFilter::default() }).await.unwrap();
     assert_eq!(everything.len(), 43);
     let mid = everything.iter().find(|r| r.seq == 120).unwrap().event.occurred_at;
-    let filters: Vec<(&str, EventFilter, Box<dyn Fn(&LogRow) -> bool>)> = vec![
+    type Wanted<'a> = Box<dyn Fn(&LogRow) -> bool + 'a>;
+    let filters: Vec<(&str, EventFilter, Wanted)> = vec![
         ("none", EventFilter::default(), Box::new(|_| true)),
         (
             "patient p1",
