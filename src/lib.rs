@@ -71,6 +71,9 @@ pub mod middleware;
 /// HTTP routes.
 pub mod routes;
 
+/// The Custos Console (`/console/`): server-rendered staff pages over the same services.
+pub mod console;
+
 /// Application assembly: server, TLS, graceful shutdown.
 pub mod startup;
 

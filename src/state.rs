@@ -38,6 +38,8 @@ pub struct AppState {
     pub recovery_key: zeroize::Zeroizing<[u8; 32]>,
     /// Bounds concurrent password hashing (see `AuthSettings::hash_concurrency`).
     pub hash_slots: tokio::sync::Semaphore,
+    /// HMAC key of the console's session cookie and CSRF tokens (a KEK sub-key).
+    pub console_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 /// Why the server could not be assembled. Messages name variables, never values.
@@ -72,9 +74,13 @@ impl AppState {
             jwt.add_verification_key_base64(k)?;
         }
         let recovery_key = kek.derive_subkey("recovery-code-hash/v1");
+        let console_key = kek.derive_subkey("console-cookie/v1");
         let hash_slots = tokio::sync::Semaphore::new(settings.auth.hash_concurrency);
         let ledger_signer = LedgerSigner::from_settings(&settings, &keys).map_err(anyhow::Error::from)?;
         let ledger_verifier_keys = ledger_signer.verifiers().iter().map(|v| v.encode()).collect();
-        Ok((Self { pool, settings, ledger_verifier_keys, crypto, jwt, clock, recovery_key, hash_slots }, ledger_signer))
+        Ok((
+            Self { pool, settings, ledger_verifier_keys, crypto, jwt, clock, recovery_key, hash_slots, console_key },
+            ledger_signer,
+        ))
     }
 }

@@ -19,7 +19,7 @@ pub mod tokens;
 pub mod totp;
 pub mod users;
 
-pub use extractor::{AnySessionUser, AuthUser, Caller, EnrollingUser, Identity, RequestMeta};
+pub use extractor::{AnySessionUser, AuthUser, Caller, CookieSession, EnrollingUser, Identity, RequestMeta};
 
 #[cfg(test)]
 mod password_tests;

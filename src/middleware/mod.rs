@@ -94,8 +94,11 @@ pub async fn request_context(
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
     ];
+    // Defaults: the console sets its own page-shaped CSP and referrer policy (`console::guard`).
     for (name, value) in security {
-        h.insert(name, HeaderValue::from_static(value));
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
     }
     // API responses may carry PHI: never cache them anywhere.
     if !h.contains_key(header::CACHE_CONTROL) {
@@ -111,11 +114,12 @@ fn json_error_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
+    // JSON already, or an HTML page the console rendered for the error.
     let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if is_json {
         return res;
     }

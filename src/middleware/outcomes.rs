@@ -48,9 +48,10 @@ pub async fn audit_outcomes(
         return Ok(res);
     }
     let request = res.request();
-    // Unmatched paths name no resource; the others outside /v1 are public (health, metrics,
-    // the OpenAPI document).
-    let Some(route) = request.match_pattern().filter(|r| r.starts_with("/v1/")) else { return Ok(res) };
+    // Unmatched paths name no resource; the others outside /v1 and the console are public
+    // (health, metrics, the OpenAPI document).
+    let audited = |r: &String| r.starts_with("/v1/") || r.starts_with("/console/");
+    let Some(route) = request.match_pattern().filter(audited) else { return Ok(res) };
     let code = res
         .response()
         .error()

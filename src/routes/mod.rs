@@ -30,6 +30,7 @@ use crate::error::ApiError;
 /// `account_limiter` the credential checks of a signed-in session (`/v1/me/password`,
 /// `/v1/me/mfa/*`), so a stolen token cannot guess passwords or codes at full speed.
 pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, account_limiter: AuthLimiter) {
+    let console_limiter = auth_limiter.clone();
     // First: `/v1/admin/users/{id}/profile` must win over `/v1/admin/users/{id}/{action}`.
     review::configure(cfg);
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
@@ -62,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth_limiter: AuthLimiter, accoun
     tiles::configure(cfg);
     cfg.service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)));
     clinical::configure(cfg);
+    crate::console::configure(cfg, console_limiter);
 }
 
 /// A resource whose unmatched methods answer 405 (JSON) rather than falling through to 404.

@@ -1,0 +1,5 @@
+//! The privacy-monitoring review queue.
+
+use actix_web::web;
+
+pub fn configure(_cfg: &mut web::ServiceConfig) {}
