@@ -81,7 +81,7 @@ pub struct LedgerQuery {
 }
 
 /// `GET /v1/audit/checkpoint?ledger=`: the latest signed note, as text/plain.
-async fn checkpoint(
+pub(crate) async fn checkpoint(
     user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<LedgerQuery>,
@@ -107,7 +107,7 @@ pub struct InclusionQuery {
     tree_size: u64,
 }
 
-async fn inclusion(
+pub(crate) async fn inclusion(
     user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<InclusionQuery>,
@@ -139,7 +139,7 @@ pub struct ConsistencyQuery {
     to: u64,
 }
 
-async fn consistency(
+pub(crate) async fn consistency(
     user: AuthUser,
     state: web::Data<AppState>,
     q: web::Query<ConsistencyQuery>,

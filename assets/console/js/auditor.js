@@ -71,11 +71,11 @@ function report(box, result, okTitle) {
   box.append(list);
 }
 
-/** Event page: checks the event shown (its JSON is in a non-executable data block). */
+/** Event page: checks the event shown (its JSON, as the API lists it, is in `data-event`). */
 async function eventVerifier(root) {
   const button = root.querySelector('[data-verify-event]');
   const box = root.querySelector('[data-verify-result]');
-  const data = document.getElementById('event-data');
+  const data = root.getAttribute('data-event');
   if (!button || !box || !data) return;
   button.addEventListener('click', async () => {
     box.textContent = 'Checking…';
@@ -85,7 +85,7 @@ async function eventVerifier(root) {
       return;
     }
     try {
-      const event = JSON.parse(data.textContent);
+      const event = JSON.parse(data);
       const base = root.getAttribute('data-api');
       const origin = root.getAttribute('data-origin');
       const checkpoint = await fetchOk(`${base}/checkpoint?ledger=${event.ledger_id}`, 'text');
