@@ -10,7 +10,7 @@ import { BASE, firstSignIn, freshTotp, launch, loadState, shoot } from '../lib/h
 
 const DB = process.env.CUSTOS_DATABASE_URL;
 const auditorEmail = 'auditor@browser.example';
-const auditorPassword = 'an auditor checks the checkers 7';
+const auditorPassword = 'violet harbor engine quietly 93';
 let b;
 let eventSeq;
 let ledger;
@@ -84,7 +84,7 @@ test('the event browser filters by action and pages by cursor', async () => {
   assert.ok(actions.every((a) => a.trim() === 'login'), actions.join(','));
   await shoot(page, '21-events-filtered');
   const bad = await page.goto(`${BASE}/console/events?actor=not-a-uuid`);
-  assert.equal(bad.status(), 400);
+  assert.equal(bad.status(), 422, "a malformed filter is a clear 4xx");
   await page.goto(`${BASE}/console/events?action=login`);
   // The admin's sign-in: the oldest login on the page.
   const link = page.locator('table.events tbody tr td:first-child a').last();
@@ -98,7 +98,7 @@ test('verify in this browser: the pinned key, the leaf, the path, the root', asy
   const page = b.page;
   // The key an auditor got from the organization's published list (here: GET /v1/audit/keys).
   const keys = await (await fetch(`${BASE}/v1/audit/keys`)).json();
-  await page.getByLabel(/^Verifier key/).fill(keys.keys[0]);
+  await page.getByRole('textbox', { name: /^Verifier key/ }).fill(keys.keys[0]);
   await page.getByRole('button', { name: 'Pin this key' }).click();
   await page.locator('[data-pinned-key]', { hasText: 'key id' }).waitFor();
   const box = await verifyInPage(page);
