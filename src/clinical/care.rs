@@ -135,3 +135,45 @@ pub async fn break_glass(
     req.ev.reason = Some(reason.as_str().to_owned());
     Ok(BreakGlassGrant { id, patient_id: patient, clinician_id: req.user.user_id, granted_at, expires_at })
 }
+
+/// A break-glass grant as an admin reviews it: live or past, with its reason.
+#[derive(Debug, Serialize)]
+pub struct GrantSummary {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub clinician_id: Uuid,
+    pub reason: String,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The organization's break-glass grants, newest first (admins; RLS confines them to the
+/// organization). At most `limit`.
+pub async fn list_grants(req: &mut Req<'_>, limit: i64) -> Result<Vec<GrantSummary>, ApiError> {
+    if !req.is(ClaimRole::Admin) {
+        return Err(ApiError::Forbidden { code: "forbidden", message: "your role may not do this".into() });
+    }
+    type Row = (Uuid, Uuid, Uuid, String, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, patient_id, clinician_id, reason, granted_at, expires_at, revoked_at \
+         FROM break_glass_grants WHERE org_id = $1 ORDER BY granted_at DESC, id LIMIT $2",
+    )
+    .bind(req.user.org_id)
+    .bind(limit)
+    .fetch_all(req.conn().await?)
+    .await?;
+    req.ev.reason = Some(format!("break-glass grant list ({} rows)", rows.len()));
+    Ok(rows
+        .into_iter()
+        .map(|(id, patient_id, clinician_id, reason, granted_at, expires_at, revoked_at)| GrantSummary {
+            id,
+            patient_id,
+            clinician_id,
+            reason,
+            granted_at,
+            expires_at,
+            revoked_at,
+        })
+        .collect())
+}

@@ -211,7 +211,13 @@ fn html_errors(res: ServiceResponse<BoxBody>, had_cookie: bool) -> ServiceRespon
                 .filter(|_| status.is_client_error())
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| default_message(status).to_owned());
-            render_error(&http, status, status.canonical_reason().unwrap_or("Error"), &message)
+            let page = render_error(&http, status, status.canonical_reason().unwrap_or("Error"), &message);
+            // Keep the original response's error (the audit wrapper records its code) and
+            // headers; only the body becomes the page.
+            let (head, _) = old.into_parts();
+            let mut res = head.set_body(page.into_body());
+            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            res
         }
     };
     ServiceResponse::new(http, new)

@@ -80,7 +80,7 @@ const NAV: &[(&str, &str, &[ClaimRole])] = &[
     ("/console/care-teams", "Care teams", &[ClaimRole::Admin]),
     ("/console/break-glass", "Break-glass", &[ClaimRole::Admin]),
     ("/console/health", "Health", &[ClaimRole::Admin]),
-    ("/console/review", "Review", &[ClaimRole::Admin, ClaimRole::Auditor]),
+    ("/console/review", "Review", &[ClaimRole::Auditor]),
     ("/console/sessions", "Sessions", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),
 ];
 

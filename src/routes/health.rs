@@ -35,7 +35,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// condition (a backlog must not take servers out of the load balancer). Nothing about any
 /// one organization (no checkpoint size: that is an organization's event count). A login
 /// that may not read the ledger state (the web login of a split installation) says so.
-async fn ledger_details(state: &AppState) -> serde_json::Value {
+pub async fn ledger_details(state: &AppState) -> serde_json::Value {
     let probe = async {
         let mut conn = state.pool.acquire().await?;
         // Asked first, so that a probe by the web login is not a refused SET ROLE in the

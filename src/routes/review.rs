@@ -30,7 +30,7 @@ impl From<MonitorError> for ApiError {
     }
 }
 
-fn reviewer(user: &AuthUser) -> Result<(), ApiError> {
+pub fn reviewer(user: &AuthUser) -> Result<(), ApiError> {
     if user.role == ClaimRole::Auditor {
         Ok(())
     } else {
@@ -41,24 +41,24 @@ fn reviewer(user: &AuthUser) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// A detector code (docs/privacy-monitoring.md).
-    detector: Option<String>,
+    pub detector: Option<String>,
     /// open, needs_follow_up, appropriate or violation.
-    status: Option<String>,
-    actor: Option<Uuid>,
-    patient: Option<Uuid>,
+    pub status: Option<String>,
+    pub actor: Option<Uuid>,
+    pub patient: Option<Uuid>,
     /// Alerts with evidence at or after this time.
-    from: Option<DateTime<Utc>>,
+    pub from: Option<DateTime<Utc>>,
     /// Alerts with evidence before this time.
-    to: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
     /// 1 to 200 (50).
-    limit: Option<i64>,
+    pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    cursor: Option<Uuid>,
+    pub cursor: Option<Uuid>,
 }
 
 /// `GET /v1/review/alerts`.
@@ -71,7 +71,15 @@ pub async fn list(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     reviewer(&user)?;
-    let q = q.into_inner();
+    let filters = filters(q.into_inner())?;
+    let (mut tx, ctx) = user.begin(&state.pool).await?;
+    let page = review::list(&mut tx, &ctx, &filters).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The typed filters of a list query (also the console's review page).
+pub fn filters(q: ListQuery) -> Result<Filters, ApiError> {
     let detector = q
         .detector
         .as_deref()
@@ -95,7 +103,7 @@ pub async fn list(
     {
         return Err(ApiError::validation("to", "must be after from"));
     }
-    let filters = Filters {
+    Ok(Filters {
         detector,
         status,
         actor: q.actor,
@@ -104,11 +112,7 @@ pub async fn list(
         to: q.to,
         limit,
         cursor: q.cursor,
-    };
-    let (mut tx, ctx) = user.begin(&state.pool).await?;
-    let page = review::list(&mut tx, &ctx, &filters).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Ok().json(page))
+    })
 }
 
 /// `GET /v1/review/alerts/{id}`.

@@ -1,6 +1,7 @@
 // The bootstrap admin's first day in the console, and the framework's guarantees: CSP on every
 // page, no request to another origin, CSRF refusals, no serious accessibility violation.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { BASE, firstSignIn, freshTotp, launch, saveState, shoot, signIn } from '../lib/harness.js';
 
@@ -66,6 +67,13 @@ test('a POST without the CSRF token, or from another origin, is refused', async 
     form: { csrf: token }, headers: { Origin: 'https://evil.example' }, maxRedirects: 0,
   });
   assert.equal(foreign.status(), 403);
+  // Each refusal of a signed-in user is a security event in the ledger (the audit wrapper).
+  const sql = "SELECT count(*) FROM (SELECT reason, action::text FROM audit_inbox UNION ALL "
+    + "SELECT reason, action::text FROM audit_log) e "
+    + "WHERE action = 'security' AND (reason LIKE 'CSRF token % (POST /console/sign-out → 403)' "
+    + "OR reason LIKE 'cross-origin request % (POST /console/sign-out → 403)')";
+  const n = execFileSync('psql', [process.env.CUSTOS_DATABASE_URL, '-tAc', sql], { encoding: 'utf8' }).trim();
+  assert.equal(n, '3', 'three refusals recorded');
   // Still signed in: none of them got through.
   const home = await b.page.goto(`${BASE}/console/`);
   assert.equal(home.status(), 200);
