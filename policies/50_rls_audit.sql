@@ -99,3 +99,25 @@ $$;
 ALTER FUNCTION custos.imported_events(uuid[]) OWNER TO custos_ledger_owner;
 REVOKE ALL ON FUNCTION custos.imported_events(uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION custos.imported_events(uuid[]) TO custos_app;
+
+-- custos.events_among_patients: the console's patient filter (src/audit/query.rs
+-- `list_events_by_time`) for events that reached several patients (`patient_ids`). Under RLS
+-- PostgreSQL will not use `patient_ids @> …` as an index condition (array containment is not
+-- LEAKPROOF), so the filter would read every multi-patient event of the ledger; this function
+-- finds them through the GIN index instead. It answers only ledger indexes (`seq`), and only
+-- to an auditor or admin asking about their own organization's ledger — rows they read in full
+-- anyway; the caller then reads the rows themselves under audit_log's policies. Owned by
+-- custos_ledger_owner, which owns audit_log (and so could switch its RLS off anyway): its
+-- policy here lets it read every row, and the function's WHERE does the checking.
+DROP POLICY IF EXISTS audit_log_owner_lookup ON audit_log;
+CREATE POLICY audit_log_owner_lookup ON audit_log FOR SELECT TO custos_ledger_owner USING (true);
+CREATE OR REPLACE FUNCTION custos.events_among_patients(ledger uuid, patient uuid)
+RETURNS SETOF bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT l.seq FROM audit_log l
+    WHERE custos.role() IN ('auditor', 'admin') AND ledger = custos.org_id()
+      AND l.ledger_id = ledger AND cardinality(l.patient_ids) > 0 AND l.patient_ids @> ARRAY[patient]
+$$;
+ALTER FUNCTION custos.events_among_patients(uuid, uuid) OWNER TO custos_ledger_owner;
+REVOKE ALL ON FUNCTION custos.events_among_patients(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custos.events_among_patients(uuid, uuid) TO custos_app;

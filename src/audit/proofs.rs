@@ -134,3 +134,31 @@ pub async fn event_proof(
     }
     Ok(super::tlog_proof::TlogProof { extra: Some(extra), index, proof: inc.proof, checkpoint })
 }
+
+/// One stored checkpoint of a ledger, as the console's history lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredCheckpoint {
+    pub tree_size: i64,
+    pub signed_note: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A visible ledger's checkpoints, largest first, `limit` of them below tree size `below`
+/// (keyset on the primary key `(ledger_id, tree_size)`; `None`: from the latest).
+pub async fn checkpoint_history(
+    conn: &mut PgConnection,
+    ledger_id: Uuid,
+    below: Option<u64>,
+    limit: i64,
+) -> Result<Vec<StoredCheckpoint>, ProofError> {
+    let below = below.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+    Ok(sqlx::query_as(
+        "SELECT tree_size, signed_note, created_at FROM audit_checkpoints \
+         WHERE ledger_id = $1 AND tree_size < $2 ORDER BY tree_size DESC LIMIT $3",
+    )
+    .bind(ledger_id)
+    .bind(below)
+    .bind(limit.clamp(1, 1000))
+    .fetch_all(&mut *conn)
+    .await?)
+}

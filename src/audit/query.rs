@@ -3,7 +3,7 @@
 //! RLS decides what is visible; the filters only narrow it.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::event::{Action, Outcome};
@@ -26,35 +26,149 @@ pub struct EventFilter {
     pub limit: i64,
 }
 
-/// One page of `ledger_id`'s events in index order, matching `f`.
+/// One page of `ledger_id`'s events in index order, matching `f`. Only the filters that are
+/// set become predicates, so each combination is its own prepared statement with its own plan
+/// (a catch-all `($n IS NULL OR col = $n)` statement ends up with one generic plan that
+/// cannot use the filter's index).
 pub async fn list_events(
     conn: &mut PgConnection,
     ledger_id: Uuid,
     f: &EventFilter,
 ) -> Result<Vec<LogRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {} FROM audit_log WHERE ledger_id = $1 \
-           AND ($2::uuid IS NULL OR patient_id = $2 OR patient_ids @> ARRAY[$2]) \
-           AND ($3::uuid IS NULL OR actor_id = $3) \
-           AND ($4::audit_action IS NULL OR action = $4) AND ($5::audit_outcome IS NULL OR outcome = $5) \
-           AND ($6::timestamptz IS NULL OR occurred_at >= $6) AND ($7::timestamptz IS NULL OR occurred_at < $7) \
-           AND ($8::bool IS NULL OR break_glass = $8) AND seq > $9 \
-         ORDER BY seq LIMIT $10",
-        store::log_columns()
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(ledger_id)
-        .bind(f.patient)
-        .bind(f.actor)
-        .bind(f.action)
-        .bind(f.outcome)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.break_glass)
-        .bind(f.after.unwrap_or(-1))
-        .bind(f.limit.clamp(1, MAX_PAGE))
-        .fetch_all(conn)
-        .await
+    let mut q = QueryBuilder::new(format!("SELECT {} FROM audit_log WHERE ledger_id = ", store::log_columns()));
+    q.push_bind(ledger_id);
+    if let Some(p) = f.patient {
+        q.push(" AND (patient_id = ").push_bind(p).push(" OR patient_ids @> ARRAY[").push_bind(p).push("]::uuid[])");
+    }
+    push_filters(&mut q, f);
+    q.push(" AND seq > ").push_bind(f.after.unwrap_or(-1));
+    q.push(" ORDER BY seq LIMIT ").push_bind(f.limit.clamp(1, MAX_PAGE));
+    q.build_query_as::<LogRow>().fetch_all(conn).await
+}
+
+/// The predicates of every filter but the patient, each only when set.
+fn push_filters(q: &mut QueryBuilder<Postgres>, f: &EventFilter) {
+    if let Some(a) = f.actor {
+        q.push(" AND actor_id = ").push_bind(a);
+    }
+    if let Some(a) = f.action {
+        q.push(" AND action = ").push_bind(a);
+    }
+    if let Some(o) = f.outcome {
+        q.push(" AND outcome = ").push_bind(o);
+    }
+    if let Some(t) = f.from {
+        q.push(" AND occurred_at >= ").push_bind(t);
+    }
+    if let Some(t) = f.to {
+        q.push(" AND occurred_at < ").push_bind(t);
+    }
+    if let Some(b) = f.break_glass {
+        q.push(" AND break_glass = ").push_bind(b);
+    }
+}
+
+/// Where a newest-first page ended: the last row's time and index. Its text form
+/// (`<unix microseconds>.<seq>`) is what the console puts in its "older" link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeCursor {
+    pub occurred_at: DateTime<Utc>,
+    pub seq: i64,
+}
+
+impl TimeCursor {
+    pub fn of(row: &LogRow) -> Self {
+        Self { occurred_at: row.event.occurred_at, seq: row.seq }
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.occurred_at.timestamp_micros(), self.seq)
+    }
+
+    /// `None` for anything [`TimeCursor::encode`] does not write.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (micros, seq) = text.split_once('.')?;
+        let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        if !ok(micros) || !ok(seq) {
+            return None;
+        }
+        let occurred_at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        let seq = seq.parse().ok().filter(|s: &i64| *s >= 0)?;
+        Some(Self { occurred_at, seq })
+    }
+}
+
+/// Which rows of the patient filter one branch of the query reads.
+#[derive(Clone, Copy)]
+enum PatientBranch {
+    None,
+    /// Events about the patient alone (`patient_id`).
+    Single(Uuid),
+    /// Events that reached several patients, the patient among them, and not already in
+    /// `Single`.
+    Among(Uuid),
+}
+
+fn push_time_branch(
+    q: &mut QueryBuilder<Postgres>,
+    ledger_id: Uuid,
+    f: &EventFilter,
+    patient: PatientBranch,
+    before: Option<TimeCursor>,
+    limit: i64,
+) {
+    q.push(format!("SELECT {} FROM audit_log WHERE ledger_id = ", store::log_columns()));
+    q.push_bind(ledger_id);
+    match patient {
+        PatientBranch::None => {}
+        PatientBranch::Single(p) => {
+            q.push(" AND patient_id = ").push_bind(p);
+        }
+        PatientBranch::Among(p) => {
+            // Array containment cannot be an index condition under RLS (not leakproof): the
+            // GIN look-up runs in custos.events_among_patients (policies/50_rls_audit.sql),
+            // which answers ledger indexes to the ledger's own auditors and admins only.
+            q.push(" AND seq = ANY(ARRAY(SELECT custos.events_among_patients(")
+                .push_bind(ledger_id)
+                .push(", ")
+                .push_bind(p)
+                .push("))) AND patient_id IS DISTINCT FROM ")
+                .push_bind(p);
+        }
+    }
+    push_filters(q, f);
+    if let Some(c) = before {
+        q.push(" AND (occurred_at, seq) < (").push_bind(c.occurred_at).push(", ").push_bind(c.seq).push(")");
+    }
+    q.push(" ORDER BY occurred_at DESC, seq DESC LIMIT ").push_bind(limit);
+}
+
+/// One page of `ledger_id`'s events matching `f`, newest first by (`occurred_at`, `seq`), by
+/// keyset from `before` (never OFFSET): the console's event browser. `f.after` is not used.
+///
+/// Every filter has an index that returns rows in this order
+/// (migrations/20261202150001_console_event_indexes.sql), so a page reads about `limit` index
+/// entries whatever the ledger's size. The patient filter is two such scans (events about the
+/// patient alone, and events that reached several patients) merged.
+pub async fn list_events_by_time(
+    conn: &mut PgConnection,
+    ledger_id: Uuid,
+    f: &EventFilter,
+    before: Option<TimeCursor>,
+) -> Result<Vec<LogRow>, sqlx::Error> {
+    let limit = f.limit.clamp(1, MAX_PAGE);
+    let mut q = QueryBuilder::new("");
+    match f.patient {
+        None => push_time_branch(&mut q, ledger_id, f, PatientBranch::None, before, limit),
+        Some(p) => {
+            q.push("(");
+            push_time_branch(&mut q, ledger_id, f, PatientBranch::Single(p), before, limit);
+            q.push(") UNION ALL (");
+            push_time_branch(&mut q, ledger_id, f, PatientBranch::Among(p), before, limit);
+            q.push(") ORDER BY occurred_at DESC, seq DESC LIMIT ").push_bind(limit);
+        }
+    }
+    q.build_query_as::<LogRow>().fetch_all(conn).await
 }
 
 /// Whether the caller can see the patient at all (their own record, or an admin's org), and

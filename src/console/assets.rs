@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 pub const ASSETS: &[(&str, &str, &[u8])] = &[
     ("console.css", "text/css; charset=utf-8", include_bytes!("../../assets/console/console.css")),
     ("console.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console/console.js")),
+    ("auditor.css", "text/css; charset=utf-8", include_bytes!("../../assets/console/auditor.css")),
+    ("auditor.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console/js/auditor.js")),
+    ("tlog-verify.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console/js/tlog-verify.js")),
 ];
 
 /// The digest of all assets (16 hex digits): the URL segment that busts caches.

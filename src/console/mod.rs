@@ -11,6 +11,7 @@
 pub mod account;
 pub mod admin;
 pub mod assets;
+pub mod auditor;
 pub mod guard;
 pub mod review;
 pub mod session;
@@ -184,6 +185,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: crate::middleware::rate_
             .service(resource("/sessions/{id}/revoke").route(web::post().to(account::revoke_session)))
             .service(resource("/ping").route(web::post().to(account::ping)))
             .configure(admin::configure)
+            .configure(auditor::configure)
             .configure(review::configure)
             .default_service(web::to(|req: HttpRequest| async move {
                 render_error(&req, StatusCode::NOT_FOUND, "Not found", "There is no such page.")

@@ -120,6 +120,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "can_write_clinical",
             "clinician_has_access",
             "enter_patient_scope",
+            "events_among_patients",
             "imported_events",
             "invite_by_code",
             "invite_failed",
@@ -143,6 +144,8 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "tile_checkpoint" | "tile_hashes" => &["custos_ledger_owner"][..],
             // Imported legacy events, for `custos import verify` (policies/50_rls_audit.sql).
             "imported_events" => &["custos_ledger_owner"][..],
+            // The console's patient filter over `patient_ids` (policies/50_rls_audit.sql).
+            "events_among_patients" => &["custos_ledger_owner"][..],
             _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
         };
         assert!(expected.contains(&owner.as_str()), "{name} owned by {owner}");

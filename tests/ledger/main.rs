@@ -10,6 +10,7 @@ mod common;
 #[allow(dead_code)]
 mod fixture;
 
+mod browser_vectors;
 mod bundle;
 mod cli;
 mod proofs;

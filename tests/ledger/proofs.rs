@@ -53,3 +53,36 @@ async fn all_proofs_up_to_64_verify_from_the_database() {
     assert!(matches!(proofs::consistency(&mut conn, w.org_a, 5, 4).await, Err(ProofError::OutOfRange(_))));
     assert!(matches!(proofs::inclusion(&mut conn, w.org_b, 0, 1).await, Err(ProofError::UnknownLedger)));
 }
+
+/// The console's checkpoint history: largest first, paged by tree size, each note signed for
+/// its size and consistent with the one before it.
+#[tokio::test]
+async fn checkpoint_history_pages_largest_first_and_each_extends_the_last() {
+    let w = World::new().await;
+    for chunk in [3, 4, 5] {
+        write_events(&w.db.pool, Some(w.org_a), chunk).await;
+        w.drain().await;
+    }
+    let mut conn = w.db.pool.acquire().await.unwrap();
+    let all = proofs::checkpoint_history(&mut conn, w.org_a, None, 100).await.unwrap();
+    assert!(all.len() >= 2, "one checkpoint per drained batch at least: {}", all.len());
+    assert_eq!(all[0].tree_size, 12);
+    assert!(all.windows(2).all(|p| p[0].tree_size > p[1].tree_size));
+    let origin = w.signer.origin_for(w.org_a);
+    let opened: Vec<_> = all
+        .iter()
+        .map(|c| custos::audit::signing::open_for(c.signed_note.as_bytes(), &[w.signer.verifier()], &origin).unwrap())
+        .collect();
+    for (c, cp) in all.iter().zip(&opened) {
+        assert_eq!(cp.size as i64, c.tree_size);
+    }
+    for pair in opened.windows(2) {
+        let (proof, old, new) = proofs::consistency(&mut conn, w.org_a, pair[1].size, pair[0].size).await.unwrap();
+        assert_eq!((old, new), (pair[1].root, pair[0].root));
+        merkle::verify_consistency(pair[1].size, pair[0].size, &old, &new, &proof).unwrap();
+    }
+    let second = proofs::checkpoint_history(&mut conn, w.org_a, Some(12), 1).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].tree_size, all[1].tree_size);
+    assert!(proofs::checkpoint_history(&mut conn, w.org_b, None, 10).await.unwrap().is_empty());
+}
