@@ -353,32 +353,18 @@ fn compare<C: Collection>(
                     // A value that does not open compares unequal with anything the source holds.
                     keyring
                         .open(table, column, row, sealed)
-                        .map(|p| p.to_vec())
+                        .map(|mut p| std::mem::take(&mut *p))
                         .unwrap_or_else(|_| b"\0unopenable".to_vec())
                 });
             }
         }
-        let (want, have) = (rows.render(), db_rows.render());
-        out.compared += 1;
-        out.fields_compared += want.len() as u64;
         let mut differs = false;
-        for (field, value) in &want {
-            match have.get(field) {
-                Some(v) if v == value => {}
-                Some(_) => {
-                    differs = true;
-                    out.mismatch(&id, field.clone(), "differs");
-                }
-                None => {
-                    differs = true;
-                    out.mismatch(&id, field.clone(), "missing in the database");
-                }
-            }
-        }
-        for field in have.keys().filter(|f| !want.contains_key(*f)) {
+        let fields = rows.compare(&db_rows, &mut |field, problem| {
             differs = true;
-            out.mismatch(&id, field.clone(), "in the database, not in the source");
-        }
+            out.mismatch(&id, field, problem);
+        });
+        out.compared += 1;
+        out.fields_compared += fields;
         out.documents_with_mismatches += u64::from(differs);
     }
     out
