@@ -2,10 +2,9 @@
 //! table. A document's rows are built on their own and appended to the batch, so a batch
 //! that the database refuses can be retried document by document.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -44,10 +43,35 @@ macro_rules! columns {
                     }
                 })*
             }
-            fn render(&self, table: &str, own: &HashMap<Uuid, String>, out: &mut BTreeMap<String, String>) {
-                for i in 0..self.$first.len() {
-                    $(out.insert(format!("{table}[{i}].{}", stringify!($field)), self.$field[i].render(own));)*
-                }
+        }
+        impl $name {
+            /// Compares the rows the source yields (`self`) with the database's (`have`) cell
+            /// by cell, row `i` with row `i`; calls `differ(table[i].column, problem)` for each
+            /// difference. Returns the number of source cells compared. (Not used for the
+            /// care-team and id-map rows, which verify does not compare.)
+            #[allow(dead_code)]
+            pub fn compare_with(
+                &self,
+                have: &Self,
+                table: &str,
+                own: &Own,
+                theirs: &Own,
+                differ: &mut dyn FnMut(String, &'static str),
+            ) -> u64 {
+                let mut columns = 0u64;
+                $(
+                    columns += 1;
+                    for i in 0..self.$field.len().max(have.$field.len()) {
+                        let problem = match (self.$field.get(i), have.$field.get(i)) {
+                            (Some(a), Some(b)) if a.same(b, own, theirs) => continue,
+                            (Some(_), Some(_)) => "differs",
+                            (Some(_), None) => "missing in the database",
+                            (None, _) => "in the database, not in the source",
+                        };
+                        differ(format!("{table}[{i}].{}", stringify!($field)), problem);
+                    }
+                )*
+                columns * self.$first.len() as u64
             }
         }
     };
@@ -65,26 +89,32 @@ pub trait Table {
     fn ids(&self) -> &[Uuid];
     /// Replaces every `*_enc` value by its plaintext.
     fn open_sealed(&mut self, table: &'static str, open: &mut Opener<'_>);
-    /// Every cell but the row id, as `table[i].column` → a comparable rendering (ids of
-    /// rows of the same document as their position, bytes as their SHA-256).
-    fn render(&self, table: &str, own: &HashMap<Uuid, String>, out: &mut BTreeMap<String, String>);
 }
 
-/// One cell, rendered for comparison (never printed: it may be PHI).
+/// The rows of one document, by id: `(table, position)`. A document's own rows get new ids
+/// on each side, so they compare by position; references to other documents by id.
+pub type Own = HashMap<Uuid, (usize, usize)>;
+
+/// One cell, compared with the database's (never printed: it may be PHI).
 pub trait Cell {
-    fn render(&self, own: &HashMap<Uuid, String>) -> String;
+    /// Equal values; ids of the document's own rows ([`Own`]) compare by position.
+    fn same(&self, other: &Self, own: &Own, theirs: &Own) -> bool;
     fn open_with(&mut self, _open: &mut dyn FnMut(&[u8]) -> Vec<u8>) {}
 }
 
 impl Cell for Uuid {
-    fn render(&self, own: &HashMap<Uuid, String>) -> String {
-        own.get(self).cloned().unwrap_or_else(|| self.to_string())
+    fn same(&self, other: &Self, own: &Own, theirs: &Own) -> bool {
+        match (own.get(self), theirs.get(other)) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self == other,
+            _ => false,
+        }
     }
 }
 
 impl Cell for Vec<u8> {
-    fn render(&self, _: &HashMap<Uuid, String>) -> String {
-        hex::encode(Sha256::digest(self))
+    fn same(&self, other: &Self, _: &Own, _: &Own) -> bool {
+        self == other
     }
     fn open_with(&mut self, open: &mut dyn FnMut(&[u8]) -> Vec<u8>) {
         *self = open(self);
@@ -92,8 +122,12 @@ impl Cell for Vec<u8> {
 }
 
 impl<T: Cell> Cell for Option<T> {
-    fn render(&self, own: &HashMap<Uuid, String>) -> String {
-        self.as_ref().map_or_else(|| "∅".to_owned(), |v| v.render(own))
+    fn same(&self, other: &Self, own: &Own, theirs: &Own) -> bool {
+        match (self, other) {
+            (Some(a), Some(b)) => a.same(b, own, theirs),
+            (None, None) => true,
+            _ => false,
+        }
     }
     fn open_with(&mut self, open: &mut dyn FnMut(&[u8]) -> Vec<u8>) {
         if let Some(v) = self {
@@ -102,16 +136,24 @@ impl<T: Cell> Cell for Option<T> {
     }
 }
 
-macro_rules! debug_cells {
+/// Floats are equal when their bits are (so -0.0 is not 0.0: stored as given), any NaN
+/// equal to any NaN.
+impl Cell for f64 {
+    fn same(&self, other: &Self, _: &Own, _: &Own) -> bool {
+        self.to_bits() == other.to_bits() || (self.is_nan() && other.is_nan())
+    }
+}
+
+macro_rules! plain_cells {
     ($($t:ty),*) => {
         $(impl Cell for $t {
-            fn render(&self, _: &HashMap<Uuid, String>) -> String {
-                format!("{self:?}")
+            fn same(&self, other: &Self, _: &Own, _: &Own) -> bool {
+                self == other
             }
         })*
     };
 }
-debug_cells!(String, f64, i16, i32, i64, NaiveDate, DateTime<Utc>);
+plain_cells!(String, i16, i32, i64, NaiveDate, DateTime<Utc>);
 
 type Bytes = Vec<u8>;
 type Time = DateTime<Utc>;
@@ -251,20 +293,35 @@ impl Rows {
         })
     }
 
-    /// Every cell of every compared table, with the document's own row ids replaced by
-    /// `table[i]` (they are new on each side; references to other documents are compared).
-    pub fn render(&self) -> BTreeMap<String, String> {
+    /// The document's own rows: id → (table, position).
+    pub fn own(&self) -> Own {
         let mut own = HashMap::new();
-        for (table, t) in self.tables() {
+        for (k, (_, t)) in self.tables().iter().enumerate() {
             for (i, id) in t.ids().iter().enumerate() {
-                own.insert(*id, format!("{table}[{i}]"));
+                own.insert(*id, (k, i));
             }
         }
-        let mut out = BTreeMap::new();
-        for (table, t) in self.tables() {
-            t.render(table, &own, &mut out);
-        }
-        out
+        own
+    }
+
+    /// Compares the rows the source yields (`self`) with the database's rows of the same
+    /// document, table by table (see [`UserCols::compare_with`]); returns the number of source
+    /// cells compared.
+    pub fn compare(&self, have: &Rows, differ: &mut dyn FnMut(String, &'static str)) -> u64 {
+        let (own, theirs) = (self.own(), have.own());
+        let (o, t) = (&own, &theirs);
+        self.users.compare_with(&have.users, "users", o, t, differ)
+            + self.patients.compare_with(&have.patients, "patients", o, t, differ)
+            + self.medical_info.compare_with(&have.medical_info, "patient_medical_info", o, t, differ)
+            + self.allergies.compare_with(&have.allergies, "allergies", o, t, differ)
+            + self.medications.compare_with(&have.medications, "medications", o, t, differ)
+            + self.history.compare_with(&have.history, "medical_history", o, t, differ)
+            + self.conversations.compare_with(&have.conversations, "conversations", o, t, differ)
+            + self.messages.compare_with(&have.messages, "messages", o, t, differ)
+            + self.symptoms.compare_with(&have.symptoms, "symptoms", o, t, differ)
+            + self.attachments.compare_with(&have.attachments, "attachments", o, t, differ)
+            + self.prescriptions.compare_with(&have.prescriptions, "prescriptions", o, t, differ)
+            + self.audit.compare_with(&have.audit, "audit_inbox", o, t, differ)
     }
 
     /// Records the legacy id → new id mapping of a document.
@@ -272,5 +329,86 @@ impl Rows {
         self.map.collection.push(collection.to_owned());
         self.map.legacy_id.push(legacy_id.to_owned());
         self.map.new_id.push(new_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn allergy(rows: &mut Rows, id: Uuid, patient: Uuid, substance: &str) {
+        let t = &mut rows.allergies;
+        t.id.push(id);
+        t.patient_id.push(patient);
+        t.substance.push(substance.into());
+        t.reaction_enc.push(Some(b"hives".to_vec()));
+        t.severity.push("mild".into());
+        t.status.push("active".into());
+        t.created_at.push(DateTime::<Utc>::UNIX_EPOCH);
+    }
+
+    fn problems(want: &Rows, have: &Rows) -> (u64, Vec<(String, &'static str)>) {
+        let mut found = Vec::new();
+        let n = want.compare(have, &mut |field, problem| found.push((field, problem)));
+        (n, found)
+    }
+
+    /// Own rows compare by position (each side has its own new ids), references by id; a
+    /// changed cell, a missing row and an extra row are each named.
+    #[test]
+    fn rows_compare_by_position_and_reference() {
+        let patient = Uuid::now_v7();
+        let mut want = Rows::default();
+        allergy(&mut want, Uuid::now_v7(), patient, "peanut");
+        let mut have = Rows::default();
+        allergy(&mut have, Uuid::now_v7(), patient, "peanut");
+        assert_eq!(problems(&want, &have), (6, vec![]));
+
+        have.allergies.patient_id[0] = Uuid::now_v7();
+        have.allergies.reaction_enc[0] = Some(b"hive".to_vec());
+        let (_, found) = problems(&want, &have);
+        assert_eq!(
+            found,
+            vec![
+                ("allergies[0].patient_id".to_owned(), "differs"),
+                ("allergies[0].reaction_enc".to_owned(), "differs")
+            ]
+        );
+
+        let mut have = Rows::default();
+        allergy(&mut have, Uuid::now_v7(), patient, "peanut");
+        allergy(&mut have, Uuid::now_v7(), patient, "latex");
+        let (n, found) = problems(&want, &have);
+        assert_eq!(n, 6);
+        assert_eq!(found.len(), 6);
+        assert!(
+            found.iter().all(|(f, p)| f.starts_with("allergies[1].") && *p == "in the database, not in the source")
+        );
+        let (n, found) = problems(&have, &want);
+        assert_eq!(n, 12);
+        assert!(found.iter().all(|(f, p)| f.starts_with("allergies[1].") && *p == "missing in the database"));
+    }
+
+    /// A reference to one of the document's own rows must point at the same position.
+    #[test]
+    fn own_ids_compare_by_position() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut want = Rows::default();
+        allergy(&mut want, a, a, "peanut");
+        let mut have = Rows::default();
+        allergy(&mut have, b, b, "peanut");
+        assert_eq!(problems(&want, &have).1, vec![]);
+        have.allergies.patient_id[0] = a;
+        assert_eq!(problems(&want, &have).1, vec![("allergies[0].patient_id".to_owned(), "differs")]);
+    }
+
+    #[test]
+    fn floats_compare_exactly() {
+        let none = Own::new();
+        assert!(0.1f64.same(&0.1, &none, &none));
+        assert!(!0.0f64.same(&-0.0, &none, &none));
+        assert!(f64::NAN.same(&f64::NAN, &none, &none));
+        assert!(!0.1235f64.same(&0.12345, &none, &none));
     }
 }

@@ -217,44 +217,68 @@ where
         let (size, bytes) = (ctx.opts.batch_size, ctx.opts.batch_bytes);
         move || read_and_parse::<C>(src, path, size, bytes, &batches)
     });
-    let dbe = |e| db_error(ctx.endpoint, e);
-    let mut comparing: Option<tokio::task::JoinHandle<Compared>> = None;
+    let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<anyhow::Result<Compared>>> =
+        std::collections::VecDeque::new();
     while let Some(batch) = parsed.recv().await {
         let Parsed { read, refused_by_rules, failed, docs } = batch?;
         rep.read += read;
         rep.refused_by_rules += refused_by_rules;
-        let mut tx = reader(ctx.pool, ctx.opts.org).await.map_err(dbe)?;
-        let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).chain(failed.iter().cloned()).collect();
-        let mapped = lookup::mapped(&mut tx, ctx.opts.org, SOURCE, C::NAME, &ids).await.map_err(dbe)?;
-        for id in failed {
-            if mapped.contains_key(&id) {
-                report.mismatch(C::NAME, &id, "document".into(), "imported, but the source no longer passes the rules");
-                rep.documents_with_mismatches += 1;
-            } else {
-                rep.refused_by_rules += 1;
-            }
+        if in_flight.len() >= IN_FLIGHT
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            merge(C::NAME, oldest.await??, &mut rep, report);
         }
-        let mut wanted = Vec::new();
-        for (_, doc) in &docs {
-            C::references(doc, &mut wanted);
-        }
-        let refs = lookup::refs(&mut tx, ctx.opts.org, SOURCE, &wanted).await.map_err(dbe)?;
-        let present: Vec<String> =
-            docs.iter().filter(|(id, _)| mapped.contains_key(id)).map(|(id, _)| id.clone()).collect();
-        let stored = stored_rows(&mut tx, ctx.opts.org, C::NAME, &present).await.map_err(dbe)?;
-        tx.commit().await.map_err(dbe)?;
-        if let Some(previous) = comparing.take() {
-            merge(C::NAME, previous.await?, &mut rep, report);
-        }
-        let (crypto, org) = (Arc::clone(&ctx.crypto), ctx.opts.org);
-        comparing = Some(tokio::task::spawn_blocking(move || compare::<C>(docs, &mapped, &refs, stored, &crypto, org)));
+        let (pool, crypto, org, endpoint) =
+            (ctx.pool.clone(), Arc::clone(&ctx.crypto), ctx.opts.org, ctx.endpoint.to_owned());
+        in_flight.push_back(tokio::spawn(async move {
+            let fetched = fetch::<C>(&pool, org, docs, failed).await.map_err(|e| db_error(&endpoint, e))?;
+            Ok(tokio::task::spawn_blocking(move || compare::<C>(fetched, &crypto, org)).await?)
+        }));
     }
-    if let Some(previous) = comparing.take() {
-        merge(C::NAME, previous.await?, &mut rep, report);
+    while let Some(oldest) = in_flight.pop_front() {
+        merge(C::NAME, oldest.await??, &mut rep, report);
     }
     reading.await?;
     report.collections.push(rep);
     Ok(())
+}
+
+/// Batches whose database reads and comparison run at once (each on its own connection):
+/// PostgreSQL answers for one while it plans and reads the other.
+const IN_FLIGHT: usize = 2;
+
+/// One batch with what the database holds for it.
+struct Fetched<D> {
+    docs: Vec<(String, D)>,
+    /// Documents that no longer pass the rules, and whether each was imported.
+    failed: Vec<(String, bool)>,
+    mapped: HashMap<String, Uuid>,
+    refs: super::collection::Refs,
+    stored: BTreeMap<String, Rows>,
+}
+
+/// The database stage of one batch: mappings, references and stored rows, in one
+/// transaction as the organization's `system` caller ([`reader`]).
+async fn fetch<C: Collection>(
+    pool: &PgPool,
+    org: Uuid,
+    docs: Vec<(String, C::Doc)>,
+    failed: Vec<String>,
+) -> Result<Fetched<C::Doc>, sqlx::Error> {
+    let mut tx = reader(pool, org).await?;
+    let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).chain(failed.iter().cloned()).collect();
+    let mapped = lookup::mapped(&mut tx, org, SOURCE, C::NAME, &ids).await?;
+    let failed = failed.into_iter().map(|id| (id.clone(), mapped.contains_key(&id))).collect();
+    let mut wanted = Vec::new();
+    for (_, doc) in &docs {
+        C::references(doc, &mut wanted);
+    }
+    let refs = lookup::refs(&mut tx, org, SOURCE, &wanted).await?;
+    let present: Vec<String> =
+        docs.iter().filter(|(id, _)| mapped.contains_key(id)).map(|(id, _)| id.clone()).collect();
+    let stored = stored_rows(&mut tx, org, C::NAME, &present).await?;
+    tx.commit().await?;
+    Ok(Fetched { docs, failed, mapped, refs, stored })
 }
 
 /// The reading stage: batches of the file, decoded and parsed, sent on until the file ends,
@@ -316,15 +340,18 @@ fn merge(name: &'static str, done: Compared, rep: &mut VerifyCollection, report:
 
 /// The comparing stage: builds each document's rows as the import would (plaintext where it
 /// seals), opens the stored sealed values and compares field by field.
-fn compare<C: Collection>(
-    docs: Vec<(String, C::Doc)>,
-    mapped: &HashMap<String, Uuid>,
-    refs: &super::collection::Refs,
-    mut stored: BTreeMap<String, Rows>,
-    crypto: &FieldCrypto,
-    org: Uuid,
-) -> Compared {
+fn compare<C: Collection>(fetched: Fetched<C::Doc>, crypto: &FieldCrypto, org: Uuid) -> Compared {
+    let Fetched { docs, failed, mapped, refs, mut stored } = fetched;
     let mut out = Compared::default();
+    for (id, imported) in failed {
+        if imported {
+            out.mismatch(&id, "document".into(), "imported, but the source no longer passes the rules");
+            out.documents_with_mismatches += 1;
+        } else {
+            out.refused_by_rules += 1;
+        }
+    }
+    let refs = &refs;
     let mut sealer = Sealer::plain(crypto, org);
     let keyring = crypto.keyring.snapshot();
     for (id, doc) in docs {
@@ -353,32 +380,18 @@ fn compare<C: Collection>(
                     // A value that does not open compares unequal with anything the source holds.
                     keyring
                         .open(table, column, row, sealed)
-                        .map(|p| p.to_vec())
+                        .map(|mut p| std::mem::take(&mut *p))
                         .unwrap_or_else(|_| b"\0unopenable".to_vec())
                 });
             }
         }
-        let (want, have) = (rows.render(), db_rows.render());
-        out.compared += 1;
-        out.fields_compared += want.len() as u64;
         let mut differs = false;
-        for (field, value) in &want {
-            match have.get(field) {
-                Some(v) if v == value => {}
-                Some(_) => {
-                    differs = true;
-                    out.mismatch(&id, field.clone(), "differs");
-                }
-                None => {
-                    differs = true;
-                    out.mismatch(&id, field.clone(), "missing in the database");
-                }
-            }
-        }
-        for field in have.keys().filter(|f| !want.contains_key(*f)) {
+        let fields = rows.compare(&db_rows, &mut |field, problem| {
             differs = true;
-            out.mismatch(&id, field.clone(), "in the database, not in the source");
-        }
+            out.mismatch(&id, field, problem);
+        });
+        out.compared += 1;
+        out.fields_compared += fields;
         out.documents_with_mismatches += u64::from(differs);
     }
     out
