@@ -230,16 +230,16 @@ pub async fn login_in(
     Ok(LoginOutcome::Tokens(tokens))
 }
 
-type ChallengeRow = (Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);
-
-/// `POST /v1/auth/mfa/verify`: a live challenge plus a TOTP or recovery code → session.
-pub async fn verify_mfa(
+/// Opens the sign-in transaction and locks the live MFA challenge `mfa_token` names:
+/// `(transaction, challenge id, user id, org id)`. A token that is unknown, used or expired is
+/// refused: recorded as a denied `mfa` event with `reason` (committed), then 401.
+pub(super) async fn open_challenge(
     state: &AppState,
     meta: &RequestMeta,
     mfa_token: &str,
-    code: &str,
-) -> Result<TokenResponse, AuthError> {
-    let now = state.clock.now();
+    now: DateTime<Utc>,
+    reason: &'static str,
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Uuid, Uuid, Uuid), AuthError> {
     let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
     let hash = hash_opaque_token(mfa_token);
     let owner: Option<(Uuid, Uuid)> = match hash {
@@ -251,26 +251,38 @@ pub async fn verify_mfa(
                 .await?
         }
     };
-    let challenge: Option<ChallengeRow> = match (owner, hash) {
+    let challenge: Option<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> = match (owner, hash) {
         (Some((user_id, org_id)), Some(hash)) => {
             db::tx::set_claims(&mut tx, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
-            sqlx::query_as(
-                "SELECT id, user_id, expires_at, used_at FROM mfa_challenges WHERE token_hash = $1 FOR UPDATE",
-            )
-            .bind(&hash[..])
-            .fetch_optional(&mut *tx)
-            .await?
+            sqlx::query_as("SELECT id, expires_at, used_at FROM mfa_challenges WHERE token_hash = $1 FOR UPDATE")
+                .bind(&hash[..])
+                .fetch_optional(&mut *tx)
+                .await?
         }
         _ => None,
     };
-    let live = challenge.filter(|(_, _, expires_at, used_at)| used_at.is_none() && *expires_at > now);
-    let Some((challenge_id, user_id, _, _)) = live else {
-        let ctx = AuditContext { org_id: owner.map(|(_, org)| org), ..meta.audit_context() };
-        let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied).reason("unknown, used or expired MFA token");
-        audit::record(&mut tx, &ctx, &event).await?;
-        tx.commit().await?;
-        return Err(AuthError::Unauthorized);
-    };
+    match (owner, challenge) {
+        (Some((user_id, org_id)), Some((id, expires_at, None))) if expires_at > now => Ok((tx, id, user_id, org_id)),
+        _ => {
+            let ctx = AuditContext { org_id: owner.map(|(_, org)| org), ..meta.audit_context() };
+            let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied).reason(reason);
+            audit::record(&mut tx, &ctx, &event).await?;
+            tx.commit().await?;
+            Err(AuthError::Unauthorized)
+        }
+    }
+}
+
+/// `POST /v1/auth/mfa/verify`: a live challenge plus a TOTP or recovery code → session.
+pub async fn verify_mfa(
+    state: &AppState,
+    meta: &RequestMeta,
+    mfa_token: &str,
+    code: &str,
+) -> Result<TokenResponse, AuthError> {
+    let now = state.clock.now();
+    let (mut tx, challenge_id, user_id, _) =
+        open_challenge(state, meta, mfa_token, now, "unknown, used or expired MFA token").await?;
     let user = lock_user(&mut tx, user_id).await?;
     let ctx = fail_context(meta, &user);
     if let Some(reason) = user.blocked(now) {

@@ -22,52 +22,14 @@ use super::caller::RequestMeta;
 use super::login::{self, UserRow};
 use super::passkeys::{self, Started, consume_ceremony, refusal_reason, store_ceremony};
 use super::sessions::{self, TokenResponse};
-use super::tokens::hash_opaque_token;
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::db::{self, Claims};
 use crate::state::AppState;
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
-/// The live MFA challenge of `mfa_token`, with the transaction pinned to its account.
-/// `Err`: the token is unknown, used or expired (recorded; answer 401).
-async fn live_challenge(
-    tx: &mut Tx,
-    meta: &RequestMeta,
-    mfa_token: &str,
-    now: DateTime<Utc>,
-) -> Result<(Uuid, Uuid, Uuid), AuthError> {
-    let hash = hash_opaque_token(mfa_token);
-    let owner: Option<(Uuid, Uuid)> = match hash {
-        None => None,
-        Some(hash) => {
-            sqlx::query_as("SELECT user_id, org_id FROM custos.auth_user_by_mfa_challenge($1)")
-                .bind(&hash[..])
-                .fetch_optional(&mut **tx)
-                .await?
-        }
-    };
-    let challenge: Option<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> = match (owner, hash) {
-        (Some((user_id, org_id)), Some(hash)) => {
-            db::tx::set_claims(tx, &Claims::auth_for(user_id, org_id, meta.request_id)).await?;
-            sqlx::query_as("SELECT id, expires_at, used_at FROM mfa_challenges WHERE token_hash = $1 FOR UPDATE")
-                .bind(&hash[..])
-                .fetch_optional(&mut **tx)
-                .await?
-        }
-        _ => None,
-    };
-    match (owner, challenge) {
-        (Some((user_id, org_id)), Some((id, expires_at, None))) if expires_at > now => Ok((id, user_id, org_id)),
-        _ => {
-            let ctx = AuditContext { org_id: owner.map(|(_, org)| org), ..meta.audit_context() };
-            let event = AuditEvent::new(Action::Mfa, "user", Outcome::Denied)
-                .reason("passkey step: unknown, used or expired MFA token");
-            audit::record(tx, &ctx, &event).await?;
-            Err(AuthError::Unauthorized)
-        }
-    }
-}
+/// The reason recorded when the passkey step names no live MFA challenge.
+const PASSKEY_STEP_REFUSED: &str = "passkey step: unknown, used or expired MFA token";
 
 /// The usable passkeys of a user (not marked as cloned).
 async fn passkeys_of(tx: &mut Tx, user_id: Uuid) -> Result<Vec<Passkey>, AuthError> {
@@ -87,14 +49,8 @@ pub async fn second_factor_start(
     mfa_token: &str,
 ) -> Result<Started<RequestChallengeResponse>, AuthError> {
     let now = state.clock.now();
-    let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-    let (challenge_id, user_id, org_id) = match live_challenge(&mut tx, meta, mfa_token, now).await {
-        Ok(c) => c,
-        Err(e) => {
-            tx.commit().await?;
-            return Err(e);
-        }
-    };
+    let (mut tx, challenge_id, user_id, org_id) =
+        login::open_challenge(state, meta, mfa_token, now, PASSKEY_STEP_REFUSED).await?;
     let ctx = AuditContext { org_id: Some(org_id), ..meta.audit_context() };
     let keys = passkeys_of(&mut tx, user_id).await?;
     if keys.is_empty() {
@@ -202,14 +158,8 @@ pub async fn second_factor_finish(
     credential: &PublicKeyCredential,
 ) -> Result<TokenResponse, AuthError> {
     let now = state.clock.now();
-    let mut tx = db::begin(&state.pool, &Claims::auth(meta.request_id)).await?;
-    let (challenge_id, user_id, _) = match live_challenge(&mut tx, meta, mfa_token, now).await {
-        Ok(c) => c,
-        Err(e) => {
-            tx.commit().await?;
-            return Err(e);
-        }
-    };
+    let (mut tx, challenge_id, user_id, _) =
+        login::open_challenge(state, meta, mfa_token, now, PASSKEY_STEP_REFUSED).await?;
     let user = login::lock_user(&mut tx, user_id).await?;
     let ctx = login::fail_context(meta, &user);
     let ceremony = consume_ceremony(&mut tx, "second_factor", ceremony_token, now)
