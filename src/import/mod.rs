@@ -418,11 +418,11 @@ async fn collection<C: Collection>(
         rep.already_imported += outcome.already;
         rep.rejected += outcome.rejected;
         rep.items_rejected += outcome.items_rejected;
-        progress.update(src.bytes_read, rep.read, rep.imported + rep.already_imported, rep.rejected);
+        progress.update(src.bytes_read, progress_counts(rep));
     }
     let sha256 = hex::encode(src.finish().with_context(|| format!("cannot read {}", path.display()))?);
     let rep = &mut run.report.collections[idx];
-    progress.finish(rep.read, rep.imported + rep.already_imported, rep.rejected);
+    progress.finish(progress_counts(rep));
     rep.sha256 = sha256;
     rep.unknown_fields = state.tally.unknown;
     rep.normalized = state.tally.normalized;
@@ -520,4 +520,8 @@ fn import_event(r: &Report, opts: &Options) -> AuditEvent {
     );
     let outcome = if r.balanced { Outcome::Success } else { Outcome::Error };
     AuditEvent::new(Action::Import, "legacy_import", outcome).reason(reason).in_org(opts.org)
+}
+
+fn progress_counts(rep: &report::CollectionReport) -> progress::Counts {
+    progress::Counts { read: rep.read, imported: rep.imported, already: rep.already_imported, rejected: rep.rejected }
 }
