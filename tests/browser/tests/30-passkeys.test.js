@@ -199,6 +199,8 @@ test('with the policy on, a TOTP-only clinician can do nothing but enrol a passk
 
   await registerPasskey(p, 'clinic laptop', clinicianPassword);
   await p.getByRole('status').filter({ hasText: 'sign in again with your password' }).waitFor();
+  await p.getByRole('button', { name: 'Sign out and sign in with the passkey' }).waitFor();
+  assert.equal(await p.getByLabel('Current password', { exact: true }).count(), 0, 'the form is done');
   await shoot(p, '36-passkey-enrolled-restricted');
   await p.goto(`${BASE}/console/sessions`);
   assert.equal(path(p), '/console/passkeys', 'enrolling does not lift the restriction of this session');
