@@ -50,8 +50,8 @@ pub async fn password_form(ctx: ConsoleCtx, user: AnySessionUser) -> Result<Http
 }
 
 /// The layout of a page a restricted session may see: navigation only for a full session.
-fn restricted_page(ctx: &ConsoleCtx, user: &AuthUser, title: &str) -> Page {
-    if user.must_change_password || user.mfa_enrollment_required() {
+pub(super) fn restricted_page(ctx: &ConsoleCtx, user: &AuthUser, title: &str) -> Page {
+    if user.must_change_password || user.mfa_enrollment_required() || user.passkey_enrollment_required {
         Page {
             idle_seconds: (user.idle_expires_at - chrono::Utc::now()).num_seconds().max(0),
             ..Page::public(ctx, title)

@@ -16,6 +16,7 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     ("auditor.css", "text/css; charset=utf-8", include_bytes!("../../assets/console/auditor.css")),
     ("auditor.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console/js/auditor.js")),
     ("tlog-verify.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console/js/tlog-verify.js")),
+    ("passkey.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/console/js/passkey.js")),
 ];
 
 /// The digest of all assets (16 hex digits): the URL segment that busts caches.

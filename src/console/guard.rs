@@ -5,7 +5,8 @@
 //!   the CSRF token (form field `csrf` or header `X-CSRF-Token`);
 //! - sets the console's headers (CSP, no caching of pages) and the pre-session cookie;
 //! - turns error answers into HTML pages: no session → the sign-in page, a one-time password
-//!   to change or MFA to enrol → those pages, anything else → an error page with its status.
+//!   to change or MFA to enrol → those pages, a page a passkey-only policy refuses → the passkey
+//!   enrolment page, anything else → an error page with its status.
 //!
 //! The audit wrapper (`middleware::outcomes`) sits outside this one and records the refusals
 //! and failures of `/console/` routes as it does for `/v1/`.
@@ -204,6 +205,11 @@ fn html_errors(res: ServiceResponse<BoxBody>, had_cookie: bool) -> ServiceRespon
         }
         (StatusCode::FORBIDDEN, Some("password_change_required")) => see_other("/console/password"),
         (StatusCode::FORBIDDEN, Some("mfa_enrollment_required")) => see_other("/console/mfa"),
+        // A page of a session the organization's policy restricts: the one page it may use. Its
+        // other requests (forms) stay refusals, recorded by the audit wrapper.
+        (StatusCode::FORBIDDEN, Some("passkey_enrollment_required")) if http.method() == Method::GET => {
+            see_other("/console/passkeys")
+        }
         (_, _) => {
             let message = old
                 .error()

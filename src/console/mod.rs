@@ -13,6 +13,7 @@ pub mod admin;
 pub mod assets;
 pub mod auditor;
 pub mod guard;
+pub mod passkeys;
 pub mod review;
 pub mod session;
 pub mod sign_in;
@@ -82,6 +83,7 @@ const NAV: &[(&str, &str, &[ClaimRole])] = &[
     ("/console/health", "Health", &[ClaimRole::Admin]),
     ("/console/review", "Review", &[ClaimRole::Auditor]),
     ("/console/sessions", "Sessions", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),
+    ("/console/passkeys", "Passkeys", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),
 ];
 
 impl Page {
@@ -170,8 +172,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: crate::middleware::rate_
             .service(
                 resource("/sign-in/code")
                     .route(web::get().to(sign_in::code_form))
-                    .route(web::post().to(sign_in::code_submit).wrap(limiter)),
+                    .route(web::post().to(sign_in::code_submit).wrap(limiter.clone())),
             )
+            .configure(|cfg| passkeys::configure(cfg, limiter))
             .service(resource("/sign-out").route(web::post().to(sign_in::sign_out)))
             .service(
                 resource("/password")

@@ -1,7 +1,9 @@
-//! Sign-in (password, then a TOTP or recovery code), sign-out. The work is the API's:
-//! `auth::login::{login, verify_mfa}` (lockout, no user enumeration, audit events) and
-//! `auth::account::revoke_own_session`. The console only keeps the result in its cookie.
+//! Sign-in (password, then a TOTP or recovery code — or a passkey, `console::passkeys`),
+//! sign-out. The work is the API's: `auth::login::{login_in, verify_mfa}` (lockout, no user
+//! enumeration, audit events) and `auth::account::revoke_own_session`. The console only keeps
+//! the result in its cookie.
 
+use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -40,6 +42,15 @@ pub async fn form(ctx: ConsoleCtx) -> Result<HttpResponse, ApiError> {
 pub struct Credentials {
     email: String,
     password: SecretString,
+    /// The organization (name or id), as the API's login takes it: needed only when the email
+    /// has accounts in several organizations (emails are unique per organization).
+    #[serde(default)]
+    organization: String,
+}
+
+/// The form's organization field as the login service takes it: blank is "not named".
+fn organization_of(field: &str) -> Option<&str> {
+    Some(field.trim()).filter(|o| !o.is_empty())
 }
 
 const BAD_CREDENTIALS: &str = "The email or password is not correct, or the account is locked or disabled.";
@@ -51,8 +62,9 @@ pub async fn submit(
     meta: RequestMeta,
     form: web::Form<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let Credentials { email, password } = form.into_inner();
-    match login::login(&state, &meta, &email, password).await.map_err(ApiError::from) {
+    let Credentials { email, password, organization } = form.into_inner();
+    let outcome = login::login_in(&state, &meta, &email, organization_of(&organization), password).await;
+    match outcome.map_err(ApiError::from) {
         Ok(LoginOutcome::MfaRequired { mfa_token, .. }) => {
             let mut res = see_other("/console/sign-in/code");
             res.add_cookie(&cookie(MFA_COOKIE, mfa_token, ctx.secure, Some(MFA_TOKEN_TTL_SECS)))
@@ -115,14 +127,33 @@ pub async fn code_submit(
     }
 }
 
-/// A session was opened: keep it in the cookie — unless it is a patient's, which the
-/// console does not serve (the session is ended at once).
+/// A session was opened: keep it in the cookie and go home — unless it is a patient's, which
+/// the console does not serve (the session is ended at once).
 async fn signed_in(
     state: &AppState,
     ctx: &ConsoleCtx,
     meta: &RequestMeta,
     tokens: TokenResponse,
 ) -> Result<HttpResponse, ApiError> {
+    let Some(session) = session_cookie(state, ctx, meta, tokens).await? else {
+        return html_status(StatusCode::FORBIDDEN, &sign_in_page(ctx, false, Some(PATIENTS_REFUSED)));
+    };
+    let mut res = see_other("/console/");
+    res.add_cookie(&session).map_err(ApiError::internal)?;
+    Ok(res)
+}
+
+/// What a patient who signs in here is told.
+pub(super) const PATIENTS_REFUSED: &str = "The console is for staff. Patients sign in through the patient portal.";
+
+/// The console's session cookie for a session just opened by a sign-in service; `None` for a
+/// patient's session, which is ended at once (the console serves staff only).
+pub(super) async fn session_cookie(
+    state: &AppState,
+    ctx: &ConsoleCtx,
+    meta: &RequestMeta,
+    tokens: TokenResponse,
+) -> Result<Option<Cookie<'static>>, ApiError> {
     // The access token was minted a moment ago by this server: it names the account.
     let claims = state.jwt.validate(&tokens.access_token, state.clock.now().timestamp()).map_err(ApiError::internal)?;
     let role = ClaimRole::from_user_role(&claims.role)
@@ -142,15 +173,9 @@ async fn signed_in(
             meta: meta.clone(),
         };
         account::revoke_own_session(state, &user, s.session_id, "patients are not served by the console").await?;
-        return html_status(
-            StatusCode::FORBIDDEN,
-            &sign_in_page(ctx, false, Some("The console is for staff. Patients sign in through the patient portal.")),
-        );
+        return Ok(None);
     }
-    let value = session::encode(&state.console_key, &s);
-    let mut res = see_other("/console/");
-    res.add_cookie(&cookie(SESSION_COOKIE, value, ctx.secure, None)).map_err(ApiError::internal)?;
-    Ok(res)
+    Ok(Some(cookie(SESSION_COOKIE, session::encode(&state.console_key, &s), ctx.secure, None)))
 }
 
 /// `POST /console/sign-out`: ends the session (any session, even one awaiting a password

@@ -9,6 +9,7 @@ mod audit;
 mod basics;
 mod cli;
 pub mod clinical;
+mod console_passkeys;
 mod done_when;
 mod every_operation;
 mod faults;
