@@ -560,3 +560,37 @@ impl From<crate::auth::AuthError> for ApiError {
         }
     }
 }
+
+/// The clinical services' errors, answered as the HTTP layer answers everything else (the
+/// statuses, codes and messages clients see are these, unchanged).
+impl From<crate::clinical::ClinicalError> for ApiError {
+    fn from(e: crate::clinical::ClinicalError) -> Self {
+        use crate::clinical::ClinicalError as C;
+        match e {
+            C::Validation { field, rule } => Self::Validation { field, rule },
+            C::Unauthorized => Self::Unauthorized,
+            C::Forbidden { code, message } => Self::Forbidden { code, message },
+            C::NotFound => Self::NotFound,
+            C::Conflict(m) => Self::Conflict(m),
+            C::PayloadTooLarge => Self::PayloadTooLarge,
+            C::UnsupportedMediaType(m) => Self::UnsupportedMediaType(m),
+            C::Unavailable => Self::Unavailable,
+            C::Integrity { location } => Self::Integrity { location },
+            C::Crypto(e) => Self::Internal(e.into()),
+            C::Database(e) => e.into(),
+            C::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// A clinical request's refusal or failure is recorded with the code of this answer
+/// (`clinical::Req::finish`): outcome `error` for a 5xx, `denied` otherwise.
+impl crate::clinical::request::Answer for ApiError {
+    fn code(&self) -> &'static str {
+        ApiError::code(self)
+    }
+
+    fn is_failure(&self) -> bool {
+        self.status_code().is_server_error()
+    }
+}
