@@ -36,19 +36,26 @@ use crate::state::AppState;
 /// A future of a [`Session`] method.
 pub type SessionFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-/// The caller of a clinical request, as [`Req`] needs it: who the token names, and the session
-/// check, which the HTTP layer (`crate::middleware::caller::Caller`) makes and answers — a
-/// refusal is the same 401/403 every route gives, noted for the denial record there. No HTTP
-/// type crosses into the services.
-pub trait Session {
+/// The caller of a clinical request, as [`Req`] needs it: plain values the HTTP layer's
+/// extractor (`crate::middleware::caller::Caller`) builds from the request, and the session
+/// gate. No HTTP type crosses into the services.
+#[derive(Clone)]
+pub struct Caller<'a> {
     /// Who the caller's token names (confirmed by the session check).
-    fn identity(&self) -> Identity;
+    pub identity: Identity,
     /// The RLS claims of this caller (unscoped).
-    fn claims(&self) -> Claims;
+    pub claims: Claims,
     /// The audit context of this caller (actor, org, request and correlation ids, client).
-    fn audit_context(&self) -> AuditContext;
+    pub ctx: AuditContext,
     /// The Idempotency-Key write this request is to store its answer under, if any.
-    fn idempotent_write(&self) -> Option<IdempotentWrite>;
+    pub idempotent_write: Option<IdempotentWrite>,
+    /// The session check.
+    pub session: &'a dyn Session,
+}
+
+/// The session check of a clinical request's caller, which the HTTP layer makes and answers:
+/// a refusal is the same 401/403 every route gives, noted for the denial record there.
+pub trait Session {
     /// Opens the request transaction (narrowed to `patient_scope`), checks the session and runs
     /// `queries`, in one round trip.
     fn begin_with<'s>(
@@ -87,7 +94,9 @@ pub enum NotBegun {
 
 pub struct Req<'a> {
     pub state: &'a AppState,
-    caller: &'a dyn Session,
+    session: &'a dyn Session,
+    claims: Claims,
+    idempotent_write: Option<IdempotentWrite>,
     /// Who the caller's token names: confirmed by the session check before any statement of
     /// the request runs.
     pub user: Identity,
@@ -117,18 +126,20 @@ impl<'a> Req<'a> {
     /// [`db::Claims::patient_scope`]). Nothing is sent yet.
     pub fn new(
         state: &'a AppState,
-        caller: &'a dyn Session,
+        caller: Caller<'a>,
         action: Action,
         resource_type: &'static str,
         patient_scope: Option<Uuid>,
     ) -> Self {
         Self {
             state,
-            caller,
-            user: caller.identity(),
+            session: caller.session,
+            claims: caller.claims,
+            idempotent_write: caller.idempotent_write,
+            user: caller.identity,
             patient_scope,
             tx: Tx::Pending,
-            ctx: caller.audit_context(),
+            ctx: caller.ctx,
             ev: AuditEvent::new(action, resource_type, Outcome::Success),
             unknown_key: AtomicU32::new(0),
             event_queued: false,
@@ -145,7 +156,7 @@ impl<'a> Req<'a> {
         match &mut self.tx {
             Tx::Open(tx) => Ok(tx.fetch_pipeline(queries).await?),
             Tx::Pending => {
-                match self.caller.begin_with(self.state, self.patient_scope, queries.into_iter().collect()).await {
+                match self.session.begin_with(self.state, self.patient_scope, queries.into_iter().collect()).await {
                     Ok((tx, rows)) => {
                         self.tx = Tx::Open(tx);
                         Ok(rows)
@@ -290,7 +301,7 @@ impl<'a> Req<'a> {
                 true
             }
             Tx::Failed { admitted } => admitted,
-            Tx::Pending => match self.caller.check(self.state).await {
+            Tx::Pending => match self.session.check(self.state).await {
                 Ok(Ok(_)) => true,
                 Ok(Err(refused)) => return Err(E::from(refused)),
                 // The session could not be checked: a failure, recorded as one (the token's
@@ -300,7 +311,7 @@ impl<'a> Req<'a> {
                     let mut ev = self.ev;
                     ev.outcome = Outcome::Error;
                     ev.reason = Some(format!("session check failed: {}", failed.code()));
-                    audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
+                    audit::writer::record_later(&self.state.pool, &self.claims, &self.ctx, &ev);
                     return Err(failed);
                 }
             },
@@ -324,9 +335,9 @@ impl<'a> Req<'a> {
         ev.reason = Some(reason);
         ev.break_glass = false;
         if unavailable {
-            audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
+            audit::writer::record_later(&self.state.pool, &self.claims, &self.ctx, &ev);
         } else {
-            audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
+            audit::writer::record_alone(&self.state.pool, &self.claims, &self.ctx, &ev).await;
         }
         Err(answer)
     }
@@ -334,7 +345,7 @@ impl<'a> Req<'a> {
     /// The success event (unless the service's pipeline carried it), the answer under the
     /// request's Idempotency-Key (if it came with one), and `COMMIT`.
     async fn commit_success(&mut self, value: &impl serde::Serialize) -> Result<(), ClinicalError> {
-        if let Some(write) = self.caller.idempotent_write() {
+        if let Some(write) = self.idempotent_write.clone() {
             let id = Uuid::now_v7();
             let answer = serde_json::to_vec(value).map_err(ClinicalError::internal)?;
             let (table, column) = idempotency::SEALED_AS;

@@ -44,9 +44,9 @@ use uuid::Uuid;
 use super::{CorrelationId, RequestId};
 use crate::audit::{AuditContext, Recorded};
 pub use crate::auth::caller::{Accepted, AnySessionUser, AuthUser, EnrollingUser, Identity, Refusal, RequestMeta};
-use crate::clinical::ClinicalError;
 use crate::clinical::idempotency::IdempotentWrite;
 use crate::clinical::request::{Begun, NotBegun, Session, SessionFuture};
+use crate::clinical::{self, ClinicalError};
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
@@ -437,25 +437,24 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The clinical requests' view of the caller (`clinical::Req`): the token's identity and the
-/// session gate, with refusals noted on this request for the denial record.
+impl Caller {
+    /// The clinical requests' view of this caller (`clinical::Req`): the token's identity,
+    /// claims and audit context and the request's Idempotency-Key write, as plain values, and
+    /// this caller as the session gate.
+    pub fn clinical(&self) -> clinical::request::Caller<'_> {
+        clinical::request::Caller {
+            identity: self.identity(),
+            claims: self.claims(),
+            ctx: self.audit_context(),
+            idempotent_write: self.extension::<IdempotentWrite>(),
+            session: self,
+        }
+    }
+}
+
+/// The session gate of a clinical request, with refusals noted on this request for the denial
+/// record.
 impl Session for Caller {
-    fn identity(&self) -> Identity {
-        Caller::identity(self)
-    }
-
-    fn claims(&self) -> Claims {
-        Caller::claims(self)
-    }
-
-    fn audit_context(&self) -> AuditContext {
-        Caller::audit_context(self)
-    }
-
-    fn idempotent_write(&self) -> Option<IdempotentWrite> {
-        self.extension::<IdempotentWrite>()
-    }
-
     fn begin_with<'s>(
         &'s self,
         state: &'s AppState,

@@ -50,13 +50,13 @@ async fn run<'a, T: serde::Serialize>(
     resource_type: &'static str,
     f: impl AsyncFn(&mut Req<'a>) -> Result<T, ClinicalError>,
 ) -> Result<T, ApiError> {
-    let mut req = Req::new(state, user, action, resource_type, scope);
+    let mut req = Req::new(state, user.clinical(), action, resource_type, scope);
     let mut result = f(&mut req).await;
     if let (Err(_), Some(version)) = (&result, req.unknown_key_version())
         && state.crypto.keyring.reload_for(version).await
     {
         req.abandon().await;
-        req = Req::new(state, user, action, resource_type, scope);
+        req = Req::new(state, user.clinical(), action, resource_type, scope);
         result = f(&mut req).await;
     }
     req.finish(result).await
