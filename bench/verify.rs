@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use custos::audit::canonical::CanonicalEvent;
 use custos::audit::merkle::{self, TreeState};
 use custos::audit::offline::verify_bundle;
 use custos::audit::signing::LedgerSigner;
+use custos::audit::store::EventFields;
 use custos::keys::RootKeys;
 use uuid::Uuid;
 
@@ -26,12 +26,11 @@ pub fn run(n: u64) {
         let mut buf = Vec::with_capacity(1024);
         let base = chrono::DateTime::from_timestamp_micros(1_763_700_000_000_000).unwrap();
         for i in 0..n {
-            let ev = CanonicalEvent {
-                v: 2,
-                ledger_id: ledger,
-                index: i,
+            let ev = EventFields {
+                format_version: 2,
                 event_id: Uuid::now_v7(),
                 occurred_at: base + chrono::Duration::microseconds(i as i64 * 1377),
+                org_id: Some(ledger),
                 actor_id: Some(Uuid::new_v4()),
                 actor_role: Some("clinician".into()),
                 action: "read".into(),
@@ -50,7 +49,7 @@ pub fn run(n: u64) {
             };
             buf.clear();
             buf.extend_from_slice(b"event ");
-            ev.write_canonical(&mut buf).unwrap();
+            ev.canonical(ledger, i).write_canonical(&mut buf).unwrap();
             tree.append(merkle::leaf_hash(&buf[6..])).unwrap();
             buf.push(b'\n');
             w.write_all(&buf).unwrap();

@@ -560,3 +560,87 @@ impl From<crate::auth::AuthError> for ApiError {
         }
     }
 }
+
+/// The clinical services' errors, answered as the HTTP layer answers everything else (the
+/// statuses, codes and messages clients see are these, unchanged).
+impl From<crate::clinical::ClinicalError> for ApiError {
+    fn from(e: crate::clinical::ClinicalError) -> Self {
+        use crate::clinical::ClinicalError as C;
+        match e {
+            C::Validation { field, rule } => Self::Validation { field, rule },
+            C::Unauthorized => Self::Unauthorized,
+            C::Forbidden { code, message } => Self::Forbidden { code, message },
+            C::NotFound => Self::NotFound,
+            C::Conflict(m) => Self::Conflict(m),
+            C::PayloadTooLarge => Self::PayloadTooLarge,
+            C::UnsupportedMediaType(m) => Self::UnsupportedMediaType(m),
+            C::Unavailable => Self::Unavailable,
+            C::Integrity { location } => Self::Integrity { location },
+            C::Crypto(e) => Self::Internal(e.into()),
+            C::Database(e) => e.into(),
+            C::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// A clinical request's refusal or failure is recorded with the code of this answer
+/// (`clinical::Req::finish`): outcome `error` for a 5xx, `denied` otherwise.
+impl crate::clinical::request::Answer for ApiError {
+    fn code(&self) -> &'static str {
+        ApiError::code(self)
+    }
+
+    fn is_failure(&self) -> bool {
+        self.status_code().is_server_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clinical::ClinicalError as C;
+    use crate::clinical::request::Answer;
+
+    /// Each clinical error is answered with the status, code and body fields the API gave
+    /// before the services had their own enum; `Req::finish` records it as a failure exactly
+    /// when the answer is a 5xx, and later (not now) exactly when it is a 503.
+    #[test]
+    fn clinical_errors_keep_their_answers_and_reason_codes() {
+        let cases: Vec<(C, u16, &str, Option<&str>)> = vec![
+            (C::validation("dose", "must be greater than 0"), 422, "validation_failed", Some("dose")),
+            (C::Unauthorized, 401, "unauthorized", None),
+            (
+                C::Forbidden { code: "break_glass_daily_limit", message: "at most 3".into() },
+                403,
+                "break_glass_daily_limit",
+                None,
+            ),
+            (C::NotFound, 404, "not_found", None),
+            (C::Conflict("no refills remain".into()), 409, "conflict", None),
+            (C::PayloadTooLarge, 413, "payload_too_large", None),
+            (C::UnsupportedMediaType("Content-Type must be one of: …".into()), 415, "unsupported_media_type", None),
+            (C::Unavailable, 503, "unavailable", None),
+            (C::Integrity { location: "allergies.reaction_enc".into() }, 500, "data_integrity", None),
+            (C::Crypto(crate::crypto::CryptoError::NoCurrentKey), 500, "internal", None),
+            (C::Database(sqlx::Error::RowNotFound), 404, "not_found", None),
+            (C::Database(sqlx::Error::PoolTimedOut), 503, "unavailable", None),
+            (C::internal(anyhow::anyhow!("a bug")), 500, "internal", None),
+        ];
+        for (e, status, code, field) in cases {
+            let (message, unavailable, database) = (e.to_string(), e.is_unavailable(), matches!(e, C::Database(_)));
+            let api = ApiError::from(e);
+            assert_eq!(api.status_code().as_u16(), status, "{api:?}");
+            assert_eq!(Answer::code(&api), code, "{api:?}");
+            assert_eq!(api.is_failure(), status >= 500, "{api:?}");
+            assert_eq!(unavailable, status == 503, "{api:?}");
+            if status < 500 && !database {
+                // 4xx messages are the service's own (5xx ones are replaced by a generic text,
+                // database errors are worded by the edge's classification).
+                assert_eq!(api.to_string(), message);
+            }
+            if let ApiError::Validation { field: f, .. } = &api {
+                assert_eq!(Some(f.as_str()), field);
+            }
+        }
+    }
+}

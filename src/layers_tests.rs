@@ -12,21 +12,6 @@ use std::path::{Path, PathBuf};
 
 /// `(file, module it uses)`: upward uses still open.
 const EXCEPTIONS: &[(&str, &str)] = &[
-    // The clinical services still return the HTTP layer's `ApiError`.
-    ("src/clinical/allergies.rs", "error"),
-    ("src/clinical/attachments.rs", "error"),
-    ("src/clinical/care.rs", "error"),
-    ("src/clinical/chart.rs", "error"),
-    ("src/clinical/conversations.rs", "error"),
-    ("src/clinical/history.rs", "error"),
-    ("src/clinical/medications.rs", "error"),
-    ("src/clinical/mod.rs", "error"),
-    ("src/clinical/page.rs", "error"),
-    ("src/clinical/patients.rs", "error"),
-    ("src/clinical/prescribers.rs", "error"),
-    ("src/clinical/prescriptions.rs", "error"),
-    ("src/clinical/request.rs", "error"),
-    ("src/clinical/section.rs", "error"),
     // `custos demo simulate` bootstraps its organization through the CLI's bootstrap.
     ("src/demo/simulate.rs", "cli"),
 ];

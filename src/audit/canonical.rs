@@ -10,12 +10,13 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
 // `super::` so the module works unchanged under `crate::audit` in the main crate.
 use super::merkle::{self, Hash};
+use super::store::EventFields;
 
 /// The event format version this code writes. Version 1 (without `correlation_id` and
 /// `patient_ids`) is still read and verified: entries keep the form they were hashed in.
@@ -266,14 +267,10 @@ fn write_timestamp(t: &DateTime<Utc>, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-mod micros {
+/// `occurred_at` read from canonical bytes.
+pub(super) mod micros {
     use super::*;
     use serde::de::Error as _;
-    use serde::ser::Error as _;
-
-    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&format_timestamp(t).map_err(S::Error::custom)?)
-    }
 
     /// Accepts only the exact form `format_timestamp` writes.
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<DateTime<Utc>, D::Error> {
@@ -286,44 +283,37 @@ mod micros {
     }
 }
 
-/// The hashed form of one audit event (format version 1 or 2). Every field of
-/// the version is always present; absent values are JSON `null`, never omitted,
-/// so the field set itself is fixed by the version. Version 2 adds
-/// `correlation_id` and `patient_ids`; a version-1 event has neither member (the
-/// fields are then `None` and empty).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CanonicalEvent {
-    pub v: u32,
+/// The hashed form of one audit event (format version 1 or 2): the stored event
+/// ([`EventFields`], the one event struct) at its place in a ledger, borrowed. Every field of
+/// the version is always present; absent values are JSON `null`, never omitted, so the field
+/// set itself is fixed by the version. Version 2 adds `correlation_id` and `patient_ids`; a
+/// version-1 event has neither member. The event's `format_version` is the member `v`; its
+/// `org_id` is not a member (the `ledger_id` is).
+#[derive(Debug, Clone, Copy)]
+pub struct CanonicalEvent<'a> {
     pub ledger_id: Uuid,
     /// 0-based leaf index in the ledger (`seq`); binds the event to its place.
     pub index: u64,
-    pub event_id: Uuid,
-    #[serde(with = "micros")]
-    pub occurred_at: DateTime<Utc>,
-    pub actor_id: Option<Uuid>,
-    pub actor_role: Option<String>,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_ids: Vec<String>,
-    pub patient_id: Option<Uuid>,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub request_id: Option<Uuid>,
-    /// Version 2: the client's own request id, for correlation only.
-    #[serde(default)]
-    pub correlation_id: Option<String>,
-    /// Version 2: every patient whose data the access returned or changed, when it reached
-    /// several (a list, an export); sorted, no duplicates.
-    #[serde(default)]
-    pub patient_ids: Vec<Uuid>,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub break_glass: bool,
-    pub imported: bool,
+    pub event: &'a EventFields,
 }
 
-impl CanonicalEvent {
+/// An event read back from canonical bytes ([`CanonicalEvent::from_canonical_bytes`]): its
+/// place and the event (`org_id` unknown: not a member).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ParsedEvent {
+    pub ledger_id: Uuid,
+    pub index: u64,
+    #[serde(flatten)]
+    pub event: EventFields,
+}
+
+impl ParsedEvent {
+    pub fn canonical(&self) -> CanonicalEvent<'_> {
+        self.event.canonical(self.ledger_id, self.index)
+    }
+}
+
+impl CanonicalEvent<'_> {
     /// JCS bytes of the event (UUIDs as lowercase hyphenated strings).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(640);
@@ -336,10 +326,12 @@ impl CanonicalEvent {
     /// verifier run this per event. The keys below are ASCII, so byte order is
     /// UTF-16 order; a test pins the output to the generic [`canonicalize`].
     pub fn write_canonical(&self, out: &mut Vec<u8>) -> Result<()> {
-        if !(1..=EVENT_FORMAT_VERSION).contains(&self.v) {
-            return Err(CanonicalError::UnsupportedVersion(self.v));
+        let e = self.event;
+        let v = u32::try_from(e.format_version).unwrap_or(0);
+        if !(1..=EVENT_FORMAT_VERSION).contains(&v) {
+            return Err(CanonicalError::UnsupportedVersion(v));
         }
-        let v2 = self.v >= V2;
+        let v2 = v >= V2;
         if self.index > MAX_SAFE_INTEGER {
             return Err(CanonicalError::IntegerOutOfRange(self.index.to_string()));
         }
@@ -355,37 +347,37 @@ impl CanonicalEvent {
         let bool_text = |b: bool| if b { "true" } else { "false" };
 
         out.extend_from_slice(b"{\"action\":");
-        write_string(&self.action, out);
+        write_string(&e.action, out);
         out.extend_from_slice(b",\"actor_id\":");
-        uuid(out, self.actor_id.as_ref());
+        uuid(out, e.actor_id.as_ref());
         out.extend_from_slice(b",\"actor_role\":");
-        opt_str(out, self.actor_role.as_ref());
+        opt_str(out, e.actor_role.as_ref());
         out.extend_from_slice(b",\"break_glass\":");
-        out.extend_from_slice(bool_text(self.break_glass).as_bytes());
+        out.extend_from_slice(bool_text(e.break_glass).as_bytes());
         out.extend_from_slice(b",\"client_ip\":");
-        opt_str(out, self.client_ip.as_ref());
+        opt_str(out, e.client_ip.as_ref());
         if v2 {
             out.extend_from_slice(b",\"correlation_id\":");
-            opt_str(out, self.correlation_id.as_ref());
+            opt_str(out, e.correlation_id.as_ref());
         }
         out.extend_from_slice(b",\"event_id\":");
-        uuid(out, Some(&self.event_id));
+        uuid(out, Some(&e.event_id));
         out.extend_from_slice(b",\"imported\":");
-        out.extend_from_slice(bool_text(self.imported).as_bytes());
+        out.extend_from_slice(bool_text(e.imported).as_bytes());
         out.extend_from_slice(b",\"index\":");
         out.extend_from_slice(self.index.to_string().as_bytes());
         out.extend_from_slice(b",\"ledger_id\":");
         uuid(out, Some(&self.ledger_id));
         out.extend_from_slice(b",\"occurred_at\":\"");
-        write_timestamp(&self.occurred_at, out)?; // ASCII, nothing to escape
+        write_timestamp(&e.occurred_at, out)?; // ASCII, nothing to escape
         out.push(b'"');
         out.extend_from_slice(b",\"outcome\":");
-        write_string(&self.outcome, out);
+        write_string(&e.outcome, out);
         out.extend_from_slice(b",\"patient_id\":");
-        uuid(out, self.patient_id.as_ref());
+        uuid(out, e.patient_id.as_ref());
         if v2 {
             out.extend_from_slice(b",\"patient_ids\":[");
-            for (i, id) in self.patient_ids.iter().enumerate() {
+            for (i, id) in e.patient_ids.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
@@ -394,22 +386,22 @@ impl CanonicalEvent {
             out.push(b']');
         }
         out.extend_from_slice(b",\"reason\":");
-        opt_str(out, self.reason.as_ref());
+        opt_str(out, e.reason.as_ref());
         out.extend_from_slice(b",\"request_id\":");
-        uuid(out, self.request_id.as_ref());
+        uuid(out, e.request_id.as_ref());
         out.extend_from_slice(b",\"resource_ids\":[");
-        for (i, id) in self.resource_ids.iter().enumerate() {
+        for (i, id) in e.resource_ids.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             write_string(id, out);
         }
         out.extend_from_slice(b"],\"resource_type\":");
-        write_string(&self.resource_type, out);
+        write_string(&e.resource_type, out);
         out.extend_from_slice(b",\"user_agent\":");
-        opt_str(out, self.user_agent.as_ref());
+        opt_str(out, e.user_agent.as_ref());
         out.extend_from_slice(b",\"v\":");
-        out.extend_from_slice(self.v.to_string().as_bytes());
+        out.extend_from_slice(v.to_string().as_bytes());
         out.push(b'}');
         Ok(())
     }
@@ -420,13 +412,14 @@ impl CanonicalEvent {
     }
 
     /// Parses bytes from an export and insists they are exactly canonical, so
-    /// the bytes an auditor hashes are the bytes this event re-serialises to.
-    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self> {
-        let event: Self = serde_json::from_slice(bytes).map_err(|e| CanonicalError::Json(e.to_string()))?;
-        if event.canonical_bytes()? != bytes {
+    /// the bytes an auditor hashes are the bytes this event re-serialises to (a member too
+    /// many, too few, or out of place is refused that way).
+    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<ParsedEvent> {
+        let parsed: ParsedEvent = serde_json::from_slice(bytes).map_err(|e| CanonicalError::Json(e.to_string()))?;
+        if parsed.canonical().canonical_bytes()? != bytes {
             return Err(CanonicalError::NotCanonical);
         }
-        Ok(event)
+        Ok(parsed)
     }
 }
 

@@ -135,29 +135,44 @@ fn uuid(s: &str) -> Uuid {
     Uuid::parse_str(s).unwrap()
 }
 
-fn sample_event() -> CanonicalEvent {
-    CanonicalEvent {
-        v: 1,
+fn sample_event() -> ParsedEvent {
+    ParsedEvent {
         ledger_id: uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ab"),
         index: 42,
-        event_id: uuid("0190F1C2-3B4A-7C5D-8E6F-0123456789AC"),
-        occurred_at: Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::microseconds(123_456),
-        actor_id: Some(uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ad")),
-        actor_role: Some("clinician".into()),
-        action: "read".into(),
-        resource_type: "medical_record".into(),
-        resource_ids: vec!["r1".into(), "r\u{e9}2".into()],
-        patient_id: Some(uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ae")),
-        outcome: "success".into(),
-        reason: None,
-        request_id: None,
-        correlation_id: None,
-        patient_ids: vec![],
-        client_ip: Some("192.0.2.1".into()),
-        user_agent: Some("UA \"quoted\"\t".into()),
-        break_glass: false,
-        imported: true,
+        event: EventFields {
+            format_version: 1,
+            event_id: uuid("0190F1C2-3B4A-7C5D-8E6F-0123456789AC"),
+            occurred_at: Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::microseconds(123_456),
+            org_id: None,
+            actor_id: Some(uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ad")),
+            actor_role: Some("clinician".into()),
+            action: "read".into(),
+            resource_type: "medical_record".into(),
+            resource_ids: vec!["r1".into(), "r\u{e9}2".into()],
+            patient_id: Some(uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ae")),
+            outcome: "success".into(),
+            reason: None,
+            request_id: None,
+            correlation_id: None,
+            patient_ids: vec![],
+            client_ip: Some("192.0.2.1".into()),
+            user_agent: Some("UA \"quoted\"\t".into()),
+            break_glass: false,
+            imported: true,
+        },
     }
+}
+
+/// The generic serde form of an event in its hashed shape: the event's members, its place,
+/// the version as `v`, no `org_id`.
+fn generic_form(p: &ParsedEvent) -> Value {
+    let mut value = serde_json::to_value(&p.event).unwrap();
+    let members = value.as_object_mut().unwrap();
+    let v = members.remove("format_version").unwrap();
+    members.insert("v".into(), v);
+    members.insert("ledger_id".into(), json!(p.ledger_id));
+    members.insert("index".into(), json!(p.index));
+    value
 }
 
 const SAMPLE_BYTES: &str = concat!(
@@ -173,9 +188,9 @@ const SAMPLE_BYTES: &str = concat!(
 #[test]
 fn event_canonical_bytes_are_exact() {
     let event = sample_event();
-    let bytes = event.canonical_bytes().unwrap();
+    let bytes = event.canonical().canonical_bytes().unwrap();
     assert_eq!(std::str::from_utf8(&bytes).unwrap(), SAMPLE_BYTES);
-    assert_eq!(event.leaf_hash().unwrap(), merkle::leaf_hash(SAMPLE_BYTES.as_bytes()));
+    assert_eq!(event.canonical().leaf_hash().unwrap(), merkle::leaf_hash(SAMPLE_BYTES.as_bytes()));
     assert_eq!(CanonicalEvent::from_canonical_bytes(&bytes).unwrap(), event);
 }
 
@@ -192,39 +207,38 @@ const SAMPLE_V2_BYTES: &str = concat!(
     r#""user_agent":"UA \"quoted\"\t","v":2}"#
 );
 
-fn sample_v2() -> CanonicalEvent {
-    CanonicalEvent {
-        v: 2,
-        correlation_id: Some("client-42".into()),
-        patient_ids: vec![uuid("00000000-0000-0000-0000-000000000001"), uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ae")],
-        ..sample_event()
-    }
+fn sample_v2() -> ParsedEvent {
+    let mut p = sample_event();
+    p.event.format_version = 2;
+    p.event.correlation_id = Some("client-42".into());
+    p.event.patient_ids =
+        vec![uuid("00000000-0000-0000-0000-000000000001"), uuid("0190f1c2-3b4a-7c5d-8e6f-0123456789ae")];
+    p
 }
 
 #[test]
 fn version_2_adds_correlation_id_and_patient_ids_and_version_1_keeps_its_bytes() {
     let v2 = sample_v2();
-    assert_eq!(std::str::from_utf8(&v2.canonical_bytes().unwrap()).unwrap(), SAMPLE_V2_BYTES);
+    assert_eq!(std::str::from_utf8(&v2.canonical().canonical_bytes().unwrap()).unwrap(), SAMPLE_V2_BYTES);
     assert_eq!(CanonicalEvent::from_canonical_bytes(SAMPLE_V2_BYTES.as_bytes()).unwrap(), v2);
     // Version 1 bytes never carry the new members, and version 2 bytes never lack them.
-    assert_eq!(std::str::from_utf8(&sample_event().canonical_bytes().unwrap()).unwrap(), SAMPLE_BYTES);
+    assert_eq!(std::str::from_utf8(&sample_event().canonical().canonical_bytes().unwrap()).unwrap(), SAMPLE_BYTES);
     let v1_with_members = SAMPLE_V2_BYTES.replace(r#""v":2"#, r#""v":1"#);
     assert!(CanonicalEvent::from_canonical_bytes(v1_with_members.as_bytes()).is_err());
     let v2_without = SAMPLE_BYTES.replace(r#""v":1"#, r#""v":2"#);
     assert!(CanonicalEvent::from_canonical_bytes(v2_without.as_bytes()).is_err());
-    assert!(matches!(
-        CanonicalEvent { v: 3, ..sample_v2() }.canonical_bytes(),
-        Err(CanonicalError::UnsupportedVersion(3))
-    ));
+    let mut v3 = sample_v2();
+    v3.event.format_version = 3;
+    assert!(matches!(v3.canonical().canonical_bytes(), Err(CanonicalError::UnsupportedVersion(3))));
 }
 
 #[test]
 fn direct_writer_matches_generic_jcs_for_version_2() {
     let mut empty = sample_v2();
-    (empty.correlation_id, empty.patient_ids) = (None, vec![]);
+    (empty.event.correlation_id, empty.event.patient_ids) = (None, vec![]);
     for event in [sample_v2(), empty] {
-        let generic = canonicalize(&serde_json::to_value(&event).unwrap()).unwrap();
-        assert_eq!(event.canonical_bytes().unwrap(), generic);
+        let generic = canonicalize(&generic_form(&event)).unwrap();
+        assert_eq!(event.canonical().canonical_bytes().unwrap(), generic);
     }
 }
 
@@ -234,18 +248,19 @@ fn direct_writer_matches_generic_jcs() {
     // with every optional field both present and absent.
     let full = sample_event();
     let mut empty = sample_event();
-    (empty.actor_id, empty.actor_role, empty.patient_id) = (None, None, None);
-    (empty.client_ip, empty.user_agent) = (None, None);
-    (empty.reason, empty.request_id) = (Some("\u{1}\u{1f600}".into()), Some(Uuid::nil()));
-    (empty.resource_ids, empty.break_glass) = (vec![], true);
+    let e = &mut empty.event;
+    (e.actor_id, e.actor_role, e.patient_id) = (None, None, None);
+    (e.client_ip, e.user_agent) = (None, None);
+    (e.reason, e.request_id) = (Some("\u{1}\u{1f600}".into()), Some(Uuid::nil()));
+    (e.resource_ids, e.break_glass) = (vec![], true);
     for event in [full, empty] {
         // Version 1 has no `correlation_id` and no `patient_ids` member.
-        let mut value = serde_json::to_value(&event).unwrap();
+        let mut value = generic_form(&event);
         let members = value.as_object_mut().unwrap();
         members.remove("correlation_id");
         members.remove("patient_ids");
         let generic = canonicalize(&value).unwrap();
-        assert_eq!(event.canonical_bytes().unwrap(), generic);
+        assert_eq!(event.canonical().canonical_bytes().unwrap(), generic);
         assert_eq!(CanonicalEvent::from_canonical_bytes(&generic).unwrap(), event);
     }
 }
@@ -253,8 +268,8 @@ fn direct_writer_matches_generic_jcs() {
 #[test]
 fn event_whole_seconds_keep_six_digits() {
     let mut event = sample_event();
-    event.occurred_at = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
-    let text = String::from_utf8(event.canonical_bytes().unwrap()).unwrap();
+    event.event.occurred_at = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+    let text = String::from_utf8(event.canonical().canonical_bytes().unwrap()).unwrap();
     assert!(text.contains(r#""occurred_at":"2025-01-02T03:04:05.000000Z""#));
 }
 
@@ -276,11 +291,11 @@ fn timestamps_match_chrono_formatting() {
 #[test]
 fn event_rejects_what_cannot_round_trip() {
     let mut event = sample_event();
-    event.occurred_at += chrono::Duration::nanoseconds(1);
-    assert!(matches!(event.canonical_bytes(), Err(CanonicalError::InvalidTimestamp(_))));
+    event.event.occurred_at += chrono::Duration::nanoseconds(1);
+    assert!(matches!(event.canonical().canonical_bytes(), Err(CanonicalError::InvalidTimestamp(_))));
     let mut event = sample_event();
-    event.v = 3;
-    assert_eq!(event.canonical_bytes(), Err(CanonicalError::UnsupportedVersion(3)));
+    event.event.format_version = 3;
+    assert_eq!(event.canonical().canonical_bytes(), Err(CanonicalError::UnsupportedVersion(3)));
 
     // Valid JSON for the same event, but not the canonical bytes.
     let spaced = SAMPLE_BYTES.replace(",\"v\":1}", ", \"v\":1}");
@@ -293,4 +308,7 @@ fn event_rejects_what_cannot_round_trip() {
     assert!(CanonicalEvent::from_canonical_bytes(extra.as_bytes()).is_err());
     let missing = SAMPLE_BYTES.replace("\"reason\":null,", "");
     assert!(CanonicalEvent::from_canonical_bytes(missing.as_bytes()).is_err());
+    // The stored name of the version is not a member of the hashed form.
+    let renamed = SAMPLE_BYTES.replace("\"v\":1}", "\"format_version\":1}");
+    assert!(CanonicalEvent::from_canonical_bytes(renamed.as_bytes()).is_err());
 }

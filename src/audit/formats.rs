@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::canonical::format_timestamp;
 pub use super::fhir::FhirSource;
@@ -13,33 +13,11 @@ fn ts(row: &LogRow) -> String {
     format_timestamp(&row.event.occurred_at).unwrap_or_else(|_| row.event.occurred_at.to_rfc3339())
 }
 
-/// The API form of one event, with its ledger position and hashes (base64).
+/// The API form of one event, with its ledger position and hashes (base64): the serialized
+/// [`LogRow`] (`LedgerEvent` in the OpenAPI document).
 pub fn event_json(row: &LogRow) -> Value {
-    let e = &row.event;
-    json!({
-        "ledger_id": row.ledger_id,
-        "seq": row.seq,
-        "format_version": e.format_version,
-        "event_id": e.event_id,
-        "occurred_at": ts(row),
-        "actor_id": e.actor_id,
-        "actor_role": e.actor_role,
-        "action": e.action,
-        "resource_type": e.resource_type,
-        "resource_ids": e.resource_ids,
-        "patient_id": e.patient_id,
-        "patient_ids": e.patient_ids,
-        "outcome": e.outcome,
-        "reason": e.reason,
-        "request_id": e.request_id,
-        "correlation_id": e.correlation_id,
-        "client_ip": e.client_ip,
-        "user_agent": e.user_agent,
-        "break_glass": e.break_glass,
-        "imported": e.imported,
-        "leaf_hash": B64.encode(&row.leaf_hash),
-        "chain_hash": B64.encode(&row.chain_hash),
-    })
+    // Every member is a string, number, boolean, null or array of strings: this cannot fail.
+    serde_json::to_value(row).unwrap_or(Value::Null)
 }
 
 pub const CSV_HEADER: &str = "ledger_id,seq,format_version,event_id,occurred_at,actor_id,actor_role,action,\

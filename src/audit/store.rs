@@ -1,10 +1,13 @@
-//! Reading the ledger tables: the event columns every ledger query selects, their mapping to
-//! the hashed [`CanonicalEvent`], the per-ledger state row, and the stored subtree hashes that
-//! proofs are assembled from. Runtime queries with bound parameters only.
+//! Reading the ledger tables: the event columns every ledger query selects, the one struct an
+//! event is read into ([`EventFields`]: stored row, hashed form through the borrowed
+//! [`CanonicalEvent`] view, API and NDJSON item through [`LogRow`]), the per-ledger state row,
+//! and the stored subtree hashes that proofs are assembled from. Runtime queries with bound
+//! parameters only.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -19,11 +22,19 @@ pub const EVENT_COLUMNS: &str = "event_id, occurred_at, org_id, actor_id, actor_
     abbrev(client_ip) AS client_ip, user_agent, reason, break_glass, imported, correlation_id, patient_ids, \
     format_version";
 
-/// One event as stored in `audit_inbox` or `audit_log` (without ledger position and hashes).
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One event as stored in `audit_inbox` or `audit_log` (without ledger position and hashes):
+/// the one event struct. The same fields are hashed ([`EventFields::canonical`]), listed and
+/// exported ([`LogRow`], serialized), and parsed back from canonical bytes
+/// ([`super::canonical::ParsedEvent`], where the version is named `v`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventFields {
     pub event_id: Uuid,
+    /// RFC 3339 UTC with microseconds.
+    #[serde(serialize_with = "occurred_at_text", deserialize_with = "super::canonical::micros::deserialize")]
+    #[schema(value_type = String)]
     pub occurred_at: DateTime<Utc>,
+    /// Not a member of the hashed form (the ledger id is); never serialized.
+    #[serde(skip)]
     pub org_id: Option<Uuid>,
     pub actor_id: Option<Uuid>,
     pub actor_role: Option<String>,
@@ -31,19 +42,40 @@ pub struct EventFields {
     pub resource_type: String,
     pub resource_ids: Vec<String>,
     pub patient_id: Option<Uuid>,
+    /// success, denied, error.
     pub outcome: String,
+    /// The server's id of the request.
     pub request_id: Option<Uuid>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Break-glass justification or failure reason; never clinical content.
     pub reason: Option<String>,
     pub break_glass: bool,
+    /// Legacy activity brought in by `custos import`, with its original timestamp.
     pub imported: bool,
-    /// Format version 2 on: the client's own request id.
+    /// Format version 2 on: the client's own id of the request (`X-Request-Id`), for
+    /// correlation only.
+    #[serde(default)]
     pub correlation_id: Option<String>,
-    /// Format version 2 on: the patients of an access that reached several.
+    /// Format version 2 on: every patient an access that reached several returned or changed
+    /// (a list read, an export); empty otherwise and in format-version-1 entries.
+    #[serde(default)]
     pub patient_ids: Vec<Uuid>,
-    /// The canonical form the event is hashed in (docs/ledger-format.md).
+    /// The canonical form the entry was hashed in (docs/ledger-format.md); `v` in that form.
+    #[serde(alias = "v")]
     pub format_version: i16,
+}
+
+/// `occurred_at` as the canonical form writes it (RFC 3339 UTC, 6 fractional digits, `Z`);
+/// an instant that form cannot hold (never stored) falls back to chrono's RFC 3339.
+fn occurred_at_text<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::canonical::format_timestamp(t).unwrap_or_else(|_| t.to_rfc3339()))
+}
+
+/// A hash as the API and exports show it: standard base64.
+fn base64_text<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    use base64::Engine as _;
+    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 impl EventFields {
@@ -52,41 +84,32 @@ impl EventFields {
         self.org_id.unwrap_or(SYSTEM_LEDGER)
     }
 
-    /// The hashed form of this event at `index` of `ledger_id`.
-    pub fn canonical(&self, ledger_id: Uuid, index: u64) -> CanonicalEvent {
-        CanonicalEvent {
-            v: u32::try_from(self.format_version).unwrap_or(0),
-            ledger_id,
-            index,
-            event_id: self.event_id,
-            occurred_at: self.occurred_at,
-            actor_id: self.actor_id,
-            actor_role: self.actor_role.clone(),
-            action: self.action.clone(),
-            resource_type: self.resource_type.clone(),
-            resource_ids: self.resource_ids.clone(),
-            patient_id: self.patient_id,
-            outcome: self.outcome.clone(),
-            reason: self.reason.clone(),
-            request_id: self.request_id,
-            correlation_id: self.correlation_id.clone(),
-            patient_ids: self.patient_ids.clone(),
-            client_ip: self.client_ip.clone(),
-            user_agent: self.user_agent.clone(),
-            break_glass: self.break_glass,
-            imported: self.imported,
-        }
+    /// The hashed form of this event at `index` of `ledger_id` (a view: nothing is copied).
+    pub fn canonical(&self, ledger_id: Uuid, index: u64) -> CanonicalEvent<'_> {
+        CanonicalEvent { ledger_id, index, event: self }
     }
 }
 
-/// A row of `audit_log`: the event plus its place and hashes.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A row of `audit_log`: the event plus its place and hashes. Serialized, it is the API's and
+/// the NDJSON export's ledger entry (`LedgerEvent` in the OpenAPI document; CSV has the same
+/// columns, a unit test holds them to `formats::CSV_HEADER`).
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = LedgerEvent)]
 pub struct LogRow {
     pub ledger_id: Uuid,
+    /// 0-based leaf index in the ledger.
+    #[schema(minimum = 0)]
     pub seq: i64,
     #[sqlx(flatten)]
+    #[serde(flatten)]
     pub event: EventFields,
+    /// `SHA-256(0x00 ‖ canonical event bytes)`, base64.
+    #[serde(serialize_with = "base64_text")]
+    #[schema(value_type = String)]
     pub leaf_hash: Vec<u8>,
+    /// `SHA-256(chain_{seq-1} ‖ leaf_hash)`, base64.
+    #[serde(serialize_with = "base64_text")]
+    #[schema(value_type = String)]
     pub chain_hash: Vec<u8>,
 }
 

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Access, Req, require, section};
 use crate::domain::{ClinicalText, DomainError, Rule, Severity};
-use crate::error::ApiError;
 
 const T: &str = "allergies";
 
@@ -45,7 +45,7 @@ pub(crate) struct Row {
 const COLS: &str =
     "id, patient_id, substance, reaction_enc, severity::text AS severity, status::text AS status, created_at";
 
-fn open(req: &Req<'_>, r: Row) -> Result<Allergy, ApiError> {
+fn open(req: &Req<'_>, r: Row) -> Result<Allergy, ClinicalError> {
     Ok(Allergy {
         reaction: req.open_opt(T, "reaction_enc", r.id, r.reaction_enc.as_deref())?,
         id: r.id,
@@ -57,7 +57,7 @@ fn open(req: &Req<'_>, r: Row) -> Result<Allergy, ApiError> {
     })
 }
 
-pub(super) fn substance(s: &str, field: &'static str) -> Result<String, ApiError> {
+pub(super) fn substance(s: &str, field: &'static str) -> Result<String, ClinicalError> {
     let t = s.trim();
     if t.is_empty() {
         return Err(DomainError::new(field, Rule::Empty).into());
@@ -71,13 +71,30 @@ pub(super) fn substance(s: &str, field: &'static str) -> Result<String, ApiError
     Ok(t.to_owned())
 }
 
-pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewAllergy) -> Result<Allergy, ApiError> {
-    let substance = substance(&input.substance, "substance")?;
-    let severity = Severity::parse(&input.severity)?;
-    let reaction = match input.reaction.as_deref() {
-        Some(r) => Some(ClinicalText::parse(r).map_err(|e| e.with_field("reaction"))?),
-        None => None,
-    };
+/// A [`NewAllergy`] body, validated: what [`create`] records.
+#[derive(Debug)]
+pub struct AllergyEntry {
+    pub substance: String,
+    pub reaction: Option<ClinicalText>,
+    pub severity: Severity,
+}
+
+impl TryFrom<&NewAllergy> for AllergyEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &NewAllergy) -> Result<Self, ClinicalError> {
+        let substance = substance(&input.substance, "substance")?;
+        let severity = Severity::parse(&input.severity)?;
+        let reaction = match input.reaction.as_deref() {
+            Some(r) => Some(ClinicalText::parse(r).map_err(|e| e.with_field("reaction"))?),
+            None => None,
+        };
+        Ok(Self { substance, reaction, severity })
+    }
+}
+
+pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: AllergyEntry) -> Result<Allergy, ClinicalError> {
+    let AllergyEntry { substance, reaction, severity } = entry;
     require(req, patient, Access::Write).await?;
     let id = Uuid::now_v7();
     req.resource(id);
@@ -94,16 +111,17 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewAllergy) -> Res
     .bind(severity.as_str())
     .bind(req.user.user_id)
     .fetch_one(req.conn().await?)
-    .await
-    .map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict(_) => ApiError::Conflict("an active allergy to this substance is already recorded".into()),
-        other => other,
-    })?;
+    .await?; // a second active allergy to the substance: 409 by the constraint table
     open(req, row)
 }
 
 /// Allergies of a patient; `active_only` for the chart.
-pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page, active_only: bool) -> Result<List<Allergy>, ApiError> {
+pub async fn list(
+    req: &mut Req<'_>,
+    patient: Uuid,
+    page: &Page,
+    active_only: bool,
+) -> Result<List<Allergy>, ClinicalError> {
     section::list::<Allergies>(req, patient, page, active_only).await
 }
 
@@ -117,7 +135,7 @@ impl section::Section for Allergies {
     const COLS: &'static str = COLS;
     const ACTIVE: &'static str = "status = 'active'";
 
-    fn open(req: &Req<'_>, row: Row) -> Result<Allergy, ApiError> {
+    fn open(req: &Req<'_>, row: Row) -> Result<Allergy, ClinicalError> {
         open(req, row)
     }
 

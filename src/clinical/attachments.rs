@@ -7,11 +7,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Access, Req, require};
 use crate::db::ClaimRole;
 use crate::domain::{DomainError, Rule};
-use crate::error::ApiError;
 
 const T: &str = "attachments";
 
@@ -59,7 +59,7 @@ struct Row {
 const COLS: &str =
     "id, patient_id, conversation_id, filename_enc, content_type, size_bytes, sha256, uploaded_by, created_at";
 
-fn open(req: &Req<'_>, r: Row) -> Result<Attachment, ApiError> {
+fn open(req: &Req<'_>, r: Row) -> Result<Attachment, ClinicalError> {
     Ok(Attachment {
         filename: req.open(T, "filename_enc", r.id, &r.filename_enc)?,
         id: r.id,
@@ -74,20 +74,20 @@ fn open(req: &Req<'_>, r: Row) -> Result<Attachment, ApiError> {
 }
 
 /// The media type without parameters, lower-cased, if it is on the allow-list.
-pub fn content_type(header: Option<&str>) -> Result<String, ApiError> {
-    let raw = header.ok_or_else(|| ApiError::UnsupportedMediaType("a Content-Type header is required".into()))?;
+pub fn content_type(header: Option<&str>) -> Result<String, ClinicalError> {
+    let raw = header.ok_or_else(|| ClinicalError::UnsupportedMediaType("a Content-Type header is required".into()))?;
     let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if ALLOWED_TYPES.contains(&essence.as_str()) {
         Ok(essence)
     } else {
-        Err(ApiError::UnsupportedMediaType(format!("Content-Type must be one of: {}", ALLOWED_TYPES.join(", "))))
+        Err(ClinicalError::UnsupportedMediaType(format!("Content-Type must be one of: {}", ALLOWED_TYPES.join(", "))))
     }
 }
 
 /// A file name: 1–255 characters, no path separators or control characters.
-pub fn filename(raw: Option<&str>) -> Result<String, ApiError> {
+pub fn filename(raw: Option<&str>) -> Result<String, ClinicalError> {
     let t = raw.map(str::trim).unwrap_or("");
-    let err = |rule| ApiError::from(DomainError::new("filename", rule));
+    let err = |rule| ClinicalError::from(DomainError::new("filename", rule));
     if t.is_empty() {
         return Err(err(Rule::Empty));
     }
@@ -108,9 +108,9 @@ pub async fn create(
     name: &str,
     ctype: &str,
     bytes: &[u8],
-) -> Result<Attachment, ApiError> {
+) -> Result<Attachment, ClinicalError> {
     if !matches!(req.user.role, ClaimRole::Patient | ClaimRole::Clinician) {
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
     let patient = match (patient, conversation) {
         (Some(p), _) => p,
@@ -119,7 +119,7 @@ pub async fn create(
             req.ev.resource_ids.clear();
             conv.patient_id
         }
-        (None, None) => return Err(ApiError::NotFound),
+        (None, None) => return Err(ClinicalError::NotFound),
     };
     require(req, patient, Access::Read).await?;
     let id = Uuid::now_v7();
@@ -127,7 +127,7 @@ pub async fn create(
     let digest = Sha256::digest(bytes);
     let filename_enc = req.seal(T, "filename_enc", id, name)?;
     let content_enc = req.seal_bytes(T, "content_enc", id, bytes)?;
-    let size = i64::try_from(bytes.len()).map_err(|_| ApiError::PayloadTooLarge)?;
+    let size = i64::try_from(bytes.len()).map_err(|_| ClinicalError::PayloadTooLarge)?;
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO attachments (id, org_id, patient_id, conversation_id, uploaded_by, filename_enc, content_type, \
          size_bytes, sha256, content_enc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
@@ -147,7 +147,7 @@ pub async fn create(
     open(req, row)
 }
 
-pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Attachment>, ApiError> {
+pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Attachment>, ClinicalError> {
     require(req, patient, Access::Read).await?;
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM attachments WHERE patient_id = $1 \
@@ -164,7 +164,7 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<
 }
 
 /// Decrypts and re-checks a file; a checksum mismatch is an integrity error, never served.
-pub async fn download(req: &mut Req<'_>, id: Uuid) -> Result<Download, ApiError> {
+pub async fn download(req: &mut Req<'_>, id: Uuid) -> Result<Download, ClinicalError> {
     req.resource(id);
     type Stored = (Uuid, Vec<u8>, String, Vec<u8>, Vec<u8>);
     let row: Option<Stored> = sqlx::query_as(
@@ -173,12 +173,12 @@ pub async fn download(req: &mut Req<'_>, id: Uuid) -> Result<Download, ApiError>
     .bind(id)
     .fetch_optional(req.conn().await?)
     .await?;
-    let (patient, filename_enc, content_type, sha, content_enc) = row.ok_or(ApiError::NotFound)?;
+    let (patient, filename_enc, content_type, sha, content_enc) = row.ok_or(ClinicalError::NotFound)?;
     req.patient(patient);
     let filename = req.open(T, "filename_enc", id, &filename_enc)?;
     let bytes = req.open_bytes(T, "content_enc", id, &content_enc)?;
     if Sha256::digest(&bytes)[..] != sha[..] {
-        return Err(ApiError::Integrity { location: format!("{T}.sha256") });
+        return Err(ClinicalError::Integrity { location: format!("{T}.sha256") });
     }
     Ok(Download { filename, content_type, sha256: hex::encode(&sha), bytes })
 }

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Req;
+use super::error::ClinicalError;
 use crate::db::ClaimRole;
 use crate::domain::Reason;
-use crate::error::ApiError;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CareTeamChange {
@@ -29,6 +29,15 @@ pub struct BreakGlassRequest {
     pub reason: String,
 }
 
+/// A [`BreakGlassRequest`] body, validated: the reason.
+impl TryFrom<&BreakGlassRequest> for Reason {
+    type Error = ClinicalError;
+
+    fn try_from(input: &BreakGlassRequest) -> Result<Self, ClinicalError> {
+        Ok(Reason::parse(&input.reason)?)
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BreakGlassGrant {
     pub id: Uuid,
@@ -41,19 +50,19 @@ pub struct BreakGlassGrant {
 }
 
 /// The patient exists in the caller's org and the caller (an admin) sees it.
-async fn admin_patient(req: &mut Req<'_>, patient: Uuid) -> Result<(), ApiError> {
+async fn admin_patient(req: &mut Req<'_>, patient: Uuid) -> Result<(), ClinicalError> {
     req.patient(patient);
     if !req.is(ClaimRole::Admin) {
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
     let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patients WHERE id = $1")
         .bind(patient)
         .fetch_optional(req.conn().await?)
         .await?;
-    found.map(|_| ()).ok_or(ApiError::NotFound)
+    found.map(|_| ()).ok_or(ClinicalError::NotFound)
 }
 
-pub async fn list(req: &mut Req<'_>, patient: Uuid) -> Result<Vec<CareTeamMember>, ApiError> {
+pub async fn list(req: &mut Req<'_>, patient: Uuid) -> Result<Vec<CareTeamMember>, ClinicalError> {
     admin_patient(req, patient).await?;
     let rows: Vec<(Uuid, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT clinician_id, added_by, created_at FROM care_team_members WHERE patient_id = $1 ORDER BY created_at, id",
@@ -67,7 +76,7 @@ pub async fn list(req: &mut Req<'_>, patient: Uuid) -> Result<Vec<CareTeamMember
         .collect())
 }
 
-pub async fn add(req: &mut Req<'_>, patient: Uuid, input: &CareTeamChange) -> Result<CareTeamMember, ApiError> {
+pub async fn add(req: &mut Req<'_>, patient: Uuid, input: &CareTeamChange) -> Result<CareTeamMember, ClinicalError> {
     admin_patient(req, patient).await?;
     req.resource(input.clinician_id);
     let role: Option<String> = sqlx::query_scalar("SELECT role::text FROM users WHERE id = $1 AND status = 'active'")
@@ -75,7 +84,7 @@ pub async fn add(req: &mut Req<'_>, patient: Uuid, input: &CareTeamChange) -> Re
         .fetch_optional(req.conn().await?)
         .await?;
     if role.as_deref() != Some("clinician") {
-        return Err(ApiError::validation("clinician_id", "must be an active clinician of your organization"));
+        return Err(ClinicalError::validation("clinician_id", "must be an active clinician of your organization"));
     }
     let row: Option<(Uuid, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
         "INSERT INTO care_team_members (org_id, patient_id, clinician_id, added_by) VALUES ($1, $2, $3, $4) \
@@ -88,11 +97,11 @@ pub async fn add(req: &mut Req<'_>, patient: Uuid, input: &CareTeamChange) -> Re
     .fetch_optional(req.conn().await?)
     .await?;
     let (clinician_id, added_by, created_at) =
-        row.ok_or_else(|| ApiError::Conflict("the clinician is already on this care team".into()))?;
+        row.ok_or_else(|| ClinicalError::Conflict("the clinician is already on this care team".into()))?;
     Ok(CareTeamMember { clinician_id, added_by, created_at })
 }
 
-pub async fn remove(req: &mut Req<'_>, patient: Uuid, clinician: Uuid) -> Result<(), ApiError> {
+pub async fn remove(req: &mut Req<'_>, patient: Uuid, clinician: Uuid) -> Result<(), ClinicalError> {
     admin_patient(req, patient).await?;
     req.resource(clinician);
     let n = sqlx::query("DELETE FROM care_team_members WHERE patient_id = $1 AND clinician_id = $2")
@@ -101,7 +110,7 @@ pub async fn remove(req: &mut Req<'_>, patient: Uuid, clinician: Uuid) -> Result
         .execute(req.conn().await?)
         .await?
         .rows_affected();
-    if n == 0 { Err(ApiError::NotFound) } else { Ok(()) }
+    if n == 0 { Err(ClinicalError::NotFound) } else { Ok(()) }
 }
 
 /// The commitment to a break-glass reason that the ledger carries instead of its text:
@@ -122,15 +131,10 @@ const REASON_COMMITMENT: &str = "break-glass-reason/v1";
 /// clinician for one patient are serialized (a transaction-scoped advisory lock), so parallel
 /// requests cannot leave two live grants. The reason is sealed; the ledger event carries its
 /// commitment ([`reason_commitment`]), never the text.
-pub async fn break_glass(
-    req: &mut Req<'_>,
-    patient: Uuid,
-    input: &BreakGlassRequest,
-) -> Result<BreakGlassGrant, ApiError> {
-    let reason = Reason::parse(&input.reason)?;
+pub async fn break_glass(req: &mut Req<'_>, patient: Uuid, reason: Reason) -> Result<BreakGlassGrant, ClinicalError> {
     req.patient(patient);
     if !req.is(ClaimRole::Clinician) {
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
     let clinician = req.user.user_id;
     let settings = &req.state.settings.clinical;
@@ -165,7 +169,7 @@ pub async fn break_glass(
     .await?;
     let daily_limit = daily_limit.saturating_add(extra);
     if renewed.is_none() && others >= daily_limit {
-        return Err(ApiError::Forbidden {
+        return Err(ClinicalError::Forbidden {
             code: "break_glass_daily_limit",
             message: format!("at most {daily_limit} break-glass patients in 24 hours; an admin can lift the limit"),
         });
@@ -176,7 +180,7 @@ pub async fn break_glass(
         .crypto
         .keyring
         .seal_str("break_glass_grants", "reason_enc", id, reason.as_str())
-        .map_err(ApiError::internal)?;
+        .map_err(ClinicalError::internal)?;
     let commitment = reason_commitment(req, id, reason.as_str());
     let row: Result<(DateTime<Utc>, DateTime<Utc>), sqlx::Error> = sqlx::query_as(
         "INSERT INTO break_glass_grants (id, org_id, patient_id, clinician_id, reason_enc, reason_mac, granted_at, expires_at) \
@@ -194,7 +198,7 @@ pub async fn break_glass(
     let (granted_at, expires_at) = match row {
         Ok(r) => r,
         // No such patient in this organization: the foreign key says so, the client hears 404.
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23503") => return Err(ApiError::NotFound),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23503") => return Err(ClinicalError::NotFound),
         Err(e) => return Err(e.into()),
     };
     req.resource(id);
@@ -226,10 +230,10 @@ pub struct BreakGlassReason {
 type ReasonRow = (Uuid, Uuid, DateTime<Utc>, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The reason of grant `grant` if the caller may see the grant (RLS), decrypted.
-pub async fn grant_reason(req: &mut Req<'_>, grant: Uuid) -> Result<BreakGlassReason, ApiError> {
+pub async fn grant_reason(req: &mut Req<'_>, grant: Uuid) -> Result<BreakGlassReason, ClinicalError> {
     req.resource(grant);
     if !(req.is(ClaimRole::Auditor) || req.is(ClaimRole::Admin)) {
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
     let row: Option<ReasonRow> = sqlx::query_as(
         "SELECT patient_id, clinician_id, granted_at, reason, reason_enc, reason_mac FROM break_glass_grants WHERE id = $1",
@@ -237,7 +241,7 @@ pub async fn grant_reason(req: &mut Req<'_>, grant: Uuid) -> Result<BreakGlassRe
     .bind(grant)
     .fetch_optional(req.conn().await?)
     .await?;
-    let (patient_id, clinician_id, granted_at, plain, sealed, mac) = row.ok_or(ApiError::NotFound)?;
+    let (patient_id, clinician_id, granted_at, plain, sealed, mac) = row.ok_or(ClinicalError::NotFound)?;
     req.patient(patient_id);
     let reason = match (plain, sealed) {
         (Some(text), _) => text,
@@ -246,9 +250,9 @@ pub async fn grant_reason(req: &mut Req<'_>, grant: Uuid) -> Result<BreakGlassRe
             .crypto
             .keyring
             .open_string("break_glass_grants", "reason_enc", grant, &sealed)
-            .map_err(ApiError::internal)?
+            .map_err(ClinicalError::internal)?
             .to_string(),
-        (None, None) => return Err(ApiError::internal(anyhow::anyhow!("break-glass grant without a reason"))),
+        (None, None) => return Err(ClinicalError::internal(anyhow::anyhow!("break-glass grant without a reason"))),
     };
     let matches = mac.as_ref().map(|m| crate::auth::tokens::ct_eq(m, &reason_commitment(req, grant, &reason)));
     Ok(BreakGlassReason {
@@ -268,7 +272,7 @@ pub async fn reasons_of(
     conn: &mut sqlx::PgConnection,
     keyring: &crate::crypto::store::LiveKeyring,
     ids: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, String>, ApiError> {
+) -> Result<std::collections::HashMap<Uuid, String>, ClinicalError> {
     if ids.is_empty() {
         return Ok(Default::default());
     }
@@ -281,9 +285,10 @@ pub async fn reasons_of(
     for (id, plain, sealed) in rows {
         let text = match (plain, sealed) {
             (Some(t), _) => t,
-            (None, Some(s)) => {
-                keyring.open_string("break_glass_grants", "reason_enc", id, &s).map_err(ApiError::internal)?.to_string()
-            }
+            (None, Some(s)) => keyring
+                .open_string("break_glass_grants", "reason_enc", id, &s)
+                .map_err(ClinicalError::internal)?
+                .to_string(),
             (None, None) => continue,
         };
         out.insert(id, text);
@@ -316,20 +321,20 @@ pub struct Allowance {
 }
 
 /// An admin lifts a clinician's break-glass daily limit by `extra` patients for 24 hours.
-pub async fn lift_limit(req: &mut Req<'_>, input: &AllowanceRequest) -> Result<Allowance, ApiError> {
+pub async fn lift_limit(req: &mut Req<'_>, input: &AllowanceRequest) -> Result<Allowance, ClinicalError> {
     req.resource(input.clinician_id);
     if !req.is(ClaimRole::Admin) {
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
     if !(1..=100).contains(&input.extra) {
-        return Err(ApiError::validation("extra", "must be between 1 and 100"));
+        return Err(ClinicalError::validation("extra", "must be between 1 and 100"));
     }
     let role: Option<String> = sqlx::query_scalar("SELECT role::text FROM users WHERE id = $1 AND status = 'active'")
         .bind(input.clinician_id)
         .fetch_optional(req.conn().await?)
         .await?;
     if role.as_deref() != Some("clinician") {
-        return Err(ApiError::validation("clinician_id", "must be an active clinician of your organization"));
+        return Err(ClinicalError::validation("clinician_id", "must be an active clinician of your organization"));
     }
     let id = Uuid::new_v4();
     let (granted_at, expires_at): (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
@@ -369,9 +374,9 @@ pub struct GrantSummary {
 
 /// The organization's break-glass grants, newest first (admins; RLS confines them to the
 /// organization). At most `limit`.
-pub async fn list_grants(req: &mut Req<'_>, limit: i64) -> Result<Vec<GrantSummary>, ApiError> {
+pub async fn list_grants(req: &mut Req<'_>, limit: i64) -> Result<Vec<GrantSummary>, ClinicalError> {
     if !req.is(ClaimRole::Admin) {
-        return Err(ApiError::Forbidden { code: "forbidden", message: "your role may not do this".into() });
+        return Err(ClinicalError::Forbidden { code: "forbidden", message: "your role may not do this".into() });
     }
     type Row = (Uuid, Uuid, Uuid, String, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
     let rows: Vec<Row> = sqlx::query_as(

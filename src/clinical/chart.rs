@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use super::page::{Page, PageQuery};
 use super::patients::{self, Patient};
 use super::{Access, Req, allergies, history, medications, open_rows, prescriptions, require, section};
 use crate::db::{BoundQuery, ClaimRole};
 use crate::domain::{BloodType, ClinicalText, HeightCm, WeightKg};
-use crate::error::ApiError;
 
 const T: &str = "patient_medical_info";
 
@@ -50,7 +50,7 @@ pub struct Chart {
 /// chart turns out unreadable after all (no such patient, a field that fails to open), the
 /// transaction is rolled back, event included, and the refusal is recorded on its own
 /// ([`Req::finish`]). An admin's or auditor's chart queries the demographics only.
-pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
+pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ClinicalError> {
     if matches!(req.user.role, ClaimRole::Admin | ClaimRole::Auditor) {
         return Ok(Chart {
             patient: patients::get(req, id).await?,
@@ -73,7 +73,10 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
     ];
     let results = req.pipeline(queries).await?;
     let [patient, info, allergies, medications, history, prescriptions, _audit] = &results[..] else {
-        return Err(ApiError::Internal(anyhow::anyhow!("chart pipeline: {} results for 7 queries", results.len())));
+        return Err(ClinicalError::Internal(anyhow::anyhow!(
+            "chart pipeline: {} results for 7 queries",
+            results.len()
+        )));
     };
     Ok(Chart {
         patient: patients::get_row(req, patient)?,
@@ -85,7 +88,7 @@ pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Chart, ApiError> {
     })
 }
 
-async fn medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<Option<MedicalInfo>, ApiError> {
+async fn medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<Option<MedicalInfo>, ClinicalError> {
     let rows = medical_info_query(patient).fetch_all(req.conn().await?).await?;
     medical_info_row(req, &rows)
 }
@@ -98,9 +101,9 @@ fn medical_info_query(patient: Uuid) -> BoundQuery {
     .bind(patient)
 }
 
-fn medical_info_row(req: &Req<'_>, rows: &[PgRow]) -> Result<Option<MedicalInfo>, ApiError> {
+fn medical_info_row(req: &Req<'_>, rows: &[PgRow]) -> Result<Option<MedicalInfo>, ClinicalError> {
     type R = (Uuid, String, Option<f64>, Option<f64>, Option<Vec<u8>>);
-    let open = |req: &Req<'_>, (id, blood, height, weight, contact): R| -> Result<MedicalInfo, ApiError> {
+    let open = |req: &Req<'_>, (id, blood, height, weight, contact): R| -> Result<MedicalInfo, ClinicalError> {
         Ok(MedicalInfo {
             blood_type: Some(blood),
             height_cm: height,
@@ -112,22 +115,44 @@ fn medical_info_row(req: &Req<'_>, rows: &[PgRow]) -> Result<Option<MedicalInfo>
 }
 
 /// `GET /v1/patients/{id}/medical-info`.
-pub async fn get_medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<MedicalInfo, ApiError> {
+pub async fn get_medical_info(req: &mut Req<'_>, patient: Uuid) -> Result<MedicalInfo, ClinicalError> {
     require(req, patient, Access::Read).await?;
     Ok(medical_info(req, patient).await?.unwrap_or_default())
 }
 
 /// `PUT /v1/patients/{id}/medical-info`: replaces the record (absent fields become empty).
-pub async fn put_medical_info(req: &mut Req<'_>, patient: Uuid, input: &MedicalInfo) -> Result<MedicalInfo, ApiError> {
-    let blood = input.blood_type.as_deref().map(BloodType::parse).transpose()?.unwrap_or(BloodType::Unknown);
-    let height = input.height_cm.map(HeightCm::new).transpose()?;
-    let weight = input.weight_kg.map(WeightKg::new).transpose()?;
-    let contact = input
-        .emergency_contact
-        .as_deref()
-        .map(ClinicalText::parse)
-        .transpose()
-        .map_err(|e| e.with_field("emergency_contact"))?;
+/// A [`MedicalInfo`] body, validated: what [`put_medical_info`] stores.
+#[derive(Debug)]
+pub struct MedicalInfoEntry {
+    pub blood: BloodType,
+    pub height: Option<HeightCm>,
+    pub weight: Option<WeightKg>,
+    pub contact: Option<ClinicalText>,
+}
+
+impl TryFrom<&MedicalInfo> for MedicalInfoEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &MedicalInfo) -> Result<Self, ClinicalError> {
+        let blood = input.blood_type.as_deref().map(BloodType::parse).transpose()?.unwrap_or(BloodType::Unknown);
+        let height = input.height_cm.map(HeightCm::new).transpose()?;
+        let weight = input.weight_kg.map(WeightKg::new).transpose()?;
+        let contact = input
+            .emergency_contact
+            .as_deref()
+            .map(ClinicalText::parse)
+            .transpose()
+            .map_err(|e| e.with_field("emergency_contact"))?;
+        Ok(Self { blood, height, weight, contact })
+    }
+}
+
+pub async fn put_medical_info(
+    req: &mut Req<'_>,
+    patient: Uuid,
+    entry: MedicalInfoEntry,
+) -> Result<MedicalInfo, ClinicalError> {
+    let MedicalInfoEntry { blood, height, weight, contact } = entry;
     require(req, patient, Access::Write).await?;
     let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM patient_medical_info WHERE patient_id = $1")
         .bind(patient)

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::allergies::substance as short_text;
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Access, Req, require};
 use crate::db::ClaimRole;
 use crate::domain::{ClinicalText, SymptomSeverity, parse_date};
-use crate::error::ApiError;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewSymptom {
@@ -77,7 +77,7 @@ struct Row {
 
 const COLS: &str = "id, patient_id, subject_enc, status::text AS status, assigned_clinician_id, created_at";
 
-fn open(req: &Req<'_>, r: Row) -> Result<Conversation, ApiError> {
+fn open(req: &Req<'_>, r: Row) -> Result<Conversation, ClinicalError> {
     Ok(Conversation {
         subject: req.open("conversations", "subject_enc", r.id, &r.subject_enc)?,
         id: r.id,
@@ -89,33 +89,51 @@ fn open(req: &Req<'_>, r: Row) -> Result<Conversation, ApiError> {
     })
 }
 
-/// Opens a case on a patient's record (the patient themself, or a clinician with access).
-pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewConversation) -> Result<Conversation, ApiError> {
-    let subject = ClinicalText::parse_non_empty(&input.subject).map_err(|e| e.with_field("subject"))?;
-    if subject.as_str().chars().count() > 200 {
-        return Err(ApiError::validation("subject", "must be at most 200 characters"));
-    }
-    let body = ClinicalText::parse_non_empty(&input.message).map_err(|e| e.with_field("message"))?;
-    if input.symptoms.len() > 50 {
-        return Err(ApiError::validation("symptoms", "at most 50 symptoms"));
-    }
-    let today = Utc::now().date_naive();
-    let mut symptoms = Vec::with_capacity(input.symptoms.len());
-    for (i, s) in input.symptoms.iter().enumerate() {
-        let name = short_text(&s.name, "name")
-            .map_err(|_| ApiError::validation(format!("symptoms[{i}].name"), "must be 1–200 characters"))?;
-        let sev = SymptomSeverity::new(s.severity).map_err(|e| e.with_field(format!("symptoms[{i}].severity")))?;
-        let onset = match s.onset.as_deref() {
-            Some(d) => Some(parse_date("onset", d).map_err(|e| e.with_field(format!("symptoms[{i}].onset")))?),
-            None => None,
-        };
-        if onset.is_some_and(|d| d > today) {
-            return Err(ApiError::validation(format!("symptoms[{i}].onset"), "must not be in the future"));
+/// A [`NewConversation`] body, validated: what [`create`] records.
+#[derive(Debug)]
+pub struct ConversationEntry {
+    pub subject: ClinicalText,
+    pub message: ClinicalText,
+    /// Name, severity and onset of each symptom.
+    pub symptoms: Vec<(String, SymptomSeverity, Option<NaiveDate>)>,
+}
+
+impl TryFrom<&NewConversation> for ConversationEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &NewConversation) -> Result<Self, ClinicalError> {
+        let subject = ClinicalText::parse_non_empty(&input.subject).map_err(|e| e.with_field("subject"))?;
+        if subject.as_str().chars().count() > 200 {
+            return Err(ClinicalError::validation("subject", "must be at most 200 characters"));
         }
-        symptoms.push((name, sev, onset));
+        let message = ClinicalText::parse_non_empty(&input.message).map_err(|e| e.with_field("message"))?;
+        if input.symptoms.len() > 50 {
+            return Err(ClinicalError::validation("symptoms", "at most 50 symptoms"));
+        }
+        let today = Utc::now().date_naive();
+        let mut symptoms = Vec::with_capacity(input.symptoms.len());
+        for (i, s) in input.symptoms.iter().enumerate() {
+            let name = short_text(&s.name, "name")
+                .map_err(|_| ClinicalError::validation(format!("symptoms[{i}].name"), "must be 1–200 characters"))?;
+            let sev = SymptomSeverity::new(s.severity).map_err(|e| e.with_field(format!("symptoms[{i}].severity")))?;
+            let onset = match s.onset.as_deref() {
+                Some(d) => Some(parse_date("onset", d).map_err(|e| e.with_field(format!("symptoms[{i}].onset")))?),
+                None => None,
+            };
+            if onset.is_some_and(|d| d > today) {
+                return Err(ClinicalError::validation(format!("symptoms[{i}].onset"), "must not be in the future"));
+            }
+            symptoms.push((name, sev, onset));
+        }
+        Ok(Self { subject, message, symptoms })
     }
+}
+
+/// Opens a case on a patient's record (the patient themself, or a clinician with access).
+pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: ConversationEntry) -> Result<Conversation, ClinicalError> {
+    let ConversationEntry { subject, message: body, symptoms } = entry;
     if !matches!(req.user.role, ClaimRole::Patient | ClaimRole::Clinician) {
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
     require(req, patient, Access::Read).await?;
     let id = Uuid::now_v7();
@@ -155,7 +173,12 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewConversation) -
     Ok(c)
 }
 
-async fn insert_message(req: &mut Req<'_>, conversation: Uuid, patient: Uuid, body: &str) -> Result<Message, ApiError> {
+async fn insert_message(
+    req: &mut Req<'_>,
+    conversation: Uuid,
+    patient: Uuid,
+    body: &str,
+) -> Result<Message, ClinicalError> {
     let id = Uuid::now_v7();
     let body_enc = req.seal("messages", "body_enc", id, body)?;
     let created_at: DateTime<Utc> = sqlx::query_scalar(
@@ -174,11 +197,11 @@ async fn insert_message(req: &mut Req<'_>, conversation: Uuid, patient: Uuid, bo
 }
 
 /// A conversation with its symptoms (locked when about to change).
-pub async fn get(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Conversation, ApiError> {
+pub async fn get(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Conversation, ClinicalError> {
     req.resource(id);
     let sql = format!("SELECT {COLS} FROM conversations WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(req.conn().await?).await?;
-    let row = row.ok_or(ApiError::NotFound)?;
+    let row = row.ok_or(ClinicalError::NotFound)?;
     req.patient(row.patient_id);
     let mut c = open(req, row)?;
     let symptoms: Vec<(Uuid, String, i16, Option<NaiveDate>)> = sqlx::query_as(
@@ -193,11 +216,29 @@ pub async fn get(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Conversation
 }
 
 /// Adds a message. A clinician's reply to a pending case makes it active and assigns them.
-pub async fn post_message(req: &mut Req<'_>, conversation: Uuid, input: &NewMessage) -> Result<Message, ApiError> {
-    let body = ClinicalText::parse_non_empty(&input.body).map_err(|e| e.with_field("body"))?;
+/// A [`NewMessage`] body, validated.
+#[derive(Debug)]
+pub struct MessageEntry {
+    pub body: ClinicalText,
+}
+
+impl TryFrom<&NewMessage> for MessageEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &NewMessage) -> Result<Self, ClinicalError> {
+        Ok(Self { body: ClinicalText::parse_non_empty(&input.body).map_err(|e| e.with_field("body"))? })
+    }
+}
+
+pub async fn post_message(
+    req: &mut Req<'_>,
+    conversation: Uuid,
+    input: MessageEntry,
+) -> Result<Message, ClinicalError> {
+    let MessageEntry { body } = input;
     let c = get(req, conversation, true).await?;
     if c.status == "closed" {
-        return Err(ApiError::Conflict("the conversation is closed".into()));
+        return Err(ClinicalError::Conflict("the conversation is closed".into()));
     }
     let msg = insert_message(req, conversation, c.patient_id, body.as_str()).await?;
     req.resource(msg.id);
@@ -211,10 +252,10 @@ pub async fn post_message(req: &mut Req<'_>, conversation: Uuid, input: &NewMess
     Ok(msg)
 }
 
-pub async fn close(req: &mut Req<'_>, conversation: Uuid) -> Result<Conversation, ApiError> {
+pub async fn close(req: &mut Req<'_>, conversation: Uuid) -> Result<Conversation, ClinicalError> {
     let c = get(req, conversation, true).await?;
     if c.status == "closed" {
-        return Err(ApiError::Conflict("the conversation is already closed".into()));
+        return Err(ClinicalError::Conflict("the conversation is already closed".into()));
     }
     sqlx::query("UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = $1")
         .bind(conversation)
@@ -227,7 +268,7 @@ pub async fn close(req: &mut Req<'_>, conversation: Uuid) -> Result<Conversation
     })
 }
 
-pub async fn messages(req: &mut Req<'_>, conversation: Uuid, page: &Page) -> Result<List<Message>, ApiError> {
+pub async fn messages(req: &mut Req<'_>, conversation: Uuid, page: &Page) -> Result<List<Message>, ClinicalError> {
     let _ = get(req, conversation, false).await?;
     let rows: Vec<(Uuid, Uuid, Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT id, sender_id, body_enc, created_at FROM messages WHERE conversation_id = $1 \
@@ -253,16 +294,16 @@ pub async fn list(
     patient: Option<Uuid>,
     status: Option<&str>,
     page: &Page,
-) -> Result<List<Conversation>, ApiError> {
+) -> Result<List<Conversation>, ClinicalError> {
     let status = match status.map(str::trim) {
         None | Some("") => None,
         Some(s @ ("pending" | "active" | "closed")) => Some(s.to_owned()),
-        Some(_) => return Err(ApiError::validation("status", "must be one of: pending, active, closed")),
+        Some(_) => return Err(ClinicalError::validation("status", "must be one of: pending, active, closed")),
     };
     if let Some(p) = patient {
         require(req, p, Access::Read).await?;
     } else if !matches!(req.user.role, ClaimRole::Patient | ClaimRole::Clinician) {
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLS} FROM conversations WHERE ($1::uuid IS NULL OR patient_id = $1) \

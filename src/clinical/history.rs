@@ -4,10 +4,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Access, Req, require, section};
 use crate::domain::{ClinicalText, Icd10Code, parse_date};
-use crate::error::ApiError;
 
 const T: &str = "medical_history";
 
@@ -49,7 +49,7 @@ pub(crate) struct Row {
 
 const COLS: &str = "id, patient_id, icd10_code, description, diagnosed_on, resolved_on, notes_enc, created_at";
 
-fn open(req: &Req<'_>, r: Row) -> Result<Diagnosis, ApiError> {
+fn open(req: &Req<'_>, r: Row) -> Result<Diagnosis, ClinicalError> {
     Ok(Diagnosis {
         notes: req.open_opt(T, "notes_enc", r.id, r.notes_enc.as_deref())?,
         id: r.id,
@@ -62,27 +62,46 @@ fn open(req: &Req<'_>, r: Row) -> Result<Diagnosis, ApiError> {
     })
 }
 
-pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewDiagnosis) -> Result<Diagnosis, ApiError> {
-    let code = Icd10Code::parse(&input.icd10_code)?;
-    let description = match input.description.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(d) if d.chars().count() > 500 => {
-            return Err(ApiError::validation("description", "must be at most 500 characters"));
+/// A [`NewDiagnosis`] body, validated: what [`create`] records.
+#[derive(Debug)]
+pub struct DiagnosisEntry {
+    pub code: Icd10Code,
+    pub description: Option<String>,
+    pub diagnosed: NaiveDate,
+    pub resolved: Option<NaiveDate>,
+    pub notes: Option<ClinicalText>,
+}
+
+impl TryFrom<&NewDiagnosis> for DiagnosisEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &NewDiagnosis) -> Result<Self, ClinicalError> {
+        let code = Icd10Code::parse(&input.icd10_code)?;
+        let description = match input.description.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(d) if d.chars().count() > 500 => {
+                return Err(ClinicalError::validation("description", "must be at most 500 characters"));
+            }
+            Some(d) if d.contains('\0') => {
+                return Err(ClinicalError::validation("description", "must not contain NUL characters"));
+            }
+            Some(d) => Some(d.to_owned()),
+        };
+        let diagnosed = parse_date("diagnosed_on", &input.diagnosed_on)?;
+        if diagnosed > Utc::now().date_naive() {
+            return Err(ClinicalError::validation("diagnosed_on", "must not be in the future"));
         }
-        Some(d) if d.contains('\0') => {
-            return Err(ApiError::validation("description", "must not contain NUL characters"));
+        let resolved = input.resolved_on.as_deref().map(|d| parse_date("resolved_on", d)).transpose()?;
+        if resolved.is_some_and(|r| r < diagnosed) {
+            return Err(ClinicalError::validation("resolved_on", "must not be before diagnosed_on"));
         }
-        Some(d) => Some(d.to_owned()),
-    };
-    let diagnosed = parse_date("diagnosed_on", &input.diagnosed_on)?;
-    if diagnosed > Utc::now().date_naive() {
-        return Err(ApiError::validation("diagnosed_on", "must not be in the future"));
+        let notes = input.notes.as_deref().map(ClinicalText::parse).transpose().map_err(|e| e.with_field("notes"))?;
+        Ok(Self { code, description, diagnosed, resolved, notes })
     }
-    let resolved = input.resolved_on.as_deref().map(|d| parse_date("resolved_on", d)).transpose()?;
-    if resolved.is_some_and(|r| r < diagnosed) {
-        return Err(ApiError::validation("resolved_on", "must not be before diagnosed_on"));
-    }
-    let notes = input.notes.as_deref().map(ClinicalText::parse).transpose().map_err(|e| e.with_field("notes"))?;
+}
+
+pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: DiagnosisEntry) -> Result<Diagnosis, ClinicalError> {
+    let DiagnosisEntry { code, description, diagnosed, resolved, notes } = entry;
     require(req, patient, Access::Write).await?;
     let id = Uuid::now_v7();
     req.resource(id);
@@ -105,7 +124,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewDiagnosis) -> R
     open(req, row)
 }
 
-pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Diagnosis>, ApiError> {
+pub async fn list(req: &mut Req<'_>, patient: Uuid, page: &Page) -> Result<List<Diagnosis>, ClinicalError> {
     section::list::<History>(req, patient, page, false).await
 }
 
@@ -119,7 +138,7 @@ impl section::Section for History {
     const COLS: &'static str = COLS;
     const ACTIVE: &'static str = "true";
 
-    fn open(req: &Req<'_>, row: Row) -> Result<Diagnosis, ApiError> {
+    fn open(req: &Req<'_>, row: Row) -> Result<Diagnosis, ClinicalError> {
         open(req, row)
     }
 

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::allergies::substance as short_text;
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Access, Req, require, section};
 use crate::domain::{ClinicalText, Dosage, DoseUnit, MedicationRoute, parse_date};
-use crate::error::ApiError;
 
 const T: &str = "medications";
 
@@ -73,7 +73,7 @@ pub(crate) struct Row {
 const COLS: &str = "id, patient_id, name, dose::float8 AS dose, unit, route::text AS route, frequency, start_date, \
                     end_date, status::text AS status, notes_enc, created_at";
 
-fn open(req: &Req<'_>, r: Row) -> Result<Medication, ApiError> {
+fn open(req: &Req<'_>, r: Row) -> Result<Medication, ClinicalError> {
     Ok(Medication {
         notes: req.open_opt(T, "notes_enc", r.id, r.notes_enc.as_deref())?,
         id: r.id,
@@ -90,21 +90,42 @@ fn open(req: &Req<'_>, r: Row) -> Result<Medication, ApiError> {
     })
 }
 
-pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewMedication) -> Result<Medication, ApiError> {
-    let name = short_text(&input.name, "name")?;
-    let unit = DoseUnit::parse(&input.unit)?;
-    let dose = Dosage::new(input.dose, unit)?;
-    let route = MedicationRoute::parse(&input.route)?;
-    let frequency = short_text(&input.frequency, "frequency")?;
-    if frequency.chars().count() > 100 {
-        return Err(ApiError::validation("frequency", "must be at most 100 characters"));
+/// A [`NewMedication`] body, validated: what [`create`] records.
+#[derive(Debug)]
+pub struct MedicationEntry {
+    pub name: String,
+    pub dose: Dosage,
+    pub route: MedicationRoute,
+    pub frequency: String,
+    pub start: NaiveDate,
+    pub end: Option<NaiveDate>,
+    pub notes: Option<ClinicalText>,
+}
+
+impl TryFrom<&NewMedication> for MedicationEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &NewMedication) -> Result<Self, ClinicalError> {
+        let name = short_text(&input.name, "name")?;
+        let unit = DoseUnit::parse(&input.unit)?;
+        let dose = Dosage::new(input.dose, unit)?;
+        let route = MedicationRoute::parse(&input.route)?;
+        let frequency = short_text(&input.frequency, "frequency")?;
+        if frequency.chars().count() > 100 {
+            return Err(ClinicalError::validation("frequency", "must be at most 100 characters"));
+        }
+        let start = parse_date("start_date", &input.start_date)?;
+        let end = input.end_date.as_deref().map(|d| parse_date("end_date", d)).transpose()?;
+        if end.is_some_and(|e| e < start) {
+            return Err(ClinicalError::validation("end_date", "must not be before start_date"));
+        }
+        let notes = input.notes.as_deref().map(ClinicalText::parse).transpose().map_err(|e| e.with_field("notes"))?;
+        Ok(Self { name, dose, route, frequency, start, end, notes })
     }
-    let start = parse_date("start_date", &input.start_date)?;
-    let end = input.end_date.as_deref().map(|d| parse_date("end_date", d)).transpose()?;
-    if end.is_some_and(|e| e < start) {
-        return Err(ApiError::validation("end_date", "must not be before start_date"));
-    }
-    let notes = input.notes.as_deref().map(ClinicalText::parse).transpose().map_err(|e| e.with_field("notes"))?;
+}
+
+pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: MedicationEntry) -> Result<Medication, ClinicalError> {
+    let MedicationEntry { name, dose, route, frequency, start, end, notes } = entry;
     require(req, patient, Access::Write).await?;
     let id = Uuid::now_v7();
     req.resource(id);
@@ -120,7 +141,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewMedication) -> 
     .bind(patient)
     .bind(&name)
     .bind(dose.value())
-    .bind(unit.as_str())
+    .bind(dose.unit().as_str())
     .bind(route.as_str())
     .bind(&frequency)
     .bind(start)
@@ -134,17 +155,38 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewMedication) -> 
 }
 
 /// Ends an active medication; the row stays as history.
-pub async fn end(req: &mut Req<'_>, patient: Uuid, id: Uuid, input: &EndMedication) -> Result<Medication, ApiError> {
+/// An [`EndMedication`] body, validated: the final status and, if given, the end date.
+#[derive(Debug)]
+pub struct MedicationEnd {
+    pub status: &'static str,
+    pub end: Option<NaiveDate>,
+}
+
+impl TryFrom<&EndMedication> for MedicationEnd {
+    type Error = ClinicalError;
+
+    fn try_from(input: &EndMedication) -> Result<Self, ClinicalError> {
+        let status = match input.status.as_deref().map(str::trim) {
+            None | Some("completed") => "completed",
+            Some("stopped") => "stopped",
+            Some(_) => return Err(ClinicalError::validation("status", "must be one of: completed, stopped")),
+        };
+        let end = match input.end_date.as_deref() {
+            Some(d) => Some(parse_date("end_date", d)?),
+            None => None,
+        };
+        Ok(Self { status, end })
+    }
+}
+
+pub async fn end(
+    req: &mut Req<'_>,
+    patient: Uuid,
+    id: Uuid,
+    input: MedicationEnd,
+) -> Result<Medication, ClinicalError> {
     req.resource(id);
-    let status = match input.status.as_deref().map(str::trim) {
-        None | Some("completed") => "completed",
-        Some("stopped") => "stopped",
-        Some(_) => return Err(ApiError::validation("status", "must be one of: completed, stopped")),
-    };
-    let end = match input.end_date.as_deref() {
-        Some(d) => Some(parse_date("end_date", d)?),
-        None => None,
-    };
+    let MedicationEnd { status, end } = input;
     require(req, patient, Access::Write).await?;
     let current: Option<(String, NaiveDate)> =
         sqlx::query_as("SELECT status::text, start_date FROM medications WHERE id = $1 AND patient_id = $2")
@@ -152,13 +194,13 @@ pub async fn end(req: &mut Req<'_>, patient: Uuid, id: Uuid, input: &EndMedicati
             .bind(patient)
             .fetch_optional(req.conn().await?)
             .await?;
-    let (cur_status, start) = current.ok_or(ApiError::NotFound)?;
+    let (cur_status, start) = current.ok_or(ClinicalError::NotFound)?;
     if cur_status != "active" {
-        return Err(ApiError::Conflict(format!("medication is already {cur_status}")));
+        return Err(ClinicalError::Conflict(format!("medication is already {cur_status}")));
     }
     let end = end.unwrap_or_else(|| Utc::now().date_naive().max(start));
     if end < start {
-        return Err(ApiError::validation("end_date", "must not be before start_date"));
+        return Err(ClinicalError::validation("end_date", "must not be before start_date"));
     }
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE medications SET end_date = $3, status = $4::medication_status WHERE id = $1 AND patient_id = $2 \
@@ -178,7 +220,7 @@ pub async fn list(
     patient: Uuid,
     page: &Page,
     active_only: bool,
-) -> Result<List<Medication>, ApiError> {
+) -> Result<List<Medication>, ClinicalError> {
     section::list::<Medications>(req, patient, page, active_only).await
 }
 
@@ -192,7 +234,7 @@ impl section::Section for Medications {
     const COLS: &'static str = COLS;
     const ACTIVE: &'static str = "status = 'active'";
 
-    fn open(req: &Req<'_>, row: Row) -> Result<Medication, ApiError> {
+    fn open(req: &Req<'_>, row: Row) -> Result<Medication, ClinicalError> {
         open(req, row)
     }
 

@@ -9,6 +9,7 @@ pub mod attachments;
 pub mod care;
 pub mod chart;
 pub mod conversations;
+pub mod error;
 pub mod history;
 pub mod idempotency;
 pub mod medications;
@@ -24,16 +25,15 @@ pub mod section;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+pub use error::ClinicalError;
 pub use request::Req;
-
-use crate::error::ApiError;
 
 /// Decodes each of `rows` as the section's row type and opens it (its sealed fields).
 pub fn open_rows<R, T>(
     req: &Req<'_>,
     rows: &[PgRow],
-    open: impl Fn(&Req<'_>, R) -> Result<T, ApiError>,
-) -> Result<Vec<T>, ApiError>
+    open: impl Fn(&Req<'_>, R) -> Result<T, ClinicalError>,
+) -> Result<Vec<T>, ClinicalError>
 where
     R: for<'r> sqlx::FromRow<'r, PgRow>,
 {
@@ -52,12 +52,12 @@ pub enum Access {
 /// 404 unless the caller may read (or write) the clinical record of `patient` — the same
 /// predicates the policies use, so the check and RLS cannot disagree. Notes the patient on
 /// the request's audit event either way.
-pub async fn require(req: &mut Req<'_>, patient: Uuid, access: Access) -> Result<(), ApiError> {
+pub async fn require(req: &mut Req<'_>, patient: Uuid, access: Access) -> Result<(), ClinicalError> {
     req.patient(patient);
     let sql = match access {
         Access::Read => "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1) AND custos.can_read_clinical($1)",
         Access::Write => "SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1) AND custos.can_write_clinical($1)",
     };
     let ok: Option<bool> = sqlx::query_scalar(sql).bind(patient).fetch_one(req.conn().await?).await?;
-    if ok == Some(true) { Ok(()) } else { Err(ApiError::NotFound) }
+    if ok == Some(true) { Ok(()) } else { Err(ClinicalError::NotFound) }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use super::error::ClinicalError;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 100;
@@ -33,16 +33,16 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn parse(q: &PageQuery) -> Result<Self, ApiError> {
+    pub fn parse(q: &PageQuery) -> Result<Self, ClinicalError> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation("limit", "must be between 1 and 100"));
+            return Err(ClinicalError::validation("limit", "must be between 1 and 100"));
         }
         let (after_ts, after_id) = match q.cursor.as_deref() {
             None | Some("") => (None, None),
             Some(c) => {
-                let (ts, id) =
-                    decode(c).ok_or_else(|| ApiError::validation("cursor", "must be a cursor from a previous page"))?;
+                let (ts, id) = decode(c)
+                    .ok_or_else(|| ClinicalError::validation("cursor", "must be a cursor from a previous page"))?;
                 (Some(ts), Some(id))
             }
         };
@@ -102,7 +102,7 @@ mod tests {
         assert_eq!((p.after_ts, p.after_id), (Some(ts), Some(id)));
         for bad in ["x", "!!!", &B64.encode("12:not-a-uuid")] {
             let q = PageQuery { limit: None, cursor: Some(bad.to_string()) };
-            assert!(matches!(Page::parse(&q), Err(ApiError::Validation { .. })));
+            assert!(matches!(Page::parse(&q), Err(ClinicalError::Validation { .. })));
         }
         for limit in [0, 101, -1] {
             assert!(Page::parse(&PageQuery { limit: Some(limit), cursor: None }).is_err());

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Req, open_rows};
 use crate::crypto::BlindIndexKind;
 use crate::db::{BoundQuery, ClaimRole};
 use crate::domain::{BirthDate, ClinicalText, Email, Mrn, PersonName, Phone, Sex};
-use crate::error::ApiError;
 
 const T: &str = "patients";
 
@@ -68,7 +68,7 @@ struct Row {
 const COLS: &str = "id, user_id, mrn_enc, given_name_enc, family_name_enc, birth_date_enc, sex::text AS sex, \
                     phone_enc, email_enc, address_enc, created_at";
 
-fn open(req: &Req<'_>, r: Row) -> Result<Patient, ApiError> {
+fn open(req: &Req<'_>, r: Row) -> Result<Patient, ClinicalError> {
     let birth = req.open(T, "birth_date_enc", r.id, &r.birth_date_enc)?;
     Ok(Patient {
         id: r.id,
@@ -76,7 +76,7 @@ fn open(req: &Req<'_>, r: Row) -> Result<Patient, ApiError> {
         given_name: req.open(T, "given_name_enc", r.id, &r.given_name_enc)?,
         family_name: req.open(T, "family_name_enc", r.id, &r.family_name_enc)?,
         birth_date: NaiveDate::parse_from_str(&birth, "%Y-%m-%d")
-            .map_err(|_| ApiError::Integrity { location: format!("{T}.birth_date_enc") })?,
+            .map_err(|_| ClinicalError::Integrity { location: format!("{T}.birth_date_enc") })?,
         sex: r.sex,
         phone: req.open_opt(T, "phone_enc", r.id, r.phone_enc.as_deref())?,
         email: req.open_opt(T, "email_enc", r.id, r.email_enc.as_deref())?,
@@ -89,27 +89,56 @@ fn open(req: &Req<'_>, r: Row) -> Result<Patient, ApiError> {
 fn opt<T>(
     v: Option<&str>,
     parse: impl Fn(&str) -> Result<T, crate::domain::DomainError>,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, ClinicalError> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) => Ok(Some(parse(s)?)),
     }
 }
 
-/// Creates a patient (admins and clinicians).
-pub async fn create(req: &mut Req<'_>, input: &NewPatient) -> Result<Patient, ApiError> {
-    if !matches!(req.user.role, ClaimRole::Admin | ClaimRole::Clinician) {
-        return Err(ApiError::NotFound);
+/// A [`NewPatient`] body, validated: what [`create`] records.
+#[derive(Debug)]
+pub struct PatientEntry {
+    pub mrn: Mrn,
+    pub given: PersonName,
+    pub family: PersonName,
+    pub birth: BirthDate,
+    pub sex: Sex,
+    /// Normalized to `123-45-6789`.
+    pub ssn: Option<String>,
+    pub phone: Option<Phone>,
+    pub email: Option<Email>,
+    pub address: Option<ClinicalText>,
+}
+
+impl TryFrom<&NewPatient> for PatientEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &NewPatient) -> Result<Self, ClinicalError> {
+        Ok(Self {
+            mrn: Mrn::parse(&input.mrn)?,
+            given: PersonName::parse(&input.given_name).map_err(|e| e.with_field("given_name"))?,
+            family: PersonName::parse(&input.family_name).map_err(|e| e.with_field("family_name"))?,
+            birth: BirthDate::parse(&input.birth_date)?,
+            sex: opt(input.sex.as_deref(), Sex::parse)?.unwrap_or(Sex::Unknown),
+            ssn: opt(input.ssn.as_deref(), parse_ssn)?,
+            phone: opt(input.phone.as_deref(), Phone::parse)?,
+            email: opt(input.email.as_deref(), Email::parse)?,
+            address: opt(input.address.as_deref(), |s| ClinicalText::parse(s).map_err(|e| e.with_field("address")))?,
+        })
     }
-    let mrn = Mrn::parse(&input.mrn)?;
-    let given = PersonName::parse(&input.given_name).map_err(|e| e.with_field("given_name"))?;
-    let family = PersonName::parse(&input.family_name).map_err(|e| e.with_field("family_name"))?;
-    let birth = BirthDate::parse(&input.birth_date)?;
-    let sex = opt(input.sex.as_deref(), Sex::parse)?.unwrap_or(Sex::Unknown);
-    let ssn = opt(input.ssn.as_deref(), parse_ssn)?;
-    let phone = opt(input.phone.as_deref(), Phone::parse)?;
-    let email = opt(input.email.as_deref(), Email::parse)?;
-    let address = opt(input.address.as_deref(), |s| ClinicalText::parse(s).map_err(|e| e.with_field("address")))?;
+}
+
+/// Only admins and clinicians create patients; to anyone else the route does not exist. The
+/// route asks before it validates the body, so that the refusal does not depend on it.
+pub fn may_create(req: &Req<'_>) -> Result<(), ClinicalError> {
+    if matches!(req.user.role, ClaimRole::Admin | ClaimRole::Clinician) { Ok(()) } else { Err(ClinicalError::NotFound) }
+}
+
+/// Creates a patient (admins and clinicians).
+pub async fn create(req: &mut Req<'_>, entry: PatientEntry) -> Result<Patient, ClinicalError> {
+    may_create(req)?;
+    let PatientEntry { mrn, given, family, birth, sex, ssn, phone, email, address } = entry;
 
     let id = Uuid::now_v7();
     let org = req.user.org_id;
@@ -178,7 +207,7 @@ fn parse_ssn(s: &str) -> Result<String, crate::domain::DomainError> {
 }
 
 /// One patient's demographics, or 404 (absent or not visible).
-pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Patient, ApiError> {
+pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Patient, ClinicalError> {
     let query = get_query(req, id);
     let rows = query.fetch_all(req.conn().await?).await?;
     get_row(req, &rows)
@@ -192,12 +221,12 @@ pub(super) fn get_query(req: &mut Req<'_>, id: Uuid) -> BoundQuery {
 }
 
 /// [`get_query`]'s row, opened; 404 when there is none.
-pub(super) fn get_row(req: &Req<'_>, rows: &[PgRow]) -> Result<Patient, ApiError> {
-    open_rows(req, rows, open)?.into_iter().next().ok_or(ApiError::NotFound)
+pub(super) fn get_row(req: &Req<'_>, rows: &[PgRow]) -> Result<Patient, ClinicalError> {
+    open_rows(req, rows, open)?.into_iter().next().ok_or(ClinicalError::NotFound)
 }
 
 /// Patients visible to the caller, optionally by MRN (blind index).
-pub async fn list(req: &mut Req<'_>, page: &Page, mrn: Option<&str>) -> Result<List<Patient>, ApiError> {
+pub async fn list(req: &mut Req<'_>, page: &Page, mrn: Option<&str>) -> Result<List<Patient>, ClinicalError> {
     let bidx = match mrn {
         None => None,
         Some(m) => {

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::domain::{DeaNumber, DomainError, Npi, PersonName, Phone, Rule};
-use crate::error::ApiError;
 
 /// The prescriber fields of a staff profile body, as sent.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -106,7 +106,7 @@ pub async fn put(
     admin: Uuid,
     user: Uuid,
     profile: Option<&Prescriber>,
-) -> Result<(), ApiError> {
+) -> Result<(), ClinicalError> {
     if let Some(p) = profile {
         let role: Option<String> = sqlx::query_scalar("SELECT role::text FROM users WHERE id = $1 AND org_id = $2")
             .bind(user)
@@ -114,7 +114,7 @@ pub async fn put(
             .fetch_optional(&mut *conn)
             .await?;
         if role.as_deref() != Some("clinician") {
-            return Err(ApiError::validation("npi", "only clinicians prescribe"));
+            return Err(ClinicalError::validation("npi", "only clinicians prescribe"));
         }
         sqlx::query(
             "INSERT INTO prescriber_profiles (user_id, org_id, full_name, credentials, npi, dea_number, practice_name, \
@@ -154,7 +154,7 @@ pub async fn put(
 }
 
 /// The prescriber profile of `user`, if the caller's organization has one on file.
-pub async fn get(conn: &mut PgConnection, user: Uuid) -> Result<Option<Prescriber>, ApiError> {
+pub async fn get(conn: &mut PgConnection, user: Uuid) -> Result<Option<Prescriber>, ClinicalError> {
     type Row = (String, Option<String>, String, Option<String>, String, String, String);
     let row: Option<Row> = sqlx::query_as(
         "SELECT full_name, credentials, npi, dea_number, practice_name, practice_address, practice_phone \
@@ -167,7 +167,8 @@ pub async fn get(conn: &mut PgConnection, user: Uuid) -> Result<Option<Prescribe
         return Ok(None);
     };
     // Stored values passed these checks on the way in; a row that no longer does is a bug.
-    let bad = |e: DomainError| ApiError::internal(anyhow::anyhow!("stored prescriber profile invalid: {}", e.field()));
+    let bad =
+        |e: DomainError| ClinicalError::internal(anyhow::anyhow!("stored prescriber profile invalid: {}", e.field()));
     Ok(Some(Prescriber {
         full_name,
         credentials,

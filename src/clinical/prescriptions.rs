@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::allergies::substance as short_text;
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Access, Req, require, section};
 use crate::db::ClaimRole;
 use crate::domain::{ClinicalText, Dosage, Quantity, Refills};
-use crate::error::ApiError;
 
 const T: &str = "prescriptions";
 
@@ -107,7 +107,7 @@ const COLS: &str = "id, patient_id, prescriber_id, medication, dose, quantity, r
     (CASE WHEN status = 'active' AND expires_at <= now() THEN 'expired' ELSE status::text END) AS status, \
     form, schedule, cancelled_at, created_at";
 
-fn open(req: &Req<'_>, r: Row) -> Result<Prescription, ApiError> {
+fn open(req: &Req<'_>, r: Row) -> Result<Prescription, ClinicalError> {
     Ok(Prescription {
         instructions: req.open_opt(T, "instructions_enc", r.id, r.instructions_enc.as_deref())?,
         id: r.id,
@@ -128,18 +128,18 @@ fn open(req: &Req<'_>, r: Row) -> Result<Prescription, ApiError> {
     })
 }
 
-fn parse_expiry(input: &str, issued: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
-    let bad = || ApiError::validation("expires_at", "must be an RFC 3339 timestamp or a date as YYYY-MM-DD");
+fn parse_expiry(input: &str, issued: DateTime<Utc>) -> Result<DateTime<Utc>, ClinicalError> {
+    let bad = || ClinicalError::validation("expires_at", "must be an RFC 3339 timestamp or a date as YYYY-MM-DD");
     let t = input.trim();
     let at = match DateTime::parse_from_rfc3339(t) {
         Ok(dt) => dt.with_timezone(&Utc),
         Err(_) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad())?.and_time(NaiveTime::MIN).and_utc(),
     };
     if at <= issued {
-        return Err(ApiError::validation("expires_at", "must be after the issue time"));
+        return Err(ClinicalError::validation("expires_at", "must be after the issue time"));
     }
     if at > one_year_after(issued) {
-        return Err(ApiError::validation("expires_at", "must be at most one year after issue"));
+        return Err(ClinicalError::validation("expires_at", "must be at most one year after issue"));
     }
     Ok(at)
 }
@@ -149,35 +149,68 @@ fn one_year_after(t: DateTime<Utc>) -> DateTime<Utc> {
     t.checked_add_months(Months::new(12)).unwrap_or(t + Duration::days(365))
 }
 
-pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -> Result<Prescription, ApiError> {
-    let medication = short_text(&input.medication, "medication")?;
-    let dose = Dosage::parse(&input.dose)?;
-    let quantity = Quantity::new(input.quantity)?;
-    let refills = Refills::new(input.refills_allowed)?;
-    let instructions =
-        input.instructions.as_deref().map(ClinicalText::parse).transpose().map_err(|e| e.with_field("instructions"))?;
-    // Issue time is the database's clock at insert; validate against ours (same host clock
-    // in practice) and let the CHECK constraint be the last word.
-    let issued = Utc::now();
-    let expires = match input.expires_at.as_deref() {
-        Some(e) => parse_expiry(e, issued)?,
-        None => one_year_after(issued),
-    };
+/// A [`NewPrescription`] body, validated: what [`create`] records. The issue time is taken
+/// here, so the expiry is checked against it.
+#[derive(Debug)]
+pub struct PrescriptionEntry {
+    pub medication: String,
+    pub dose: Dosage,
+    pub quantity: i32,
+    pub refills: Refills,
+    pub instructions: Option<ClinicalText>,
+    pub issued: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+    pub form: Option<String>,
+    /// The DEA schedule as stored (2…5).
+    pub schedule: Option<i16>,
+}
+
+impl TryFrom<&NewPrescription> for PrescriptionEntry {
+    type Error = ClinicalError;
+
+    fn try_from(input: &NewPrescription) -> Result<Self, ClinicalError> {
+        let medication = short_text(&input.medication, "medication")?;
+        let dose = Dosage::parse(&input.dose)?;
+        let quantity = Quantity::new(input.quantity)?;
+        let quantity = i32::try_from(quantity.get()).map_err(|_| ClinicalError::validation("quantity", "too large"))?;
+        let refills = Refills::new(input.refills_allowed)?;
+        let instructions = input
+            .instructions
+            .as_deref()
+            .map(ClinicalText::parse)
+            .transpose()
+            .map_err(|e| e.with_field("instructions"))?;
+        // Issue time is the database's clock at insert; validate against ours (same host clock
+        // in practice) and let the CHECK constraint be the last word.
+        let issued = Utc::now();
+        let expires = match input.expires_at.as_deref() {
+            Some(e) => parse_expiry(e, issued)?,
+            None => one_year_after(issued),
+        };
+        let form = input.form.as_deref().map(|f| short_text(f, "form")).transpose()?;
+        let schedule = match input.schedule.as_deref() {
+            Some(s) => Some(
+                parse_schedule(s).ok_or_else(|| ClinicalError::validation("schedule", "must be II, III, IV or V"))?,
+            ),
+            None => None,
+        };
+        Ok(Self { medication, dose, quantity, refills, instructions, issued, expires, form, schedule })
+    }
+}
+
+pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: PrescriptionEntry) -> Result<Prescription, ClinicalError> {
+    let PrescriptionEntry { medication, dose, quantity, refills, instructions, issued, expires, form, schedule } =
+        entry;
     if !req.is(ClaimRole::Clinician) {
         // Only clinicians prescribe; to anyone else the resource does not exist.
-        return Err(ApiError::NotFound);
+        return Err(ClinicalError::NotFound);
     }
-    let form = input.form.as_deref().map(|f| short_text(f, "form")).transpose()?;
-    let schedule = match input.schedule.as_deref() {
-        Some(s) => Some(parse_schedule(s).ok_or_else(|| ApiError::validation("schedule", "must be II, III, IV or V"))?),
-        None => None,
-    };
     require(req, patient, Access::Write).await?;
     if schedule.is_some() {
         let me = req.user.user_id;
         let prescriber = super::prescribers::get(req.conn().await?, me).await?;
         if prescriber.and_then(|p| p.dea_number).is_none() {
-            return Err(ApiError::validation(
+            return Err(ClinicalError::validation(
                 "schedule",
                 "a controlled substance needs the prescriber's DEA number on file (staff profile)",
             ));
@@ -197,7 +230,7 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -
     .bind(req.user.user_id)
     .bind(&medication)
     .bind(dose.to_string())
-    .bind(i32::try_from(quantity.get()).map_err(|_| ApiError::validation("quantity", "too large"))?)
+    .bind(quantity)
     .bind(i16::from(refills.get()))
     .bind(&instructions_enc)
     .bind(issued)
@@ -210,16 +243,16 @@ pub async fn create(req: &mut Req<'_>, patient: Uuid, input: &NewPrescription) -
 }
 
 /// One prescription (locked `FOR UPDATE` when `lock`), noting its patient on the event.
-async fn load(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Prescription, ApiError> {
+async fn load(req: &mut Req<'_>, id: Uuid, lock: bool) -> Result<Prescription, ClinicalError> {
     req.resource(id);
     let sql = format!("SELECT {COLS} FROM prescriptions WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(req.conn().await?).await?;
-    let row = row.ok_or(ApiError::NotFound)?;
+    let row = row.ok_or(ClinicalError::NotFound)?;
     req.patient(row.patient_id);
     open(req, row)
 }
 
-pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ApiError> {
+pub async fn get(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ClinicalError> {
     load(req, id, false).await
 }
 
@@ -235,11 +268,11 @@ pub fn refill_refusal(p: &Prescription) -> Option<String> {
     }
 }
 
-pub async fn refill(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ApiError> {
+pub async fn refill(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ClinicalError> {
     let p = load(req, id, true).await?;
     require(req, p.patient_id, Access::Write).await?;
     if let Some(reason) = refill_refusal(&p) {
-        return Err(ApiError::Conflict(reason));
+        return Err(ClinicalError::Conflict(reason));
     }
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE prescriptions SET refills_used = refills_used + 1, \
@@ -252,12 +285,26 @@ pub async fn refill(req: &mut Req<'_>, id: Uuid) -> Result<Prescription, ApiErro
     open(req, row)
 }
 
-pub async fn cancel(req: &mut Req<'_>, id: Uuid, input: &CancelPrescription) -> Result<Prescription, ApiError> {
-    let reason = ClinicalText::parse_non_empty(&input.reason).map_err(|e| e.with_field("reason"))?;
+/// A [`CancelPrescription`] body, validated: the reason (sealed when stored).
+#[derive(Debug)]
+pub struct Cancellation {
+    pub reason: ClinicalText,
+}
+
+impl TryFrom<&CancelPrescription> for Cancellation {
+    type Error = ClinicalError;
+
+    fn try_from(input: &CancelPrescription) -> Result<Self, ClinicalError> {
+        Ok(Self { reason: ClinicalText::parse_non_empty(&input.reason).map_err(|e| e.with_field("reason"))? })
+    }
+}
+
+pub async fn cancel(req: &mut Req<'_>, id: Uuid, input: Cancellation) -> Result<Prescription, ClinicalError> {
+    let Cancellation { reason } = input;
     let p = load(req, id, true).await?;
     require(req, p.patient_id, Access::Write).await?;
     if matches!(p.status.as_str(), "cancelled" | "completed") {
-        return Err(ApiError::Conflict(format!("the prescription is already {}", p.status)));
+        return Err(ClinicalError::Conflict(format!("the prescription is already {}", p.status)));
     }
     let reason_enc = req.seal(T, "cancel_reason_enc", id, reason.as_str())?;
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -276,7 +323,7 @@ pub async fn list(
     patient: Uuid,
     page: &Page,
     active_only: bool,
-) -> Result<List<Prescription>, ApiError> {
+) -> Result<List<Prescription>, ClinicalError> {
     section::list::<Prescriptions>(req, patient, page, active_only).await
 }
 
@@ -290,7 +337,7 @@ impl section::Section for Prescriptions {
     const COLS: &'static str = COLS;
     const ACTIVE: &'static str = "status = 'active' AND expires_at > now()";
 
-    fn open(req: &Req<'_>, row: Row) -> Result<Prescription, ApiError> {
+    fn open(req: &Req<'_>, row: Row) -> Result<Prescription, ClinicalError> {
         open(req, row)
     }
 
@@ -300,14 +347,14 @@ impl section::Section for Prescriptions {
 }
 
 /// The PDF of a prescription, audited as an export by the caller.
-pub async fn pdf(req: &mut Req<'_>, id: Uuid) -> Result<(Vec<u8>, String), ApiError> {
+pub async fn pdf(req: &mut Req<'_>, id: Uuid) -> Result<(Vec<u8>, String), ClinicalError> {
     let p = load(req, id, false).await?;
     let patient = super::patients::get(req, p.patient_id).await?;
     // `patients::get` noted the patient id as a resource too; keep the event's ids tidy.
     req.ev.resource_ids.truncate(1);
     let prescriber = super::prescribers::get(req.conn().await?, p.prescriber_id).await?;
     let sheet = sheet(&p, &patient, prescriber.as_ref());
-    crate::telemetry::spawn_blocking_in_span(move || super::pdf::render(&sheet)).await.map_err(ApiError::internal)
+    crate::telemetry::spawn_blocking_in_span(move || super::pdf::render(&sheet)).await.map_err(ClinicalError::internal)
 }
 
 /// What a printed prescription shows (docs: `src/clinical/pdf.rs`): the prescription, its

@@ -25,30 +25,37 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use super::idempotency::{self, IdempotentWrite};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
 use crate::auth::Identity;
 use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole, Claims};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A future of a [`Session`] method.
 pub type SessionFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-/// The caller of a clinical request, as [`Req`] needs it: who the token names, and the session
-/// check, which the HTTP layer (`crate::middleware::caller::Caller`) makes and answers — a
-/// refusal is the same 401/403 every route gives, noted for the denial record there. No HTTP
-/// type crosses into the services.
-pub trait Session {
+/// The caller of a clinical request, as [`Req`] needs it: plain values the HTTP layer's
+/// extractor (`crate::middleware::caller::Caller`) builds from the request, and the session
+/// gate. No HTTP type crosses into the services.
+#[derive(Clone)]
+pub struct Caller<'a> {
     /// Who the caller's token names (confirmed by the session check).
-    fn identity(&self) -> Identity;
+    pub identity: Identity,
     /// The RLS claims of this caller (unscoped).
-    fn claims(&self) -> Claims;
+    pub claims: Claims,
     /// The audit context of this caller (actor, org, request and correlation ids, client).
-    fn audit_context(&self) -> AuditContext;
+    pub ctx: AuditContext,
     /// The Idempotency-Key write this request is to store its answer under, if any.
-    fn idempotent_write(&self) -> Option<IdempotentWrite>;
+    pub idempotent_write: Option<IdempotentWrite>,
+    /// The session check.
+    pub session: &'a dyn Session,
+}
+
+/// The session check of a clinical request's caller, which the HTTP layer makes and answers:
+/// a refusal is the same 401/403 every route gives, noted for the denial record there.
+pub trait Session {
     /// Opens the request transaction (narrowed to `patient_scope`), checks the session and runs
     /// `queries`, in one round trip.
     fn begin_with<'s>(
@@ -59,7 +66,17 @@ pub trait Session {
     ) -> SessionFuture<'s, Result<Begun, NotBegun>>;
     /// Checks the session on its own: the outer error is a check that could not be made (a
     /// failure), the inner one a refusal.
-    fn check<'s>(&'s self, state: &'s AppState) -> SessionFuture<'s, Result<Result<(), ApiError>, ApiError>>;
+    fn check<'s>(&'s self, state: &'s AppState) -> SessionFuture<'s, Result<Result<(), ClinicalError>, ClinicalError>>;
+}
+
+/// How the edge answers a failed request: the HTTP layer's error type, made from a
+/// [`ClinicalError`] in one place there. [`Req::finish`] records a refusal or failure with the
+/// answer's own stable code, so the event and the response never disagree.
+pub trait Answer: From<ClinicalError> {
+    /// The stable code the client sees (recorded as the event's reason).
+    fn code(&self) -> &'static str;
+    /// A failure of the server (recorded with outcome `error`), not a refusal (`denied`).
+    fn is_failure(&self) -> bool;
 }
 
 /// The open request transaction and the rows of each query sent with its first round trip.
@@ -70,14 +87,16 @@ pub type Begun = (Transaction<'static, Postgres>, Vec<Vec<PgRow>>);
 pub enum NotBegun {
     /// The session check refused the caller: the 401/403 to answer (the denial record is
     /// noted on the request).
-    Refused(ApiError),
+    Refused(ClinicalError),
     /// The caller is admitted but a statement failed; everything was rolled back.
-    Failed(ApiError),
+    Failed(ClinicalError),
 }
 
 pub struct Req<'a> {
     pub state: &'a AppState,
-    caller: &'a dyn Session,
+    session: &'a dyn Session,
+    claims: Claims,
+    idempotent_write: Option<IdempotentWrite>,
     /// Who the caller's token names: confirmed by the session check before any statement of
     /// the request runs.
     pub user: Identity,
@@ -107,18 +126,20 @@ impl<'a> Req<'a> {
     /// [`db::Claims::patient_scope`]). Nothing is sent yet.
     pub fn new(
         state: &'a AppState,
-        caller: &'a dyn Session,
+        caller: Caller<'a>,
         action: Action,
         resource_type: &'static str,
         patient_scope: Option<Uuid>,
     ) -> Self {
         Self {
             state,
-            caller,
-            user: caller.identity(),
+            session: caller.session,
+            claims: caller.claims,
+            idempotent_write: caller.idempotent_write,
+            user: caller.identity,
             patient_scope,
             tx: Tx::Pending,
-            ctx: caller.audit_context(),
+            ctx: caller.ctx,
             ev: AuditEvent::new(action, resource_type, Outcome::Success),
             unknown_key: AtomicU32::new(0),
             event_queued: false,
@@ -131,11 +152,11 @@ impl<'a> Req<'a> {
     pub async fn pipeline(
         &mut self,
         queries: impl IntoIterator<Item = db::BoundQuery>,
-    ) -> Result<Vec<Vec<PgRow>>, ApiError> {
+    ) -> Result<Vec<Vec<PgRow>>, ClinicalError> {
         match &mut self.tx {
             Tx::Open(tx) => Ok(tx.fetch_pipeline(queries).await?),
             Tx::Pending => {
-                match self.caller.begin_with(self.state, self.patient_scope, queries.into_iter().collect()).await {
+                match self.session.begin_with(self.state, self.patient_scope, queries.into_iter().collect()).await {
                     Ok((tx, rows)) => {
                         self.tx = Tx::Open(tx);
                         Ok(rows)
@@ -154,13 +175,13 @@ impl<'a> Req<'a> {
         }
     }
 
-    fn failed() -> ApiError {
-        ApiError::internal(anyhow::anyhow!("statement after a failed first round trip"))
+    fn failed() -> ClinicalError {
+        ClinicalError::internal(anyhow::anyhow!("statement after a failed first round trip"))
     }
 
     /// The request's connection, inside its transaction (begun now if the service has not
     /// sent anything yet).
-    pub async fn conn(&mut self) -> Result<&mut PgConnection, ApiError> {
+    pub async fn conn(&mut self) -> Result<&mut PgConnection, ClinicalError> {
         if matches!(self.tx, Tx::Pending) {
             self.pipeline([]).await?;
         }
@@ -185,8 +206,8 @@ impl<'a> Req<'a> {
     }
 
     /// Seals text for `table.column` of row `id` with the current data key.
-    pub fn seal(&self, table: &str, column: &str, id: Uuid, text: &str) -> Result<Vec<u8>, ApiError> {
-        self.state.crypto.keyring.seal_str(table, column, id, text).map_err(ApiError::internal)
+    pub fn seal(&self, table: &str, column: &str, id: Uuid, text: &str) -> Result<Vec<u8>, ClinicalError> {
+        self.state.crypto.keyring.seal_str(table, column, id, text).map_err(ClinicalError::Crypto)
     }
 
     pub fn seal_opt(
@@ -195,17 +216,17 @@ impl<'a> Req<'a> {
         column: &str,
         id: Uuid,
         text: Option<&str>,
-    ) -> Result<Option<Vec<u8>>, ApiError> {
+    ) -> Result<Option<Vec<u8>>, ClinicalError> {
         text.map(|t| self.seal(table, column, id, t)).transpose()
     }
 
     /// Seals bytes (attachment contents).
-    pub fn seal_bytes(&self, table: &str, column: &str, id: Uuid, bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
-        self.state.crypto.keyring.seal(table, column, id, bytes).map_err(ApiError::internal)
+    pub fn seal_bytes(&self, table: &str, column: &str, id: Uuid, bytes: &[u8]) -> Result<Vec<u8>, ClinicalError> {
+        self.state.crypto.keyring.seal(table, column, id, bytes).map_err(ClinicalError::Crypto)
     }
 
     /// Opens a sealed text value; any failure is an integrity error naming only the column.
-    pub fn open(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<String, ApiError> {
+    pub fn open(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<String, ClinicalError> {
         match self.state.crypto.keyring.open_string(table, column, id, stored) {
             Ok(text) => Ok(text.as_str().to_owned()),
             Err(e) => Err(self.open_failed(e, table, column)),
@@ -218,12 +239,12 @@ impl<'a> Req<'a> {
         column: &str,
         id: Uuid,
         stored: Option<&[u8]>,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, ClinicalError> {
         stored.map(|s| self.open(table, column, id, s)).transpose()
     }
 
     /// Opens sealed bytes (attachment contents).
-    pub fn open_bytes(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<Vec<u8>, ApiError> {
+    pub fn open_bytes(&self, table: &str, column: &str, id: Uuid, stored: &[u8]) -> Result<Vec<u8>, ClinicalError> {
         match self.state.crypto.keyring.open(table, column, id, stored) {
             Ok(bytes) => Ok(bytes.to_vec()),
             Err(e) => Err(self.open_failed(e, table, column)),
@@ -232,11 +253,11 @@ impl<'a> Req<'a> {
 
     /// Any failure to open is an integrity error naming only the column; an unknown key
     /// version is also noted, so the request can be retried once the keys are reloaded.
-    fn open_failed(&self, e: CryptoError, table: &str, column: &str) -> ApiError {
+    fn open_failed(&self, e: CryptoError, table: &str, column: &str) -> ClinicalError {
         if let CryptoError::UnknownKeyVersion(v) = e {
             self.unknown_key.store(v, Ordering::Relaxed);
         }
-        ApiError::Integrity { location: format!("{table}.{column}") }
+        ClinicalError::Integrity { location: format!("{table}.{column}") }
     }
 
     /// The data key version this request could not open values with, if any.
@@ -262,7 +283,7 @@ impl<'a> Req<'a> {
         audit::writer::insert_query(&self.ctx, &self.ev, self.user.role == ClaimRole::Clinician).1
     }
 
-    pub async fn finish<T: serde::Serialize>(mut self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    pub async fn finish<T: serde::Serialize, E: Answer>(mut self, result: Result<T, ClinicalError>) -> Result<T, E> {
         let err = match result {
             Ok(value) => match self.commit_success(&value).await {
                 Ok(()) => return Ok(value),
@@ -280,48 +301,55 @@ impl<'a> Req<'a> {
                 true
             }
             Tx::Failed { admitted } => admitted,
-            Tx::Pending => match self.caller.check(self.state).await {
+            Tx::Pending => match self.session.check(self.state).await {
                 Ok(Ok(_)) => true,
-                Ok(Err(refused)) => return Err(refused),
+                Ok(Err(refused)) => return Err(E::from(refused)),
                 // The session could not be checked: a failure, recorded as one (the token's
                 // signature holds, so the actor is known even if the session is not).
                 Err(failed) => {
+                    let failed = E::from(failed);
                     let mut ev = self.ev;
                     ev.outcome = Outcome::Error;
                     ev.reason = Some(format!("session check failed: {}", failed.code()));
-                    audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
+                    audit::writer::record_later(&self.state.pool, &self.claims, &self.ctx, &ev);
                     return Err(failed);
                 }
             },
         };
         if !admitted {
-            return Err(err);
+            return Err(E::from(err));
         }
-        let (outcome, reason) = match &err {
-            ApiError::Integrity { location } => (Outcome::Error, format!("integrity check failed: {location}")),
-            ApiError::Internal(_) | ApiError::Unavailable => (Outcome::Error, err.code().to_owned()),
-            other => (Outcome::Denied, other.code().to_owned()),
+        let integrity = match &err {
+            ClinicalError::Integrity { location } => Some(format!("integrity check failed: {location}")),
+            _ => None,
+        };
+        let unavailable = err.is_unavailable();
+        let answer = E::from(err);
+        let (outcome, reason) = match integrity {
+            Some(reason) => (Outcome::Error, reason),
+            None if answer.is_failure() => (Outcome::Error, answer.code().to_owned()),
+            None => (Outcome::Denied, answer.code().to_owned()),
         };
         let mut ev = self.ev;
         ev.outcome = outcome;
         ev.reason = Some(reason);
         ev.break_glass = false;
-        if matches!(err, ApiError::Unavailable) {
-            audit::writer::record_later(&self.state.pool, &self.caller.claims(), &self.ctx, &ev);
+        if unavailable {
+            audit::writer::record_later(&self.state.pool, &self.claims, &self.ctx, &ev);
         } else {
-            audit::writer::record_alone(&self.state.pool, &self.caller.claims(), &self.ctx, &ev).await;
+            audit::writer::record_alone(&self.state.pool, &self.claims, &self.ctx, &ev).await;
         }
-        Err(err)
+        Err(answer)
     }
 
     /// The success event (unless the service's pipeline carried it), the answer under the
     /// request's Idempotency-Key (if it came with one), and `COMMIT`.
-    async fn commit_success(&mut self, value: &impl serde::Serialize) -> Result<(), ApiError> {
-        if let Some(write) = self.caller.idempotent_write() {
+    async fn commit_success(&mut self, value: &impl serde::Serialize) -> Result<(), ClinicalError> {
+        if let Some(write) = self.idempotent_write.clone() {
             let id = Uuid::now_v7();
-            let answer = serde_json::to_vec(value).map_err(ApiError::internal)?;
+            let answer = serde_json::to_vec(value).map_err(ClinicalError::internal)?;
             let (table, column) = idempotency::SEALED_AS;
-            let sealed = self.state.crypto.keyring.seal(table, column, id, &answer).map_err(ApiError::internal)?;
+            let sealed = self.state.crypto.keyring.seal(table, column, id, &answer).map_err(ClinicalError::Crypto)?;
             // The answer's status, as the write handlers give it: 200 for a change of
             // something that exists, 201 for what was made.
             let status = if self.ev.action == Action::Update { 200 } else { 201 };
@@ -329,7 +357,7 @@ impl<'a> Req<'a> {
             let conn = self.conn().await?;
             idempotency::store(conn, &write, id, status, &sealed, patient, request).await.map_err(|e| {
                 if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505") {
-                    ApiError::Conflict("another request with this Idempotency-Key is in progress".into())
+                    ClinicalError::Conflict("another request with this Idempotency-Key is in progress".into())
                 } else {
                     e.into()
                 }

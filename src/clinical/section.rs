@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::error::ClinicalError;
 use super::page::{List, Page};
 use super::{Req, open_rows};
 use crate::db::BoundQuery;
-use crate::error::ApiError;
 
 /// A chart section listed by patient.
 pub(crate) trait Section {
@@ -25,7 +25,7 @@ pub(crate) trait Section {
     /// The condition a row meets to be listed with `active_only` (a constant).
     const ACTIVE: &'static str;
     /// Opens a row (its sealed fields).
-    fn open(req: &Req<'_>, row: Self::Row) -> Result<Self::Item, ApiError>;
+    fn open(req: &Req<'_>, row: Self::Row) -> Result<Self::Item, ClinicalError>;
     /// The row's pagination key.
     fn key(item: &Self::Item) -> (DateTime<Utc>, Uuid);
 }
@@ -45,7 +45,11 @@ pub(crate) fn list_query<S: Section>(patient: Uuid, page: &Page, active_only: bo
 }
 
 /// [`list_query`]'s rows, opened, as a page.
-pub(crate) fn list_page<S: Section>(req: &Req<'_>, rows: &[PgRow], page: &Page) -> Result<List<S::Item>, ApiError> {
+pub(crate) fn list_page<S: Section>(
+    req: &Req<'_>,
+    rows: &[PgRow],
+    page: &Page,
+) -> Result<List<S::Item>, ClinicalError> {
     Ok(page.finish(open_rows(req, rows, S::open)?, S::key))
 }
 
@@ -55,7 +59,7 @@ pub(crate) async fn list<S: Section>(
     patient: Uuid,
     page: &Page,
     active_only: bool,
-) -> Result<List<S::Item>, ApiError> {
+) -> Result<List<S::Item>, ClinicalError> {
     let rows = list_query::<S>(patient, page, active_only).fetch_all(req.conn().await?).await?;
     list_page::<S>(req, &rows, page)
 }

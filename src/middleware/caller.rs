@@ -46,6 +46,7 @@ use crate::audit::{AuditContext, Recorded};
 pub use crate::auth::caller::{Accepted, AnySessionUser, AuthUser, EnrollingUser, Identity, Refusal, RequestMeta};
 use crate::clinical::idempotency::IdempotentWrite;
 use crate::clinical::request::{Begun, NotBegun, Session, SessionFuture};
+use crate::clinical::{self, ClinicalError};
 use crate::clock::span;
 use crate::db::{self, ClaimRole, Claims};
 use crate::error::ApiError;
@@ -379,20 +380,20 @@ impl Caller {
                     Ok(_) => Ok((tx, results)),
                     Err(e) => {
                         let _ = tx.rollback().await;
-                        Err(NotBegun::Refused(e))
+                        Err(NotBegun::Refused(for_clinical(e)))
                     }
                 }
             }
             Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(SESSION_REFUSED) => {
-                Err(NotBegun::Refused(self.refusal(state).await))
+                Err(NotBegun::Refused(for_clinical(self.refusal(state).await)))
             }
             // Which statement failed is not known, so neither is whether the gate passed:
             // ask on its own, and answer a refusal as such. A re-check that cannot be made
             // (the database is still away) leaves it a failure: the first error is answered
             // (503 for a lost connection) and recorded as one, never as a refusal.
             Err(e) => Err(match self.check(state).await {
-                Ok(Ok(_)) | Err(_) => NotBegun::Failed(e.into()),
-                Ok(Err(refused)) => NotBegun::Refused(refused),
+                Ok(Ok(_)) | Err(_) => NotBegun::Failed(ClinicalError::Database(e)),
+                Ok(Err(refused)) => NotBegun::Refused(for_clinical(refused)),
             }),
         }
     }
@@ -436,25 +437,24 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The clinical requests' view of the caller (`clinical::Req`): the token's identity and the
-/// session gate, with refusals noted on this request for the denial record.
+impl Caller {
+    /// The clinical requests' view of this caller (`clinical::Req`): the token's identity,
+    /// claims and audit context and the request's Idempotency-Key write, as plain values, and
+    /// this caller as the session gate.
+    pub fn clinical(&self) -> clinical::request::Caller<'_> {
+        clinical::request::Caller {
+            identity: self.identity(),
+            claims: self.claims(),
+            ctx: self.audit_context(),
+            idempotent_write: self.extension::<IdempotentWrite>(),
+            session: self,
+        }
+    }
+}
+
+/// The session gate of a clinical request, with refusals noted on this request for the denial
+/// record.
 impl Session for Caller {
-    fn identity(&self) -> Identity {
-        Caller::identity(self)
-    }
-
-    fn claims(&self) -> Claims {
-        Caller::claims(self)
-    }
-
-    fn audit_context(&self) -> AuditContext {
-        Caller::audit_context(self)
-    }
-
-    fn idempotent_write(&self) -> Option<IdempotentWrite> {
-        self.extension::<IdempotentWrite>()
-    }
-
     fn begin_with<'s>(
         &'s self,
         state: &'s AppState,
@@ -464,7 +464,30 @@ impl Session for Caller {
         Box::pin(Caller::begin_with(self, state, patient_scope, queries))
     }
 
-    fn check<'s>(&'s self, state: &'s AppState) -> SessionFuture<'s, Result<Result<(), ApiError>, ApiError>> {
-        Box::pin(async move { Caller::check(self, state).await.map(|r| r.map(|_| ())) })
+    fn check<'s>(&'s self, state: &'s AppState) -> SessionFuture<'s, Result<Result<(), ClinicalError>, ClinicalError>> {
+        Box::pin(async move {
+            match Caller::check(self, state).await {
+                Ok(Ok(_)) => Ok(Ok(())),
+                Ok(Err(refused)) => Ok(Err(for_clinical(refused))),
+                Err(failed) => Err(for_clinical(failed)),
+            }
+        })
+    }
+}
+
+/// An answer of the session check (a 401/403 refusal, or a failure to check) as the clinical
+/// request that asked for it carries it: the same answer once `crate::error` maps it back.
+fn for_clinical(e: ApiError) -> ClinicalError {
+    match e {
+        ApiError::Unauthorized => ClinicalError::Unauthorized,
+        ApiError::Forbidden { code, message } => ClinicalError::Forbidden { code, message },
+        ApiError::Validation { field, rule } => ClinicalError::Validation { field, rule },
+        ApiError::NotFound => ClinicalError::NotFound,
+        ApiError::Conflict(m) => ClinicalError::Conflict(m),
+        ApiError::Unavailable => ClinicalError::Unavailable,
+        ApiError::Integrity { location } => ClinicalError::Integrity { location },
+        ApiError::Internal(e) => ClinicalError::Internal(e),
+        // The session check answers none of these; should one appear, it is a bug.
+        other => ClinicalError::internal(anyhow::anyhow!("session check answered {}", other.code())),
     }
 }

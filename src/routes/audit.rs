@@ -78,52 +78,10 @@ pub struct ConsistencyProof {
     pub proof: Vec<String>,
 }
 
-/// One ledger entry, as `audit::formats::event_json` writes it: the event, its position and
-/// its hashes (base64). Also one NDJSON line of an export; the CSV export has the same
-/// columns (a unit test holds these fields to `formats::CSV_HEADER`).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct LedgerEvent {
-    pub ledger_id: Uuid,
-    /// 0-based leaf index in the ledger.
-    pub seq: u64,
-    /// The canonical form the entry was hashed in (docs/ledger-format.md).
-    pub format_version: u8,
-    pub event_id: Uuid,
-    /// RFC 3339 UTC with microseconds.
-    pub occurred_at: String,
-    pub actor_id: Option<Uuid>,
-    pub actor_role: Option<String>,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_ids: Vec<String>,
-    pub patient_id: Option<Uuid>,
-    /// Every patient an access that reached several returned or changed (a list read, an
-    /// export); empty otherwise and in format-version-1 entries.
-    pub patient_ids: Vec<Uuid>,
-    /// success, denied, error.
-    pub outcome: String,
-    /// Break-glass justification or failure reason; never clinical content.
-    pub reason: Option<String>,
-    /// The server's id of the request.
-    pub request_id: Option<Uuid>,
-    /// The client's own id of the request (`X-Request-Id`), for correlation only.
-    pub correlation_id: Option<String>,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub break_glass: bool,
-    /// Legacy activity brought in by `custos import`, with its original timestamp.
-    pub imported: bool,
-    /// `SHA-256(0x00 ‖ canonical event bytes)`.
-    pub leaf_hash: String,
-    /// `SHA-256(chain_{seq-1} ‖ leaf_hash)`.
-    pub chain_hash: String,
-}
-
 /// A page of ledger entries.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EventPage {
-    #[schema(value_type = Vec<LedgerEvent>)]
+    #[schema(value_type = Vec<crate::audit::store::LogRow>)]
     pub items: Vec<serde_json::Value>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,

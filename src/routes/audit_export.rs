@@ -130,7 +130,7 @@ impl Drop for Cursor {
         CSV (the same columns, RFC 4180) or a FHIR R4 Bundle (type collection) of AuditEvent resources. \
         The export is recorded when it ends, with its row count and last index.",
     responses((status = 200, description = "the export, streamed",
-            content((super::audit::LedgerEvent = "application/x-ndjson"), (String = "text/csv"), (Object = "application/fhir+json"))),
+            content((crate::audit::store::LogRow = "application/x-ndjson"), (String = "text/csv"), (Object = "application/fhir+json"))),
         (status = 403, body = super::openapi::ErrorBody), (status = 404, body = super::openapi::ErrorBody),
         (status = 422, body = super::openapi::ErrorBody, description = "unknown format, or a bad range")))]
 pub async fn export(

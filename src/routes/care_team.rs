@@ -68,7 +68,7 @@ pub async fn break_glass(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let out = audited(&state, &user, Action::BreakGlass, "break_glass_grant", async |r| {
-        care::break_glass(r, id, &body).await
+        care::break_glass(r, id, (&*body).try_into()?).await
     })
     .await?;
     Ok(HttpResponse::Created().json(out))

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::resource;
 use super::{attachments, care_team, conversations, patients, prescriptions, records};
 use crate::audit::Action;
-use crate::clinical::Req;
+use crate::clinical::{ClinicalError, Req};
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
 use crate::state::AppState;
@@ -24,7 +24,7 @@ pub async fn audited<'a, T: serde::Serialize>(
     user: &'a Caller,
     action: Action,
     resource_type: &'static str,
-    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
+    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ClinicalError>,
 ) -> Result<T, ApiError> {
     run(state, user, None, action, resource_type, f).await
 }
@@ -37,7 +37,7 @@ pub async fn audited_for<'a, T: serde::Serialize>(
     patient: Uuid,
     action: Action,
     resource_type: &'static str,
-    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
+    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ClinicalError>,
 ) -> Result<T, ApiError> {
     run(state, user, Some(patient), action, resource_type, f).await
 }
@@ -48,15 +48,15 @@ async fn run<'a, T: serde::Serialize>(
     scope: Option<Uuid>,
     action: Action,
     resource_type: &'static str,
-    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ApiError>,
+    f: impl AsyncFn(&mut Req<'a>) -> Result<T, ClinicalError>,
 ) -> Result<T, ApiError> {
-    let mut req = Req::new(state, user, action, resource_type, scope);
+    let mut req = Req::new(state, user.clinical(), action, resource_type, scope);
     let mut result = f(&mut req).await;
     if let (Err(_), Some(version)) = (&result, req.unknown_key_version())
         && state.crypto.keyring.reload_for(version).await
     {
         req.abandon().await;
-        req = Req::new(state, user, action, resource_type, scope);
+        req = Req::new(state, user.clinical(), action, resource_type, scope);
         result = f(&mut req).await;
     }
     req.finish(result).await

@@ -36,8 +36,10 @@ pub async fn create(
     body: web::Json<conv::NewConversation>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out =
-        audited(&state, &user, Action::Create, "conversation", async |r| conv::create(r, id, &body).await).await?;
+    let out = audited(&state, &user, Action::Create, "conversation", async |r| {
+        conv::create(r, id, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -101,8 +103,10 @@ pub async fn post_message(
     body: web::Json<conv::NewMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out =
-        audited(&state, &user, Action::Create, "message", async |r| conv::post_message(r, id, &body).await).await?;
+    let out = audited(&state, &user, Action::Create, "message", async |r| {
+        conv::post_message(r, id, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(out))
 }
 

@@ -46,7 +46,11 @@ pub async fn create(
     user: Caller,
     body: web::Json<patients::NewPatient>,
 ) -> Result<HttpResponse, ApiError> {
-    let out = audited(&state, &user, Action::Create, "patient", async |r| patients::create(r, &body).await).await?;
+    let out = audited(&state, &user, Action::Create, "patient", async |r| {
+        patients::may_create(r)?;
+        patients::create(r, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(out))
 }
 

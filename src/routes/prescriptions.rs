@@ -40,7 +40,9 @@ pub async fn create(
     body: web::Json<rx::NewPrescription>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out = audited(&state, &user, Action::Create, "prescription", async |r| rx::create(r, id, &body).await).await?;
+    let out =
+        audited(&state, &user, Action::Create, "prescription", async |r| rx::create(r, id, (&*body).try_into()?).await)
+            .await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -70,7 +72,9 @@ pub async fn cancel(
     body: web::Json<rx::CancelPrescription>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out = audited(&state, &user, Action::Update, "prescription", async |r| rx::cancel(r, id, &body).await).await?;
+    let out =
+        audited(&state, &user, Action::Update, "prescription", async |r| rx::cancel(r, id, (&*body).try_into()?).await)
+            .await?;
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -33,9 +33,10 @@ pub async fn put_medical_info(
     body: web::Json<chart::MedicalInfo>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out =
-        audited(&state, &user, Action::Update, "medical_info", async |r| chart::put_medical_info(r, id, &body).await)
-            .await?;
+    let out = audited(&state, &user, Action::Update, "medical_info", async |r| {
+        chart::put_medical_info(r, id, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -65,8 +66,10 @@ pub async fn create_allergy(
     body: web::Json<allergies::NewAllergy>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out =
-        audited(&state, &user, Action::Create, "allergy", async |r| allergies::create(r, id, &body).await).await?;
+    let out = audited(&state, &user, Action::Create, "allergy", async |r| {
+        allergies::create(r, id, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -96,8 +99,10 @@ pub async fn create_medication(
     body: web::Json<medications::NewMedication>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out =
-        audited(&state, &user, Action::Create, "medication", async |r| medications::create(r, id, &body).await).await?;
+    let out = audited(&state, &user, Action::Create, "medication", async |r| {
+        medications::create(r, id, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -111,8 +116,10 @@ pub async fn end_medication(
     body: web::Json<medications::EndMedication>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, mid) = path.into_inner();
-    let out = audited(&state, &user, Action::Update, "medication", async |r| medications::end(r, id, mid, &body).await)
-        .await?;
+    let out = audited(&state, &user, Action::Update, "medication", async |r| {
+        medications::end(r, id, mid, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -142,7 +149,9 @@ pub async fn create_history(
     body: web::Json<history::NewDiagnosis>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let out =
-        audited(&state, &user, Action::Create, "diagnosis", async |r| history::create(r, id, &body).await).await?;
+    let out = audited(&state, &user, Action::Create, "diagnosis", async |r| {
+        history::create(r, id, (&*body).try_into()?).await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(out))
 }

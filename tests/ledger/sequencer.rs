@@ -8,6 +8,7 @@ use custos::audit::checkpoint::open_checkpoint;
 use custos::audit::merkle::{self, TreeState};
 use custos::audit::sequencer::Leader;
 use custos::audit::signing::{SYSTEM_LEDGER, ledger_verifiers};
+use custos::audit::store::EventFields;
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -80,8 +81,10 @@ async fn integrates_per_ledger_with_hashes_that_recompute() {
     let bytes = row.event.canonical(w.org_a, 3).canonical_bytes().unwrap();
     assert_eq!(row.leaf_hash, merkle::leaf_hash(&bytes).to_vec());
     let back = CanonicalEvent::from_canonical_bytes(&bytes).unwrap();
-    assert_eq!(back.client_ip.as_deref(), Some("10.1.2.3"));
-    assert!(back.break_glass);
+    assert_eq!((back.ledger_id, back.index), (w.org_a, 3));
+    assert_eq!(back.event.client_ip.as_deref(), Some("10.1.2.3"));
+    assert!(back.event.break_glass);
+    assert_eq!(EventFields { org_id: None, ..row.event }, back.event);
     assert!(w.report(&[]).await.iter().all(|r| r.finding.is_none()));
 }
 

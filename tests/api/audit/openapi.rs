@@ -8,13 +8,19 @@ use serde_json::Value;
 
 use super::{checkpoint, drain, get, setup};
 
+/// The properties of a component schema, with those of the schemas it is `allOf`.
 fn properties(doc: &Value, schema: &str) -> BTreeSet<String> {
-    doc["components"]["schemas"][schema]["properties"]
-        .as_object()
-        .unwrap_or_else(|| panic!("schema {schema}"))
-        .keys()
-        .cloned()
-        .collect()
+    let s = &doc["components"]["schemas"][schema];
+    assert!(s.is_object(), "schema {schema}");
+    let mut out: BTreeSet<String> = s["properties"].as_object().into_iter().flat_map(|p| p.keys().cloned()).collect();
+    for part in s["allOf"].as_array().into_iter().flatten() {
+        match part["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+            Some(name) => out.extend(properties(doc, name)),
+            None => out.extend(part["properties"].as_object().into_iter().flat_map(|p| p.keys().cloned())),
+        }
+    }
+    assert!(!out.is_empty(), "schema {schema} has no properties");
+    out
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
