@@ -103,7 +103,7 @@ pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Resul
         .resource(id)
         .resource(message)
         .patient(patient_id)
-        .reason("invite issued; code sent to the patient's email on file through the outbox");
+        .reason("invite issued; code queued in the outbox for the patient's email on file");
     audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
     state.outbox_wake.notify_one();

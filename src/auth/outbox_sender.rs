@@ -124,8 +124,15 @@ impl Failure {
 /// Starts the sender of this server.
 pub fn spawn(state: Arc<AppState>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let transport = Transport::from_settings(&state.settings)?;
-    if matches!(transport, Transport::Held) {
-        tracing::warn!("CUSTOS_SMTP_URL is unset: outbox messages (patient invites) wait until a relay is configured");
+    match &transport {
+        Transport::Held => tracing::warn!(
+            "CUSTOS_SMTP_URL is unset: outbox messages (patient invites) wait until a relay is configured"
+        ),
+        Transport::File { path, .. } => tracing::info!(
+            file = %path.display(),
+            "development outbox: CUSTOS_SMTP_URL is unset, patient invites are appended to this file (mode 0600)"
+        ),
+        Transport::Smtp { .. } => {}
     }
     Ok(tokio::spawn(run(state, transport)))
 }
