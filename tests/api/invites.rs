@@ -264,6 +264,13 @@ async fn the_code_travels_sealed_through_the_outbox_to_a_private_development_fil
 /// A one-message SMTP sink: accepts one connection, speaks just enough SMTP for the sender,
 /// and hands over (recipients, message).
 async fn smtp_sink() -> (u16, tokio::sync::oneshot::Receiver<(Vec<String>, String)>) {
+    smtp_sink_answering_rcpt("250 OK").await
+}
+
+/// [`smtp_sink`] answering every RCPT TO with `rcpt_reply`.
+async fn smtp_sink_answering_rcpt(
+    rcpt_reply: &'static str,
+) -> (u16, tokio::sync::oneshot::Receiver<(Vec<String>, String)>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -282,7 +289,8 @@ async fn smtp_sink() -> (u16, tokio::sync::oneshot::Receiver<(Vec<String>, Strin
                 b"250 OK\r\n"
             } else if let Some(to) = upper.strip_prefix("RCPT TO:") {
                 rcpt.push(to.trim().trim_matches(['<', '>']).to_ascii_lowercase());
-                b"250 OK\r\n"
+                w.write_all(format!("{rcpt_reply}\r\n").as_bytes()).await.unwrap();
+                continue;
             } else if upper == "DATA" {
                 w.write_all(b"354 go ahead\r\n").await.unwrap();
                 while let Ok(Some(l)) = lines.next_line().await {
@@ -418,4 +426,32 @@ async fn a_redemption_from_the_issuers_own_client_is_refused_and_recorded() {
     // Nothing was compared or consumed: the patient's own browser registers with the code.
     let (s, b) = app.register(reg).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
+}
+
+/// Issue 19: a relay that refuses the address for good (5xx) abandons the message at once:
+/// deleted with its code, counted, and the abandonment in the ledger — without the relay's
+/// words, which quote the address.
+#[tokio::test]
+async fn a_permanent_refusal_abandons_the_message_and_records_it() {
+    let (port, _mail) = smtp_sink_answering_rcpt("550 5.1.1 <jdoe@mail.example>: no such user").await;
+    let url = format!("smtp://127.0.0.1:{port}");
+    let app = spawn_app_with(&[("CUSTOS_SMTP_URL", &url)]).await;
+    let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
+    let admin = app.onboard(&email, &otp).await;
+    let p = patient(&app, &org).await;
+    let (s, _) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let reason = "invite delivery abandoned after attempt 1 (smtp: permanent); issue a new invite";
+    for _ in 0..200 {
+        if app.has_event("create", "error", reason).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(app.has_event("create", "error", reason).await);
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_messages").fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!(queued, 0, "abandoned messages leave the outbox");
+    assert!(app.audit().await.iter().all(|(_, _, r)| !r.as_deref().unwrap_or_default().contains("jdoe")));
+    let metrics = custos::metrics::handle().map(|h| h.render()).unwrap_or_default();
+    assert!(metrics.contains(custos::metrics::OUTBOX_ABANDONED), "{metrics}");
 }
