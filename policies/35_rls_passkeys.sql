@@ -28,6 +28,11 @@ DROP POLICY IF EXISTS passkey_credentials_delete ON passkey_credentials;
 CREATE POLICY passkey_credentials_delete ON passkey_credentials FOR DELETE TO custos_app
     USING (org_id = custos.org_id() AND user_id = custos.user_id()
            AND custos.role() IN ('clinician', 'admin', 'auditor'));
+-- An admin resets another user's passkeys (`POST /v1/admin/users/{id}/reset-passkeys`, like
+-- reset-mfa): deletes them, never registers or changes one.
+DROP POLICY IF EXISTS passkey_credentials_reset ON passkey_credentials;
+CREATE POLICY passkey_credentials_reset ON passkey_credentials FOR DELETE TO custos_app
+    USING (org_id = custos.org_id() AND custos.is_org_manager() AND user_id IS DISTINCT FROM custos.user_id());
 
 ALTER TABLE passkey_ceremonies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE passkey_ceremonies FORCE ROW LEVEL SECURITY;

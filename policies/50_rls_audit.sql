@@ -30,6 +30,9 @@ CREATE POLICY audit_inbox_record ON audit_inbox FOR INSERT TO custos_app
                      AND (actor_id IS NULL OR actor_id = custos.user_id())
             WHEN custos.role() = 'system'
                 THEN custos.org_id() IS NULL OR org_id IS NOT DISTINCT FROM custos.org_id()
+            -- the outbox sender (policies/37_invites_outbox.sql): no actor, one org's ledger
+            WHEN custos.role() = 'outbox'
+                THEN org_id = custos.org_id() AND actor_id IS NULL
             -- no claims (e.g. a request with a bad token): the system ledger only
             ELSE org_id IS NULL AND actor_id IS NULL
         END);

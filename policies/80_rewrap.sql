@@ -23,14 +23,14 @@ BEGIN
         ('attachments', 'filename_enc'), ('attachments', 'content_enc'),
         ('idempotency_keys', 'answer_enc'), ('staff_profiles', 'family_name_enc'),
         ('staff_profiles', 'address_enc'), ('patient_flags', 'deceased_on_enc'), ('monitor_decisions', 'note_enc'),
-        ('break_glass_grants', 'reason_enc')
+        ('break_glass_grants', 'reason_enc'), ('outbox_messages', 'recipient_enc'), ('outbox_messages', 'body_enc')
     ) AS v (tbl, col) LOOP
         EXECUTE format('GRANT SELECT (id, %I), UPDATE (%I) ON %I TO custos_rewrapper', r.col, r.col, r.tbl);
     END LOOP;
     FOREACH t IN ARRAY ARRAY['users', 'mfa_credentials', 'patients', 'patient_medical_info', 'allergies',
                              'medications', 'medical_history', 'prescriptions', 'conversations', 'messages',
                              'attachments', 'idempotency_keys', 'staff_profiles', 'patient_flags',
-                             'monitor_decisions', 'break_glass_grants'] LOOP
+                             'monitor_decisions', 'break_glass_grants', 'outbox_messages'] LOOP
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_rewrap_read', t);
         EXECUTE format('CREATE POLICY %I ON %I FOR SELECT TO custos_rewrapper USING (true)', t || '_rewrap_read', t);
         EXECUTE format('DROP POLICY IF EXISTS %I ON %I', t || '_rewrap', t);

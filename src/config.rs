@@ -54,6 +54,28 @@ pub struct Settings {
     pub ledger: LedgerSettings,
     /// The metrics listener (`crate::metrics`).
     pub metrics: MetricsSettings,
+    /// How the outbox reaches patients (invite codes): SMTP, or a development file.
+    pub outbox: OutboxSettings,
+}
+
+/// The outbox sender of `custos serve` (`crate::auth::outbox_sender`, docs/architecture.md).
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    /// `CUSTOS_SMTP_URL`: the relay, e.g. `smtps://user:pass@smtp.example.org` (implicit TLS),
+    /// `smtp://smtp.example.org:587?tls=required` (STARTTLS) or `smtp://127.0.0.1:25` (plain,
+    /// a local relay). A secret: it may carry credentials. Unset: in development, messages
+    /// are appended to `<CUSTOS_DATA_DIR>/outbox.mbox` (mode 0600); in production they wait
+    /// in the outbox until a relay is configured.
+    pub smtp_url: Option<SecretString>,
+    /// `CUSTOS_SMTP_FROM`: the sender address (`Custos <no-reply@clinic.example>`;
+    /// default `Custos <no-reply@localhost>`).
+    pub from: String,
+    /// `CUSTOS_OUTBOX_INTERVAL_MS` (5000): how often the sender looks for due messages when
+    /// nothing woke it (an invite issued by this server wakes it at once).
+    pub interval: Duration,
+    /// `CUSTOS_OUTBOX_MAX_ATTEMPTS` (8): delivery attempts before a message is abandoned (its
+    /// code deleted, the failure audited); the wait doubles from 30 s up to an hour.
+    pub max_attempts: i32,
 }
 
 /// Where Prometheus scrapes, and what it may learn.
@@ -284,6 +306,18 @@ impl Settings {
                     Some("on") | Some("true") | Some("1") => true,
                     Some(_) => return Err(bad("CUSTOS_METRICS_TENANT_LABELS", "must be `on` or `off`")),
                 },
+            },
+            outbox: OutboxSettings {
+                smtp_url: secret("CUSTOS_SMTP_URL"),
+                from: non_empty("CUSTOS_SMTP_FROM").unwrap_or_else(|| "Custos <no-reply@localhost>".into()),
+                interval: Duration::from_millis(parse_num(
+                    &non_empty,
+                    "CUSTOS_OUTBOX_INTERVAL_MS",
+                    5000,
+                    10,
+                    3_600_000,
+                )?),
+                max_attempts: parse_num(&non_empty, "CUSTOS_OUTBOX_MAX_ATTEMPTS", 8, 1, 100)?,
             },
         })
         .and_then(|s: Settings| s.checked())

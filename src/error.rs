@@ -272,6 +272,15 @@ pub const CONSTRAINTS: &[(&str, ConstraintAnswer)] = &[
     ("patient_invites_patient_id_org_id_fkey", Gone),
     ("patient_invites_pkey", Bug),
     ("patient_invites_used_by_fkey", Bug),
+    // The outbox (issue 19): written by the server only; a patient deleted under an invite
+    // is gone.
+    ("outbox_messages_attempts_check", Bug),
+    ("outbox_messages_created_by_fkey", Bug),
+    ("outbox_messages_invite_id_fkey", Bug),
+    ("outbox_messages_kind_check", Bug),
+    ("outbox_messages_last_error_check", Bug),
+    ("outbox_messages_patient_fkey", Gone),
+    ("outbox_messages_pkey", Bug),
     // Patients and care.
     ("patients_created_by_org_id_fkey", Bug),
     ("patients_email_bidx_check", Bug),

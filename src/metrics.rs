@@ -30,6 +30,11 @@ pub const MIRROR_FAILURES: &str = "custos_audit_checkpoint_mirror_failures_total
 pub const COSIGNATURES: &str = "custos_audit_cosignatures_total";
 pub const WITNESS_FAILURES: &str = "custos_audit_witness_failures_total";
 pub const FORK_ALERTS: &str = "custos_audit_witness_fork_alerts_total";
+/// The outbox sender (`auth::outbox_sender`): deliveries, failed attempts (label `class`),
+/// abandoned messages.
+pub const OUTBOX_SENT: &str = "custos_outbox_messages_sent_total";
+pub const OUTBOX_FAILURES: &str = "custos_outbox_delivery_failures_total";
+pub const OUTBOX_ABANDONED: &str = "custos_outbox_messages_abandoned_total";
 /// `custos witness` (`audit::witness`).
 pub const WITNESS_INCONSISTENT: &str = "custos_witness_inconsistent_checkpoints_total";
 
@@ -86,6 +91,9 @@ fn describe() {
         WITNESS_INCONSISTENT,
         "custos witness: validly signed checkpoints refused as inconsistent with the cosigned history"
     );
+    describe_counter!(OUTBOX_SENT, "Outbox messages (patient invite codes) delivered by this process");
+    describe_counter!(OUTBOX_FAILURES, "Outbox delivery attempts that failed, by class (retried with back-off)");
+    describe_counter!(OUTBOX_ABANDONED, "Outbox messages given up on (permanent refusal or the last attempt)");
     describe_gauge!(
         LAST_CHECKPOINT_SIZE,
         "Size of each ledger's last signed checkpoint (operator opt-in: names ledgers)"

@@ -22,6 +22,8 @@ pub struct Application {
     port: u16,
     server: Server,
     sequencer: Option<tokio::task::JoinHandle<()>>,
+    /// The outbox sender (patient invites), `crate::auth::outbox_sender`.
+    outbox: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -58,6 +60,7 @@ impl Application {
             tokio::spawn(crate::audit::sequencer::run_candidate(opts, ledger_signer, state.settings.ledger.clone()))
         });
         let state = web::Data::from(Arc::new(state));
+        let outbox = crate::auth::outbox_sender::spawn(state.clone().into_inner())?;
         let server = HttpServer::new(move || {
             let json_limit = state.settings.json_limit_bytes;
             let per_minute = state.settings.auth.rate_per_minute;
@@ -87,7 +90,7 @@ impl Application {
             None => server.listen(listener)?,
         }
         .run();
-        Ok(Self { port, server, sequencer })
+        Ok(Self { port, server, sequencer, outbox })
     }
 
     pub fn port(&self) -> u16 {
@@ -102,6 +105,8 @@ impl Application {
         if let Some(task) = self.sequencer {
             task.abort();
         }
+        // A delivery cut short is delivered again after its lease: at worst a second copy.
+        self.outbox.abort();
         res
     }
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub webauthn: webauthn_rs::Webauthn,
     /// HMAC key of the console's session cookie and CSRF tokens (a KEK sub-key).
     pub console_key: zeroize::Zeroizing<[u8; 32]>,
+    /// Wakes this server's outbox sender when a message was enqueued (`crate::auth::outbox`).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Why the server could not be assembled. Messages name variables, never values.
@@ -96,6 +98,7 @@ impl AppState {
                 hash_slots,
                 webauthn,
                 console_key,
+                outbox_wake: Arc::new(tokio::sync::Notify::new()),
             },
             ledger_signer,
         ))

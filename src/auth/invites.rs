@@ -1,15 +1,18 @@
 //! Patient portal accounts: an admin or a clinician with access to the patient issues a
-//! single-use invite (opaque code, stored hashed, valid 72 hours); the patient redeems it
-//! with `POST /v1/auth/register` (code + the patient's date of birth), which creates a
-//! `patient` account linked to the record.
+//! single-use invite (opaque code, stored hashed, valid 72 hours). The code goes to the
+//! patient's email on file through the outbox (`super::outbox`), never to the issuer; the
+//! patient redeems it with `POST /v1/auth/register` (code + the patient's date of birth),
+//! which creates a `patient` account linked to the record. A redemption from the issuer's own
+//! client is refused and recorded (reason code `issuer_client`).
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::caller::{AuthUser, RequestMeta};
 use super::error::AuthError;
+use super::outbox;
 use super::password::PasswordPolicy;
 use super::tokens::{hash_opaque_token, new_opaque_token};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
@@ -21,40 +24,49 @@ use crate::state::AppState;
 /// How long an invite stays valid.
 pub const INVITE_TTL_HOURS: i64 = 72;
 
-/// A new invite with its code (Debug redacts the code).
-#[derive(Serialize, utoipa::ToSchema)]
+/// A new invite, as its issuer sees it: no code (issue 19). The code went to the patient's
+/// contact on file through the outbox (`super::outbox`), which staff cannot read.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Invite {
     pub invite_id: Uuid,
-    /// Shown once; hand it to the patient.
-    pub invite_code: String,
     pub expires_at: DateTime<Utc>,
+    /// How the code travels to the patient: `email` (the address in the patient's chart).
+    #[schema(example = "email")]
+    pub delivery: &'static str,
 }
 
-impl std::fmt::Debug for Invite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invite")
-            .field("invite_id", &self.invite_id)
-            .field("invite_code", &"<redacted>")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-/// `POST /v1/patients/{id}/invite`.
+/// `POST /v1/patients/{id}/invite`: issues an invite and hands its code to the outbox for the
+/// patient's email on file; the issuer never sees the code. A patient with no email on file
+/// gets no invite (422, field `email`).
 pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Result<Invite, AuthError> {
     user.require_role(&[ClaimRole::Admin, ClaimRole::Clinician])?;
     let now = state.clock.now();
     let (mut tx, ctx) = user.begin(&state.pool).await?;
     // RLS: only patients this caller may see (admins: their org; clinicians: their care team).
-    let account: Option<Option<Uuid>> = sqlx::query_scalar("SELECT user_id FROM patients WHERE id = $1")
-        .bind(patient_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    match account {
+    let found: Option<(Option<Uuid>, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT user_id, email_enc FROM patients WHERE id = $1")
+            .bind(patient_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let email_enc = match found {
         None => return Err(AuthError::NotFound),
-        Some(Some(_)) => return Err(AuthError::Conflict("this patient already has a portal account".into())),
-        Some(None) => {}
-    }
+        Some((Some(_), _)) => return Err(AuthError::Conflict("this patient already has a portal account".into())),
+        Some((None, None)) => {
+            return Err(AuthError::validation(
+                "email",
+                "the patient has no email address on file to send the invite to; add one to the patient's record first",
+            ));
+        }
+        Some((None, Some(enc))) => enc,
+    };
+    let on_file = state
+        .crypto
+        .keyring
+        .open_string_fresh("patients", "email_enc", patient_id, &email_enc)
+        .await
+        .map_err(AuthError::internal)?;
+    let recipient = Email::parse(on_file.as_str())
+        .map_err(|_| AuthError::validation("email", "the patient's email address on file cannot receive mail"))?;
     let (code, hash) = new_opaque_token();
     let id = Uuid::now_v7();
     let expires_at = now + chrono::Duration::hours(INVITE_TTL_HOURS);
@@ -71,18 +83,41 @@ pub async fn issue(state: &AppState, user: &AuthUser, patient_id: Uuid) -> Resul
     .bind(expires_at)
     .execute(&mut *tx)
     .await?;
+    let text = outbox::invite_text(&code, expires_at);
+    drop(code);
+    let message = outbox::enqueue_invite(
+        &mut tx,
+        &state.crypto.keyring,
+        outbox::NewInviteMessage {
+            org_id: user.org_id,
+            invite_id: id,
+            patient_id,
+            created_by: user.user_id,
+            recipient: &recipient,
+            text: text.as_str(),
+            now,
+        },
+    )
+    .await?;
     let event = AuditEvent::new(Action::Create, "patient_invite", Outcome::Success)
         .resource(id)
+        .resource(message)
         .patient(patient_id)
-        .reason("invite issued");
+        .reason("invite issued; code queued in the outbox for the patient's email on file");
     audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;
-    Ok(Invite { invite_id: id, invite_code: code.expose_secret().to_owned(), expires_at })
+    state.outbox_wake.notify_one();
+    Ok(Invite { invite_id: id, expires_at, delivery: outbox::CHANNEL_EMAIL })
 }
 
 /// Redemption attempts that may reach the date-of-birth comparison; the next one consumes the
 /// invite (attempts are counted before comparing, under the invite's row lock).
 pub const MAX_INVITE_FAILURES: i32 = 5;
+
+/// Reason code of a redemption refused because it came from the issuer's own client (the
+/// address and user agent of one of the issuer's live sessions); first word of the event's
+/// reason.
+pub const REFUSED_ISSUER_CLIENT: &str = "issuer_client";
 
 /// The one answer to every failed redemption (bad, used or expired code, wrong date of birth,
 /// email already registered), so an invite cannot be used to probe which emails have accounts
@@ -140,8 +175,31 @@ pub async fn register(
         tx.commit().await?;
         return Err(refused());
     };
+    // A redemption from the issuer's own client (issue 19): the address and user agent of a
+    // live session of the staff member who issued the invite. Refused before anything is
+    // counted or compared, with the answer of every other failure, and recorded with its
+    // reason code.
+    let from_issuer: bool = sqlx::query_scalar("SELECT custos.invite_issuer_client($1, $2, $3, $4::inet, $5)")
+        .bind(&hash[..])
+        .bind(now)
+        .bind(now - crate::clock::span(state.settings.auth.idle_timeout))
+        .bind(meta.client_ip.map(|ip| ip.to_string()))
+        .bind(meta.user_agent.as_deref())
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     let org_ctx = AuditContext { org_id: Some(org_id), ..meta.audit_context() };
+    if from_issuer {
+        let event = AuditEvent::new(Action::Create, "user", Outcome::Denied)
+            .resource(invite_id)
+            .patient(patient_id)
+            .reason(format!(
+                "{REFUSED_ISSUER_CLIENT}: registration refused from the client of a live session of the invite's \
+                 issuer ({issued_by})"
+            ));
+        record_in_org(state, meta, org_id, &org_ctx, &event).await?;
+        return Err(refused());
+    }
     // Count the attempt BEFORE comparing (issue 19): the count is an UPDATE of the invite row,
     // which takes its row lock and re-checks that the invite is still live, so parallel
     // guesses queue on the row and at most MAX_INVITE_FAILURES of them reach the comparison;

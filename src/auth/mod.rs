@@ -13,6 +13,8 @@ pub mod invites;
 pub mod lockout;
 pub mod login;
 pub mod mfa;
+pub mod outbox;
+pub mod outbox_sender;
 pub mod passkey_login;
 pub mod passkeys;
 pub mod password;

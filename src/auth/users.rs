@@ -207,6 +207,9 @@ pub enum UserAction {
     Enable,
     Unlock,
     ResetMfa,
+    /// Deletes every passkey of the user (a lost or compromised authenticator) and ends
+    /// their sessions; they sign in with their other factor and enrol a new one.
+    ResetPasskeys,
 }
 
 impl UserAction {
@@ -216,12 +219,13 @@ impl UserAction {
             "enable" => Some(Self::Enable),
             "unlock" => Some(Self::Unlock),
             "reset-mfa" => Some(Self::ResetMfa),
+            "reset-passkeys" => Some(Self::ResetPasskeys),
             _ => None,
         }
     }
 }
 
-/// `POST /v1/admin/users/{id}/disable|enable|unlock|reset-mfa`.
+/// `POST /v1/admin/users/{id}/disable|enable|unlock|reset-mfa|reset-passkeys`.
 pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserAction) -> Result<(), AuthError> {
     admin.require_role(&[ClaimRole::Admin])?;
     // Every action on oneself goes through another admin (a locked or disabled admin cannot
@@ -239,7 +243,7 @@ pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserA
         UserAction::Enable => "status = 'active', failed_attempts = 0, consecutive_failures = 0, locked_until = NULL",
         UserAction::Unlock => "failed_attempts = 0, consecutive_failures = 0, locked_until = NULL",
         // Touch the row so "not found" is detected the same way; MFA rows are deleted below.
-        UserAction::ResetMfa => "failed_attempts = failed_attempts",
+        UserAction::ResetMfa | UserAction::ResetPasskeys => "failed_attempts = failed_attempts",
     };
     let sql = format!("UPDATE users SET {set} WHERE id = $1 AND org_id = $2");
     let n =
@@ -268,8 +272,18 @@ pub async fn act(state: &AppState, admin: &AuthUser, target: Uuid, action: UserA
             let k = sessions::revoke_all(&mut tx, target, None, "MFA reset by admin", now).await?;
             format!("MFA reset; {k} session(s) revoked")
         }
+        UserAction::ResetPasskeys => {
+            let n = sqlx::query("DELETE FROM passkey_credentials WHERE user_id = $1")
+                .bind(target)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let k = sessions::revoke_all(&mut tx, target, None, "passkeys reset by admin", now).await?;
+            format!("passkeys reset: {n} passkey(s) deleted; {k} session(s) revoked")
+        }
     };
-    let audit_action = if action == UserAction::ResetMfa { Action::Mfa } else { Action::Admin };
+    let audit_action =
+        if matches!(action, UserAction::ResetMfa | UserAction::ResetPasskeys) { Action::Mfa } else { Action::Admin };
     let event = AuditEvent::new(audit_action, "user", Outcome::Success).resource(target).reason(reason);
     audit::record(&mut tx, &ctx, &event).await?;
     tx.commit().await?;

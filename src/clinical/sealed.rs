@@ -33,6 +33,9 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("monitor_decisions", "note_enc"),
     // The break-glass reason (issue 19); the ledger carries only its commitment.
     ("break_glass_grants", "reason_enc"),
+    // The outbox (issue 19): a patient invite's address and message, which holds the code.
+    ("outbox_messages", "recipient_enc"),
+    ("outbox_messages", "body_enc"),
 ];
 
 /// Tables that never change once written (a trigger refuses UPDATE); rewrap must lift the

@@ -19,6 +19,7 @@ pub static POLICY_FILES: &[(&str, &str)] = &[
     ("20_grants.sql", include_str!("../../policies/20_grants.sql")),
     ("30_rls_identity.sql", include_str!("../../policies/30_rls_identity.sql")),
     ("35_rls_passkeys.sql", include_str!("../../policies/35_rls_passkeys.sql")),
+    ("37_invites_outbox.sql", include_str!("../../policies/37_invites_outbox.sql")),
     ("40_rls_clinical.sql", include_str!("../../policies/40_rls_clinical.sql")),
     ("45_rls_idempotency.sql", include_str!("../../policies/45_rls_idempotency.sql")),
     ("50_rls_audit.sql", include_str!("../../policies/50_rls_audit.sql")),

@@ -9,8 +9,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-/// The role claim. The first four are user roles; `Auth` and `System` are service contexts
-/// that policies/ understands (pre-authentication look-ups; maintenance commands).
+/// The role claim. The first four are user roles; `Auth`, `System` and `Outbox` are service
+/// contexts that policies/ understands (pre-authentication look-ups; maintenance commands;
+/// the outbox sender, policies/37_invites_outbox.sql).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimRole {
     Patient,
@@ -19,6 +20,8 @@ pub enum ClaimRole {
     Auditor,
     Auth,
     System,
+    /// The outbox sender of `custos serve`: takes and settles outbox messages, nothing else.
+    Outbox,
     /// No role claim at all: policies show nothing.
     Anonymous,
 }
@@ -32,6 +35,7 @@ impl ClaimRole {
             Self::Auditor => "auditor",
             Self::Auth => "auth",
             Self::System => "system",
+            Self::Outbox => "outbox",
             Self::Anonymous => "",
         }
     }
@@ -92,6 +96,12 @@ impl Claims {
     /// sees no identity rows; records events in that organization's ledger.
     pub fn auth_in_org(org_id: Uuid, request_id: Option<Uuid>) -> Self {
         Self { user_id: None, org_id: Some(org_id), role: ClaimRole::Auth, request_id, patient_scope: None }
+    }
+
+    /// The outbox sender (`crate::auth::outbox_sender`): all organizations' due messages
+    /// (`org_id` None) or one organization's, whose ledger then records the delivery.
+    pub fn outbox(org_id: Option<Uuid>) -> Self {
+        Self { user_id: None, org_id, role: ClaimRole::Outbox, request_id: None, patient_scope: None }
     }
 
     /// The same claims, narrowed to one patient's records.

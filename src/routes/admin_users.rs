@@ -56,9 +56,9 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(users::list(&state, &user, limit, query.after).await?))
 }
 
-/// `POST /v1/admin/users/{id}/{disable|enable|unlock|reset-mfa}`.
+/// `POST /v1/admin/users/{id}/{disable|enable|unlock|reset-mfa|reset-passkeys}`.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/{action}", tag = "admin", operation_id = "user_action",
-    params(("id" = Uuid, Path), ("action" = String, Path, description = "disable, enable, unlock or reset-mfa")),
+    params(("id" = Uuid, Path), ("action" = String, Path, description = "disable, enable, unlock, reset-mfa or reset-passkeys (deletes every passkey of the user and ends their sessions)")),
     responses((status = 204, description = "done"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such user in the organization, or no such action"),
         (status = 409, body = ErrorBody)))]
 pub async fn act(

@@ -52,15 +52,14 @@ async fn clinic(app: &TestApp) -> (crate::helpers::Staff, uuid::Uuid) {
     (admin, p)
 }
 
+/// The code of a new invite, as the patient received it.
 async fn invite(app: &TestApp, admin: &crate::helpers::Staff, p: uuid::Uuid) -> String {
-    let (s, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
-    assert_eq!(s, StatusCode::CREATED, "{inv}");
-    inv["invite_code"].as_str().unwrap().to_owned()
+    crate::invites::invite_code(app, admin, p).await
 }
 
 async fn register(app: &TestApp, code: &str, birth_date: &str, email: &str) -> (StatusCode, Value) {
     let body = json!({ "invite_code": code, "birth_date": birth_date, "email": email, "password": PATIENT_PASSWORD });
-    app.post("/v1/auth/register", None, body).await
+    app.register(body).await
 }
 
 #[tokio::test]
@@ -266,4 +265,118 @@ async fn concurrent_mfa_enrolments_leave_one_usable_secret() {
         confirmed += usize::from(s == StatusCode::OK);
     }
     assert_eq!(confirmed, 1);
+}
+
+/// Issue 19, "an admin can read clinical content": an admin issued a portal invite, read the
+/// patient's date of birth (admins see demographics), registered a portal account of their own
+/// with the code, and the chart — sealed fields included — answered 200, recorded as the
+/// patient reading their own record. Now the admin tries every way: the answer holds no code
+/// (on main it did, and this test failed there), a new invite neither, the invite id is no
+/// code, and even the delivered code, had the admin got hold of it, is refused from the
+/// admin's own client. The chart stays closed to them, and every attempt is in the ledger.
+#[tokio::test]
+async fn an_admin_cannot_turn_an_invite_into_the_patients_chart() {
+    let app = spawn_app().await;
+    let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
+    let admin = app.onboard(&email, &otp).await;
+    let (doc_id, c_otp) = app.create_user(&admin, "doc@clinic.example", "clinician").await;
+    let doc = app.onboard("doc@clinic.example", &c_otp).await;
+    let (s, pat) = app
+        .post(
+            "/v1/patients",
+            Some(&admin.access),
+            json!({ "mrn": "MRN-19", "given_name": "Jane", "family_name": "Doe", "birth_date": BIRTH_DATE,
+                    "sex": "female", "email": "jane@mail.example" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{pat}");
+    let p = pat["id"].as_str().unwrap().to_owned();
+    let (s, _) =
+        app.post(&format!("/v1/patients/{p}/care-team"), Some(&admin.access), json!({ "clinician_id": doc_id })).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let allergy = json!({ "substance": "penicillin", "reaction": "anaphylaxis in 2019", "severity": "severe" });
+    assert_eq!(
+        app.post(&format!("/v1/patients/{p}/allergies"), Some(&doc.access), allergy).await.0,
+        StatusCode::CREATED
+    );
+    let _ = org;
+    let denied_by_admin = || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_inbox WHERE actor_id = $1::uuid AND outcome = 'denied'")
+                .bind(&admin.id)
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+        n
+    };
+    let refusals = |part: &'static str| {
+        let app = &app;
+        async move {
+            app.audit()
+                .await
+                .iter()
+                .filter(|(_, o, r)| o == "denied" && r.as_deref().is_some_and(|r| r.contains(part)))
+                .count()
+        }
+    };
+
+    // 1. The admin reads the date of birth (allowed: demographics) and issues an invite: no code.
+    let (s, demo) = app.get(&format!("/v1/patients/{p}"), &admin.access).await;
+    assert_eq!((s, demo["birth_date"].as_str()), (StatusCode::OK, Some(BIRTH_DATE)), "{demo}");
+    let (s, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{inv}");
+    assert!(inv.get("invite_code").is_none(), "the issuer's answer holds no code: {inv}");
+    let answer = inv.to_string();
+    // 2. A second invite: no code either; and the invite id is not a code.
+    let (s, inv2) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(inv2.get("invite_code").is_none(), "{inv2}");
+    let before = refusals("unknown, used or expired invite").await;
+    for guess in [
+        inv["invite_id"].as_str().unwrap(),
+        inv2["invite_id"].as_str().unwrap(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let body = json!({ "invite_code": guess, "birth_date": BIRTH_DATE, "email": "mallory@mail.example",
+                           "password": PATIENT_PASSWORD });
+        assert_eq!(app.post("/v1/auth/register", None, body).await.0, StatusCode::BAD_REQUEST, "{guess}");
+    }
+    assert_eq!(refusals("unknown, used or expired invite").await, before + 3, "each guess recorded");
+    // 3. Even the delivered code, had the admin got it, is refused from the admin's client.
+    let code = crate::invites::delivered_code(&app, &inv2, "jane@mail.example").await;
+    assert!(!answer.contains(&code));
+    let body = json!({ "invite_code": code, "birth_date": BIRTH_DATE, "email": "mallory@mail.example",
+                       "password": PATIENT_PASSWORD });
+    assert_eq!(app.post("/v1/auth/register", None, body).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(refusals("issuer_client").await, 1, "recorded with its reason code");
+    // No account came of it: no portal sign-in, no linked record.
+    assert_eq!(app.login("mallory@mail.example", PATIENT_PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+    let linked: Option<uuid::Uuid> = sqlx::query_scalar("SELECT user_id FROM patients WHERE id = $1::uuid")
+        .bind(&p)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(linked, None);
+    // 4. The chart stays closed to the admin: demographics without clinical content, and
+    // every clinical read refused and recorded.
+    let (s, chart) = app.get(&format!("/v1/patients/{p}"), &admin.access).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(chart.get("allergies").is_none() && !chart.to_string().contains("anaphylaxis"), "{chart}");
+    let denied = denied_by_admin().await;
+    for path in ["allergies", "medications", "history", "prescriptions", "medical-info", "conversations", "attachments"]
+    {
+        let (s, b) = app.get(&format!("/v1/patients/{p}/{path}"), &admin.access).await;
+        assert_ne!(s, StatusCode::OK, "{path}: {b}");
+        assert!(!b.to_string().contains("anaphylaxis"), "{path}: {b}");
+    }
+    assert_eq!(denied_by_admin().await, denied + 7, "each refused read is in the ledger");
+    // The patient, from their own browser, redeems the same code and reads their chart.
+    let (s, b) = register(&app, &code, BIRTH_DATE, "jane@mail.example").await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, t) = app.login("jane@mail.example", PATIENT_PASSWORD).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let (s, own) = app.get(&format!("/v1/patients/{p}"), t["access_token"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(own.to_string().contains("anaphylaxis"), "{own}");
+    assert!(app.has_event("create", "success", "invite issued").await);
 }

@@ -22,6 +22,9 @@ pub struct Staff {
 
 pub const NEW_PASSWORD: &str = "correct horse battery staple orbit";
 
+/// The user agent of a patient's own browser in [`TestApp::register`].
+pub const PATIENT_BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) patient-at-home";
+
 impl TestApp {
     pub async fn send(
         &self,
@@ -45,6 +48,27 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         self.send(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    /// `POST /v1/auth/register` as the patient does it: from the patient's own browser (a user
+    /// agent no staff session has), so the issuer-client refusal does not apply.
+    pub async fn register(&self, body: Value) -> (StatusCode, Value) {
+        self.register_as(PATIENT_BROWSER, body).await
+    }
+
+    /// `POST /v1/auth/register` with the given user agent.
+    pub async fn register_as(&self, user_agent: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url("/v1/auth/register"))
+            .header(reqwest::header::USER_AGENT, user_agent)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {

@@ -370,3 +370,45 @@ async fn under_the_policy_totp_only_staff_can_only_enrol_a_passkey() {
     let (s, _) = app.get("/v1/me/passkeys", &admin.access).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// An admin resets a user's passkeys (a lost or stolen authenticator), like reset-mfa: every
+/// passkey deleted, every session ended, recorded; never on oneself, never across
+/// organizations. The user signs in with TOTP and may enrol a new passkey.
+#[tokio::test]
+async fn an_admin_resets_a_users_passkeys() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let (id, otp) = app.create_user(&admin, "doc@general.example", "clinician").await;
+    let doc = app.onboard("doc@general.example", &otp).await;
+    let mut lost = authenticator();
+    register(&app, &doc, &doc.access, &mut lost).await;
+    register(&app, &doc, &doc.access, &mut authenticator()).await;
+    assert_eq!(passkeys(&app, &doc.access).await.len(), 2);
+
+    let (s, b) = app.post(&format!("/v1/admin/users/{id}/reset-passkeys"), Some(&admin.access), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(app.get("/v1/me", &doc.access).await.0, StatusCode::UNAUTHORIZED, "sessions ended");
+    assert!(app.has_event("mfa", "success", "passkeys reset: 2 passkey(s) deleted").await);
+    // The lost authenticator opens nothing: the passkey step has no passkey to offer.
+    let mfa = mfa_token(&app, &doc).await;
+    let (s, _) = app.post("/v1/auth/passkey/start", None, json!({ "mfa_token": mfa })).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // TOTP still signs in, and a new passkey can be enrolled.
+    let doc = app.login_mfa(&doc.email, &doc.password, &doc.secret).await;
+    assert!(passkeys(&app, &doc.access).await.is_empty());
+    register(&app, &doc, &doc.access, &mut authenticator()).await;
+
+    // Not on oneself; not on another organization's user (404, recorded).
+    let (s, b) =
+        app.post(&format!("/v1/admin/users/{}/reset-passkeys", admin.id), Some(&admin.access), json!({})).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("self_action")));
+    let (_, e2, o2) = app.bootstrap("Elsewhere", "admin@elsewhere.example").await;
+    let other = app.onboard(&e2, &o2).await;
+    let (s, _) = app.post(&format!("/v1/admin/users/{id}/reset-passkeys"), Some(&other.access), json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(app.has_event("admin", "denied", "admin action on an unknown user").await);
+    assert_eq!(passkeys(&app, &doc.access).await.len(), 1, "the other admin deleted nothing");
+    // A clinician cannot reset anyone's passkeys.
+    let (s, _) = app.post(&format!("/v1/admin/users/{}/reset-passkeys", admin.id), Some(&doc.access), json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

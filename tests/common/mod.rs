@@ -68,6 +68,11 @@ impl TestDb {
         Self { name, url, pool }
     }
 
+    /// This database's `CUSTOS_DATA_DIR` (removed with the database).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("custos-data-{}", self.name))
+    }
+
     pub fn settings(&self, extra: &[(&str, &str)]) -> Settings {
         let mut map: HashMap<String, String> = HashMap::from([
             ("DATABASE_URL".into(), self.url.clone()),
@@ -75,6 +80,8 @@ impl TestDb {
             ("CUSTOS_DB_MAX_CONNECTIONS".into(), "5".into()),
             // Tests that look at audit_inbox must not race a sequencer; ledger tests opt in.
             ("CUSTOS_SEQUENCER".into(), "off".into()),
+            // The development outbox file (invite codes) and dev keys: one folder per test.
+            ("CUSTOS_DATA_DIR".into(), self.data_dir().display().to_string()),
         ]);
         for (k, v) in extra {
             map.insert(k.to_string(), v.to_string());
@@ -85,6 +92,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.data_dir());
         let name = self.name.clone();
         // Drop runs outside async context (or during a panic): use a private runtime.
         let _ = std::thread::spawn(move || {

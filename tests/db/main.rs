@@ -12,6 +12,7 @@ mod constraints;
 mod fixture;
 mod locate;
 mod migrate;
+mod outbox;
 mod pipeline;
 mod rls_auth;
 mod rls_matrix;

@@ -124,6 +124,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "imported_events",
             "invite_by_code",
             "invite_failed",
+            "invite_issuer_client",
             "is_own_patient",
             "organization_id",
             "own_patient_ids",

@@ -122,12 +122,11 @@ async fn a_patients_own_sign_ins_are_in_their_access_report() {
     let (org, email, otp) = app.bootstrap("Clinic", "admin@clinic.example").await;
     let admin = app.onboard(&email, &otp).await;
     let p = crate::invites::patient(&app, &org).await;
-    let (s, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
-    assert_eq!(s, StatusCode::CREATED, "{inv}");
+    let code = crate::invites::invite_code(&app, &admin, p).await;
     let password = "a long patient passphrase 42";
-    let reg = json!({ "invite_code": inv["invite_code"], "birth_date": crate::invites::BIRTH_DATE,
+    let reg = json!({ "invite_code": code, "birth_date": crate::invites::BIRTH_DATE,
         "email": "jdoe@mail.example", "password": password });
-    assert_eq!(app.post("/v1/auth/register", None, reg).await.0, StatusCode::CREATED);
+    assert_eq!(app.register(reg).await.0, StatusCode::CREATED);
     assert_eq!(app.login("jdoe@mail.example", "wrong password entirely").await.0, StatusCode::UNAUTHORIZED);
     let (s, t) = app.login("jdoe@mail.example", password).await;
     assert_eq!(s, StatusCode::OK, "{t}");

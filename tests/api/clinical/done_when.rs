@@ -40,14 +40,12 @@ async fn patient_case_to_prescription_with_break_glass_and_minimum_necessary_all
     let (s, inv) = app.post(&format!("/v1/patients/{p}/invite"), Some(&admin.access), json!({})).await;
     assert_eq!(s, StatusCode::CREATED, "{inv}");
 
-    // Patient: registers from the invite, signs in, opens a case with an attachment.
+    // Patient: takes the code from their mailbox, registers, signs in, opens a case with an
+    // attachment.
+    let code = crate::invites::delivered_code(&app, &inv, "jane@mail.example").await;
     let (s, reg) = app
-        .post(
-            "/v1/auth/register",
-            None,
-            json!({ "invite_code": inv["invite_code"], "birth_date": "1980-02-03", "email": "jane@mail.example",
-                    "password": PASSWORD }),
-        )
+        .register(json!({ "invite_code": code, "birth_date": "1980-02-03", "email": "jane@mail.example",
+                    "password": PASSWORD }))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{reg}");
     let patient_id: Uuid = reg["user_id"].as_str().unwrap().parse().unwrap();
