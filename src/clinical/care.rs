@@ -367,10 +367,10 @@ pub struct GrantSummary {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// The organization's break-glass grants, newest first (admins; RLS confines them to the
-/// organization). At most `limit`.
+/// The organization's break-glass grants, newest first (admins, and auditors who review them;
+/// RLS confines them to the organization). At most `limit`.
 pub async fn list_grants(req: &mut Req<'_>, limit: i64) -> Result<Vec<GrantSummary>, ApiError> {
-    if !req.is(ClaimRole::Admin) {
+    if !(req.is(ClaimRole::Admin) || req.is(ClaimRole::Auditor)) {
         return Err(ApiError::Forbidden { code: "forbidden", message: "your role may not do this".into() });
     }
     type Row = (Uuid, Uuid, Uuid, String, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);

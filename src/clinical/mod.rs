@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod history;
 pub mod idempotency;
 pub mod medications;
+pub mod mrn_lookup;
 pub mod page;
 pub mod patients;
 pub mod pdf;
