@@ -122,6 +122,8 @@ pub async fn access_report(
     };
     view.searched = true;
     view.patient = found;
+    // As the look-up read it (trimmed, upper case).
+    view.mrn = mrn.to_ascii_uppercase();
     let Some(ids) = found else {
         return html_status(StatusCode::OK, &view);
     };

@@ -319,8 +319,19 @@ async fn the_app_role_sees_monitoring_rows_only_as_its_claims_allow() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     analyze(&app).await;
+    // And an alert of another detector (as the engine would write it), which admins never see.
+    sqlx::query(
+        "INSERT INTO monitor_alerts (org_id, detector, actor_id, patient_id, first_seen, last_seen, event_count) \
+         VALUES ($1, 'vip', $2, $3, now(), now(), 1)",
+    )
+    .bind(w.org_a)
+    .bind(w.ca2.id)
+    .bind(w.p1)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM monitor_alerts").fetch_one(&app.db.pool).await.unwrap();
-    assert!(total >= 1);
+    assert!(total >= 2);
     let count = |role: &'static str, user: Uuid, org: Uuid, table: &'static str| {
         let pool = app.pool.clone();
         async move {
@@ -335,12 +346,27 @@ async fn the_app_role_sees_monitoring_rows_only_as_its_claims_allow() {
         }
     };
     assert_eq!(count("auditor", w.ua.id, w.org_a, "monitor_alerts").await, total);
-    for (role, user, org) in
-        [("clinician", w.ca2.id, w.org_a), ("admin", w.aa.id, w.org_a), ("admin", w.ab.id, w.org_b)]
-    {
+    for (role, user, org) in [("clinician", w.ca2.id, w.org_a), ("admin", w.ab.id, w.org_b)] {
         for table in ["monitor_alerts", "monitor_alert_events", "monitor_explanations", "monitor_daily_stats"] {
             assert_eq!(count(role, user, org, table).await, 0, "{role} must not read {table}");
         }
+    }
+    // An admin of the organization reads its break-glass alerts and their evidence (the
+    // console's break-glass page says whether each grant was reviewed), and nothing else.
+    let (bg_alerts, bg_events): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM monitor_alerts WHERE org_id = $1 AND detector = 'break_glass'), \
+                (SELECT count(*) FROM monitor_alert_events e JOIN monitor_alerts a ON a.id = e.alert_id \
+                 WHERE a.org_id = $1 AND a.detector = 'break_glass')",
+    )
+    .bind(w.org_a)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(bg_alerts >= 1 && bg_alerts < total, "break-glass and other alerts: {bg_alerts} of {total}");
+    assert_eq!(count("admin", w.aa.id, w.org_a, "monitor_alerts").await, bg_alerts);
+    assert_eq!(count("admin", w.aa.id, w.org_a, "monitor_alert_events").await, bg_events);
+    for table in ["monitor_explanations", "monitor_daily_stats"] {
+        assert_eq!(count("admin", w.aa.id, w.org_a, table).await, 0, "admin must not read {table}");
     }
     assert_eq!(count("admin", w.aa.id, w.org_a, "patient_flags").await, 1);
     assert_eq!(count("admin", w.ab.id, w.org_b, "patient_flags").await, 0);
