@@ -55,14 +55,13 @@ pub async fn bundle(
         .map_err(ApiError::internal)?;
     let mut tx = crate::db::begin(&state.pool, &user.claims()).await?;
     let mut out = Vec::with_capacity(64 * 1024);
-    let summary = bundle::export(&mut *tx, ledger, &state.settings.ledger.origin, &keys, &mut out).await.map_err(
-        |e| match e {
+    let summary =
+        bundle::export(&mut tx, ledger, &state.settings.ledger.origin, &keys, &mut out).await.map_err(|e| match e {
             ExportError::NothingSigned(_) => {
                 ApiError::Conflict("the ledger has no signed checkpoint yet: try again in a few seconds".into())
             }
             other => ApiError::internal(other),
-        },
-    )?;
+        })?;
     let patients: BTreeSet<Uuid> = sqlx::query_scalar(
         "SELECT DISTINCT p FROM audit_log, unnest(array_append(patient_ids, patient_id)) AS p \
          WHERE ledger_id = $1 AND seq < $2 AND p IS NOT NULL",
