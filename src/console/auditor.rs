@@ -17,12 +17,10 @@ use crate::audit::query::{self, EventFilter, TimeCursor};
 use crate::audit::store::LogRow;
 use crate::audit::{Action, AuditEvent, Outcome};
 use crate::auth::AuthUser;
-use crate::clinical::mrn_lookup;
 use crate::db::ClaimRole;
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
 use crate::routes::audit::LedgerReader;
-use crate::routes::clinical::audited;
 use crate::state::AppState;
 
 /// Rows per page of the event browser (bench/console_events.rs measures this size).
@@ -258,9 +256,7 @@ pub async fn events(
         if f.patient.is_some() {
             return Err(ApiError::validation("mrn", "give a patient ID or an MRN, not both"));
         }
-        let found =
-            audited(&state, &caller, Action::Read, "patient_lookup", async |r| mrn_lookup::by_mrn(r, mrn).await)
-                .await?;
+        let found = super::report::patient_by_mrn(&state, &caller, mrn).await?;
         let Some(ids) = found else {
             return html(&EventsPage {
                 page: Page::for_user(&ctx, &user, "Events", "/console/events"),

@@ -15,12 +15,42 @@ use super::{ConsoleCtx, Page, html_status};
 use crate::audit::{Action, AuditEvent, Outcome};
 use crate::auth::AuthUser;
 use crate::clinical::mrn_lookup::{self, PatientIds};
+use crate::db::ClaimRole;
+use crate::domain::Mrn;
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
 use crate::routes::audit::{AccessReportLine, report_lines};
 use crate::routes::clinical::audited;
 use crate::routes::resource;
 use crate::state::AppState;
+
+/// The patient with this MRN in the caller's organization (auditors and admins): one audited
+/// read (`patient_lookup`, through the API's audit wrapper), naming the patient when found —
+/// for this page and the event browser's MRN filter.
+pub(super) async fn patient_by_mrn(
+    state: &AppState,
+    caller: &Caller,
+    mrn: &str,
+) -> Result<Option<PatientIds>, ApiError> {
+    audited(state, caller, Action::Read, "patient_lookup", async |r| {
+        if !(r.is(ClaimRole::Auditor) || r.is(ClaimRole::Admin)) {
+            return Err(ApiError::Forbidden { code: "forbidden", message: "your role may not do this".into() });
+        }
+        let mrn = Mrn::parse(mrn)?;
+        let (org, state) = (r.user.org_id, r.state);
+        let found = mrn_lookup::by_mrn(r.conn().await?, &state.crypto.blind, org, &mrn).await?;
+        match found {
+            Some(ids) => {
+                r.patient(ids.patient_id);
+                r.resource(ids.patient_id);
+                r.ev.reason = Some("patient by MRN".into());
+            }
+            None => r.ev.reason = Some("patient by MRN: no match".into()),
+        }
+        Ok(found)
+    })
+    .await
+}
 
 /// Lines per page of the report (a printed page of the report holds about 25).
 pub const REPORT_LINES: i64 = 500;
@@ -109,9 +139,7 @@ pub async fn access_report(
     if mrn.is_empty() {
         return html_status(StatusCode::OK, &view);
     }
-    let found =
-        audited(&state, &caller, Action::Read, "patient_lookup", async |r| mrn_lookup::by_mrn(r, &mrn).await).await;
-    let found = match found {
+    let found = match patient_by_mrn(&state, &caller, &mrn).await {
         Ok(f) => f,
         Err(e @ ApiError::Validation { .. }) => {
             let status = actix_web::ResponseError::status_code(&e);
