@@ -192,6 +192,12 @@ test('a break-glass grant is "not reviewed" until its review-queue alert is clos
     alert = psql(`SELECT id FROM monitor_alerts WHERE detector = 'break_glass' AND patient_id = '${patientId}'`);
   }
   assert.ok(alert, 'the grant raised a break_glass alert');
+  // The patient's access report now has the break-glass line, with its (sealed) reason opened.
+  await nav(auditor.page, 'Access report');
+  await auditor.page.getByLabel('Medical record number (MRN)').fill(MRN);
+  await auditor.page.getByRole('button', { name: 'Show report' }).click();
+  const bgLine = auditor.page.locator('table.report-table tbody tr', { hasText: 'break-glass:' });
+  assert.match(await bgLine.first().textContent(), /unconscious in the emergency department, allergies needed/);
   await admin.page.reload();
   assert.match(await row(admin).textContent(), /not reviewed/);
   assert.equal(await admin.page.locator(`tr[data-grant="${grant.id}"] a`).count(), 0, 'no review link for admins');
