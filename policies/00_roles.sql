@@ -32,7 +32,7 @@ BEGIN
 END $$;
 
 -- Ownership transfers below (functions to custos_access_check / custos_auth_lookup / custos_ledger_owner /
--- custos_invite_redeemer, ledger tables to custos_ledger_owner) need the new owner to hold
+-- custos_invite_redeemer / custos_rewrapper, ledger tables to custos_ledger_owner) need the new owner to hold
 -- CREATE on the schema when the migrating login is not a superuser (the production owner
 -- login, see `custos logins`). Granted here, taken back again by policies/90_logins.sql once
 -- the transfers are done: the NOLOGIN owners never keep it.
@@ -40,7 +40,7 @@ END $$;
 DO $$
 BEGIN
     IF to_regnamespace('custos') IS NOT NULL THEN
-        GRANT CREATE ON SCHEMA custos TO custos_access_check, custos_auth_lookup, custos_invite_redeemer;
+        GRANT CREATE ON SCHEMA custos TO custos_access_check, custos_auth_lookup, custos_invite_redeemer, custos_rewrapper;
         GRANT CREATE ON SCHEMA public, custos TO custos_ledger_owner;
     END IF;
 END $$;

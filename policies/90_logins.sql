@@ -11,5 +11,5 @@
 GRANT USAGE ON SCHEMA custos TO PUBLIC;
 GRANT SELECT ON custos.policy_state TO PUBLIC;
 GRANT SELECT ON _sqlx_migrations TO PUBLIC;
-REVOKE CREATE ON SCHEMA custos FROM custos_access_check, custos_auth_lookup, custos_invite_redeemer;
+REVOKE CREATE ON SCHEMA custos FROM custos_access_check, custos_auth_lookup, custos_invite_redeemer, custos_rewrapper;
 REVOKE CREATE ON SCHEMA public, custos FROM custos_ledger_owner;

@@ -54,3 +54,8 @@ function startLogoffTimer() {
 }
 
 startLogoffTimer();
+
+// Buttons that print the page (the access report); the print stylesheet hides them.
+for (const b of document.querySelectorAll('button[data-print]')) {
+  b.addEventListener('click', () => window.print());
+}

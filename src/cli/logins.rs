@@ -34,7 +34,14 @@ pub const LOGINS: &[Login] = &[
         job: "migrate",
         suffix: "owner",
         inherit: true,
-        groups: &["custos_ledger_owner", "custos_access_check", "custos_auth_lookup", "custos_invite_redeemer"],
+        groups: &[
+            "custos_ledger_owner",
+            "custos_access_check",
+            "custos_auth_lookup",
+            "custos_invite_redeemer",
+            // Owns custos.rewrap_progress() (policies/85_console.sql).
+            "custos_rewrapper",
+        ],
     },
     Login { job: "serve", suffix: "web", inherit: false, groups: &["custos_app"] },
     Login { job: "sequencer", suffix: "ledger", inherit: false, groups: &["custos_sequencer"] },

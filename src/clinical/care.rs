@@ -372,15 +372,16 @@ pub struct GrantSummary {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// The organization's break-glass grants, newest first (admins; RLS confines them to the
-/// organization). At most `limit`.
+/// The organization's break-glass grants, newest first (admins, and auditors who review them;
+/// RLS confines them to the organization). At most `limit`.
 pub async fn list_grants(req: &mut Req<'_>, limit: i64) -> Result<Vec<GrantSummary>, ClinicalError> {
-    if !req.is(ClaimRole::Admin) {
+    if !(req.is(ClaimRole::Admin) || req.is(ClaimRole::Auditor)) {
         return Err(ClinicalError::Forbidden { code: "forbidden", message: "your role may not do this".into() });
     }
-    type Row = (Uuid, Uuid, Uuid, String, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
+    type Row = (Uuid, Uuid, Uuid, Option<String>, Option<Vec<u8>>, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>);
+    // Reasons are sealed since issue 19 (`reason_enc`); older grants keep the plain `reason`.
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, patient_id, clinician_id, reason, granted_at, expires_at, revoked_at \
+        "SELECT id, patient_id, clinician_id, reason, reason_enc, granted_at, expires_at, revoked_at \
          FROM break_glass_grants WHERE org_id = $1 ORDER BY granted_at DESC, id LIMIT $2",
     )
     .bind(req.user.org_id)
@@ -388,16 +389,14 @@ pub async fn list_grants(req: &mut Req<'_>, limit: i64) -> Result<Vec<GrantSumma
     .fetch_all(req.conn().await?)
     .await?;
     req.ev.reason = Some(format!("break-glass grant list ({} rows)", rows.len()));
-    Ok(rows
-        .into_iter()
-        .map(|(id, patient_id, clinician_id, reason, granted_at, expires_at, revoked_at)| GrantSummary {
-            id,
-            patient_id,
-            clinician_id,
-            reason,
-            granted_at,
-            expires_at,
-            revoked_at,
-        })
-        .collect())
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, patient_id, clinician_id, plain, sealed, granted_at, expires_at, revoked_at) in rows {
+        let reason = match (plain, sealed) {
+            (Some(text), _) => text,
+            (None, Some(s)) => req.open("break_glass_grants", "reason_enc", id, &s)?,
+            (None, None) => String::new(),
+        };
+        out.push(GrantSummary { id, patient_id, clinician_id, reason, granted_at, expires_at, revoked_at });
+    }
+    Ok(out)
 }

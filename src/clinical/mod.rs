@@ -13,6 +13,7 @@ pub mod error;
 pub mod history;
 pub mod idempotency;
 pub mod medications;
+pub mod mrn_lookup;
 pub mod page;
 pub mod patients;
 pub mod pdf;

@@ -17,6 +17,7 @@ use crate::clinical::care::{self, CareTeamChange, CareTeamMember, GrantSummary};
 use crate::db::ClaimRole;
 use crate::error::ApiError;
 use crate::middleware::caller::Caller;
+use crate::monitoring::grants::{self, GrantReview};
 use crate::routes::clinical::audited;
 use crate::routes::resource;
 use crate::state::AppState;
@@ -209,29 +210,52 @@ pub async fn care_team_remove(
     Ok(see_other(&format!("/console/care-teams?patient={p}")))
 }
 
+/// One grant and where it stands in the review queue.
+pub struct GrantRow {
+    pub g: GrantSummary,
+    pub review: Option<GrantReview>,
+}
+
 #[derive(Template)]
 #[template(path = "console/break_glass.html")]
 struct BreakGlassPage {
     page: Page,
     now: DateTime<Utc>,
-    grants: Vec<GrantSummary>,
+    grants: Vec<GrantRow>,
+    /// Auditors get links into the review queue.
+    reviewer: bool,
 }
 
-/// `GET /console/break-glass`: `clinical::care::list_grants`, live ones first.
+/// `GET /console/break-glass`: `clinical::care::list_grants`, newest first, each with its
+/// review state (`monitoring::grants`), in one audited read. Admins and auditors.
 pub async fn break_glass(
     state: web::Data<AppState>,
     ctx: ConsoleCtx,
     user: AuthUser,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    admin_only(&user)?;
-    let grants =
-        audited(&state, &caller, Action::Read, "break_glass_grant", async |r| care::list_grants(r, 200).await).await?;
+    user.require_role(&[ClaimRole::Admin, ClaimRole::Auditor])?;
+    let org = user.org_id;
+    let (grants, reviews) = audited(&state, &caller, Action::Read, "break_glass_grant", async |r| {
+        let list = care::list_grants(r, 200).await?;
+        let keys: Vec<(Uuid, Uuid)> = list.iter().map(|g| (g.id, g.patient_id)).collect();
+        let reviews = grants::reviews(r.conn().await?, org, &keys).await?;
+        Ok((list, reviews))
+    })
+    .await?;
     let now = state.clock.now();
+    let grants = grants
+        .into_iter()
+        .map(|g| {
+            let review = reviews.get(&g.id).cloned();
+            GrantRow { g, review }
+        })
+        .collect();
     html(&BreakGlassPage {
         page: Page::for_user(&ctx, &user, "Break-glass grants", "/console/break-glass"),
         now,
         grants,
+        reviewer: user.role == ClaimRole::Auditor,
     })
 }
 
@@ -242,6 +266,18 @@ pub struct KeyRow {
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,
+    /// Sealed values of this organization under this version.
+    #[sqlx(skip)]
+    pub sealed: i64,
+}
+
+/// Where `custos keys rewrap` stands for this organization.
+pub struct RewrapProgress {
+    pub total: i64,
+    /// Values under a version older than the current one.
+    pub pending: i64,
+    /// Share already under the current version, in tenths of a percent.
+    pub done_permille: i64,
 }
 
 #[derive(Template)]
@@ -251,6 +287,7 @@ struct HealthPage {
     ledger: Vec<(String, String)>,
     current_key: i32,
     keys: Vec<KeyRow>,
+    rewrap: RewrapProgress,
 }
 
 /// `GET /console/health`: the ledger's state as `/readyz` reports it (inbox depth, lag,
@@ -274,18 +311,32 @@ pub async fn health(state: web::Data<AppState>, ctx: ConsoleCtx, user: AuthUser)
         _ => Vec::new(),
     };
     let (mut tx, ctx_audit) = user.begin(&state.pool).await?;
-    let keys: Vec<KeyRow> = sqlx::query_as(
+    let mut keys: Vec<KeyRow> = sqlx::query_as(
         "SELECT version, status::text AS status, created_at, retired_at FROM encryption_keys ORDER BY version DESC",
     )
     .fetch_all(&mut *tx)
     .await?;
+    // Counts only, of this organization (policies/85_console.sql).
+    let counts: Vec<(i32, i64)> =
+        sqlx::query_as("SELECT version, sum(sealed)::bigint FROM custos.rewrap_progress() GROUP BY 1 ORDER BY 1")
+            .fetch_all(&mut *tx)
+            .await?;
+    let current_key = state.crypto.keyring.current_version().as_i32();
+    for k in &mut keys {
+        k.sealed = counts.iter().filter(|(v, _)| *v == k.version).map(|(_, n)| n).sum();
+    }
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let pending: i64 = counts.iter().filter(|(v, _)| *v != current_key).map(|(_, n)| n).sum();
+    let done_permille = if total == 0 { 1000 } else { (total - pending) * 1000 / total };
+    let rewrap = RewrapProgress { total, pending, done_permille };
     let event = AuditEvent::new(Action::Read, "encryption_key", Outcome::Success).reason("ledger and key health");
     audit::record(&mut tx, &ctx_audit, &event).await?;
     tx.commit().await?;
     html(&HealthPage {
         page: Page::for_user(&ctx, &user, "Ledger and key health", "/console/health"),
         ledger,
-        current_key: state.crypto.keyring.current_version().as_i32(),
+        current_key,
         keys,
+        rewrap,
     })
 }

@@ -19,6 +19,7 @@ use crate::audit::{Action, AuditEvent, Outcome};
 use crate::auth::AuthUser;
 use crate::db::ClaimRole;
 use crate::error::ApiError;
+use crate::middleware::caller::Caller;
 use crate::routes::audit::LedgerReader;
 use crate::state::AppState;
 
@@ -54,13 +55,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/ledger/checkpoint").route(web::get().to(crate::routes::audit::checkpoint)))
         .service(resource("/ledger/proofs/inclusion").route(web::get().to(crate::routes::audit::inclusion)))
         .service(resource("/ledger/proofs/consistency").route(web::get().to(crate::routes::audit::consistency)))
-        .service(resource("/ledger/export").route(web::get().to(crate::routes::audit_export::export)));
+        .service(resource("/ledger/export").route(web::get().to(crate::routes::audit_export::export)))
+        .service(resource("/ledger/bundle").route(web::get().to(crate::routes::audit_bundle::bundle)));
 }
 
 /// The event browser's form, as the browser sends it (empty fields are "any").
 #[derive(Debug, Default, Deserialize)]
 pub struct EventsForm {
     patient: Option<String>,
+    /// A patient's MRN instead of their id (looked up, and the look-up recorded).
+    mrn: Option<String>,
     actor: Option<String>,
     action: Option<String>,
     outcome: Option<String>,
@@ -130,10 +134,12 @@ impl EventsForm {
         Ok((f, before))
     }
 
-    /// The query string of the same filters with another cursor (for the "older" link).
-    fn with_before(&self, before: &str) -> String {
+    /// The query string of the same filters with another cursor (for the "older" link); a
+    /// patient found by MRN is named by id, so the next page is not another look-up.
+    fn with_before(&self, before: &str, patient: Option<Uuid>) -> String {
+        let patient = patient.map(|p| p.to_string()).or_else(|| self.patient.clone());
         let mut out = url_pairs(&[
-            ("patient", &self.patient),
+            ("patient", &patient),
             ("actor", &self.actor),
             ("action", &self.action),
             ("outcome", &self.outcome),
@@ -150,7 +156,8 @@ impl EventsForm {
     }
 }
 
-fn url_pairs(pairs: &[(&str, &Option<String>)]) -> String {
+/// `k=v&…` of the non-empty values, percent-encoded.
+pub(super) fn url_pairs(pairs: &[(&str, &Option<String>)]) -> String {
     let mut out = String::new();
     for (k, v) in pairs {
         if let Some(v) = non_empty(v) {
@@ -213,6 +220,8 @@ struct EventsPage<'a> {
     form: &'a EventsForm,
     rows: Vec<EventRow>,
     older: Option<String>,
+    /// An MRN was given and names no patient of the organization.
+    no_such_mrn: bool,
     actions: &'static [&'static str],
     outcomes: &'static [&'static str],
 }
@@ -224,7 +233,7 @@ impl EventsPage<'_> {
 }
 
 /// The caller's ledger, if they may read it (auditors and admins of the organization).
-fn reader(user: &AuthUser) -> Result<Uuid, ApiError> {
+pub(super) fn reader(user: &AuthUser) -> Result<Uuid, ApiError> {
     user.require_role(&[ClaimRole::Auditor, ClaimRole::Admin])?;
     let ledger = user.org_id;
     user.ledger_reader(ledger)?;
@@ -237,10 +246,31 @@ pub async fn events(
     state: web::Data<AppState>,
     ctx: ConsoleCtx,
     user: AuthUser,
+    caller: Caller,
     form: web::Query<EventsForm>,
 ) -> Result<HttpResponse, ApiError> {
     let ledger = reader(&user)?;
-    let (f, before) = form.filter()?;
+    let (mut f, before) = form.filter()?;
+    let mut by_mrn = None;
+    if let Some(mrn) = non_empty(&form.mrn) {
+        if f.patient.is_some() {
+            return Err(ApiError::validation("mrn", "give a patient ID or an MRN, not both"));
+        }
+        let found = super::report::patient_by_mrn(&state, &caller, mrn).await?;
+        let Some(ids) = found else {
+            return html(&EventsPage {
+                page: Page::for_user(&ctx, &user, "Events", "/console/events"),
+                form: &form,
+                rows: Vec::new(),
+                older: None,
+                no_such_mrn: true,
+                actions: ACTIONS,
+                outcomes: OUTCOMES,
+            });
+        };
+        f.patient = Some(ids.patient_id);
+        by_mrn = Some(ids.patient_id);
+    }
     let mut tx = crate::db::begin(&state.pool, &user.claims()).await?;
     let rows = query::list_events_by_time(&mut tx, ledger, &f, before).await?;
     let mut ev = AuditEvent::new(Action::Read, "audit_log", Outcome::Success).resource(ledger);
@@ -250,13 +280,14 @@ pub async fn events(
     crate::audit::record(&mut tx, &user.audit_context(), &ev).await?;
     tx.commit().await?;
     let older = (rows.len() as i64 == f.limit)
-        .then(|| rows.last().map(|r| form.with_before(&TimeCursor::of(r).encode())))
+        .then(|| rows.last().map(|r| form.with_before(&TimeCursor::of(r).encode(), by_mrn)))
         .flatten();
     html(&EventsPage {
         page: Page::for_user(&ctx, &user, "Events", "/console/events"),
         form: &form,
         rows: rows.iter().map(EventRow::from).collect(),
         older,
+        no_such_mrn: false,
         actions: ACTIONS,
         outcomes: OUTCOMES,
     })

@@ -14,6 +14,7 @@ pub mod assets;
 pub mod auditor;
 pub mod guard;
 pub mod passkeys;
+pub mod report;
 pub mod review;
 pub mod session;
 pub mod sign_in;
@@ -70,18 +71,20 @@ pub struct Page {
     pub idle_seconds: i64,
 }
 
-/// The navigation: (href, label, roles that see it). The auditor pages are the 15-auditor
-/// branch's; the admin and review pages this module's.
+/// The navigation: (href, label, roles that see it). Auditors and admins both read their
+/// organization's ledger (DESIGN.md, "Who uses it"); auditors work the privacy review queue
+/// (`routes::review::reviewer`); admins manage users, care teams and keys; both see the
+/// break-glass grants (admins to manage, auditors to review).
 const NAV: &[(&str, &str, &[ClaimRole])] = &[
-    ("/console/events", "Events", &[ClaimRole::Auditor]),
-    ("/console/checkpoints", "Checkpoints", &[ClaimRole::Auditor]),
-    ("/console/access-report", "Access report", &[ClaimRole::Auditor]),
+    ("/console/events", "Events", &[ClaimRole::Auditor, ClaimRole::Admin]),
+    ("/console/checkpoints", "Checkpoints", &[ClaimRole::Auditor, ClaimRole::Admin]),
+    ("/console/access-report", "Access report", &[ClaimRole::Auditor, ClaimRole::Admin]),
     ("/console/exports", "Exports", &[ClaimRole::Auditor, ClaimRole::Admin]),
+    ("/console/review", "Review", &[ClaimRole::Auditor]),
+    ("/console/break-glass", "Break-glass", &[ClaimRole::Admin, ClaimRole::Auditor]),
     ("/console/users", "Users", &[ClaimRole::Admin]),
     ("/console/care-teams", "Care teams", &[ClaimRole::Admin]),
-    ("/console/break-glass", "Break-glass", &[ClaimRole::Admin]),
     ("/console/health", "Health", &[ClaimRole::Admin]),
-    ("/console/review", "Review", &[ClaimRole::Auditor]),
     ("/console/sessions", "Sessions", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),
     ("/console/passkeys", "Passkeys", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),
 ];
@@ -189,6 +192,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: crate::middleware::rate_
             .service(resource("/ping").route(web::post().to(account::ping)))
             .configure(admin::configure)
             .configure(auditor::configure)
+            .configure(report::configure)
             .configure(review::configure)
             .default_service(web::to(|req: HttpRequest| async move {
                 render_error(&req, StatusCode::NOT_FOUND, "Not found", "There is no such page.")

@@ -29,6 +29,7 @@ pub static POLICY_FILES: &[(&str, &str)] = &[
     ("70_monitoring.sql", include_str!("../../policies/70_monitoring.sql")),
     ("75_prescribers.sql", include_str!("../../policies/75_prescribers.sql")),
     ("80_rewrap.sql", include_str!("../../policies/80_rewrap.sql")),
+    ("85_console.sql", include_str!("../../policies/85_console.sql")),
     ("90_logins.sql", include_str!("../../policies/90_logins.sql")),
 ];
 

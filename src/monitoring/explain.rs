@@ -125,9 +125,11 @@ pub struct AccessFacts<'a> {
 }
 
 /// Resource types an admin touches for demographics work (no clinical content).
-const ADMIN_RESOURCES: &[&str] = &["patient", "patient_invite", "care_team", "patient_flags", "request"];
+const ADMIN_RESOURCES: &[&str] =
+    &["patient", "patient_invite", "care_team", "patient_flags", "request", "patient_lookup", "access_report"];
 /// Resource types an auditor reads about a patient.
-const REVIEW_RESOURCES: &[&str] = &["access_report", "audit_log", "privacy_alert", "request"];
+/// (`patient_lookup`: finding a patient by MRN for the event browser or their access report.)
+const REVIEW_RESOURCES: &[&str] = &["access_report", "audit_log", "privacy_alert", "request", "patient_lookup"];
 
 /// The first relationship that held between `a.actor` and `patient` at `a.at`.
 pub fn explain(ctx: &OrgContext, a: &AccessFacts<'_>, patient: Uuid) -> Explanation {

@@ -10,6 +10,7 @@ pub mod context;
 pub mod detectors;
 pub mod engine;
 pub mod explain;
+pub mod grants;
 pub mod hours;
 pub mod normalize;
 pub mod profiles;

@@ -123,6 +123,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/audit/proofs/consistency", web::get().to(consistency))
         .route("/v1/audit/events", web::get().to(events))
         .route("/v1/audit/export", web::get().to(super::audit_export::export))
+        .route("/v1/audit/bundle", web::get().to(super::audit_bundle::bundle))
         .route("/v1/patients/{id}/access-report", web::get().to(access_report));
 }
 
@@ -382,19 +383,35 @@ pub async fn access_report(
     let Some(account) = query::patient_visible(&mut tx, patient).await? else {
         return Err(ApiError::NotFound);
     };
-    let rows = query::access_report(&mut tx, org, patient, account, after, limit).await?;
+    let items = report_lines(&mut tx, &state, org, patient, account, after, limit).await?;
+    let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
+    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
+    tx.commit().await?;
+    let next = (items.len() as i64 == limit).then(|| items.last().map(|r| r.seq.to_string())).flatten();
+    Ok(HttpResponse::Ok().json(AccessReport { patient_id: patient, items, next_cursor: next }))
+}
+
+/// One page of a patient's access report (after ledger index `after`, at most `limit` lines),
+/// break-glass reasons opened: the API's report and the console's printable one. The caller
+/// has established that it may see the patient and records the read in `tx`.
+pub(crate) async fn report_lines(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    org: Uuid,
+    patient: Uuid,
+    account: Option<Uuid>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AccessReportLine>, ApiError> {
+    let rows = query::access_report(&mut *tx, org, patient, account, after, limit).await?;
     // Break-glass reasons are sealed (the ledger carries a commitment): the report shows the
     // text, to the patient too — it is the purpose of a disclosure of their own record.
     let grant_of = |e: &crate::audit::store::EventFields| {
         e.break_glass.then(|| crate::clinical::care::grant_named_by(e.reason.as_deref())).flatten()
     };
     let grants: Vec<Uuid> = rows.iter().filter_map(|r| grant_of(&r.event)).collect();
-    let reasons = crate::clinical::care::reasons_of(&mut tx, &state.crypto.keyring, &grants).await?;
-    let ev = AuditEvent::new(Action::Read, "access_report", Outcome::Success).patient(patient).resource(patient);
-    crate::audit::record(&mut tx, &caller.audit_context(), &ev).await?;
-    tx.commit().await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
-    let items = rows
+    let reasons = crate::clinical::care::reasons_of(&mut *tx, &state.crypto.keyring, &grants).await?;
+    Ok(rows
         .iter()
         .map(|r| {
             let e = &r.event;
@@ -418,6 +435,5 @@ pub async fn access_report(
                 proof_url: super::event_proof::proof_path(r.ledger_id, r.seq),
             }
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(AccessReport { patient_id: patient, items, next_cursor: next }))
+        .collect())
 }

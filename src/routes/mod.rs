@@ -3,6 +3,7 @@
 pub mod admin_users;
 pub mod attachments;
 pub mod audit;
+pub mod audit_bundle;
 pub mod audit_export;
 pub mod auth;
 pub mod care_team;

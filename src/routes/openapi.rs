@@ -55,7 +55,7 @@ pub struct ErrorInner {
         super::care_team::list, super::care_team::add, super::care_team::remove_by_body,
         super::care_team::remove, super::care_team::break_glass, super::care_team::reason, super::care_team::lift_limit,
         super::audit::keys, super::audit::checkpoint, super::audit::inclusion,
-        super::audit::consistency, super::audit::events, super::audit_export::export,
+        super::audit::consistency, super::audit::events, super::audit_export::export, super::audit_bundle::bundle,
         super::audit::access_report, super::event_proof::proof,
         super::tiles::keys, super::tiles::checkpoint, super::tiles::tile, super::tiles::publish, super::tiles::withdraw,
     ),

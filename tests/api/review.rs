@@ -319,8 +319,19 @@ async fn the_app_role_sees_monitoring_rows_only_as_its_claims_allow() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     analyze(&app).await;
+    // And an alert of another detector (as the engine would write it), which admins never see.
+    sqlx::query(
+        "INSERT INTO monitor_alerts (org_id, detector, actor_id, patient_id, first_seen, last_seen, event_count) \
+         VALUES ($1, 'vip', $2, $3, now(), now(), 1)",
+    )
+    .bind(w.org_a)
+    .bind(w.ca2.id)
+    .bind(w.p1)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM monitor_alerts").fetch_one(&app.db.pool).await.unwrap();
-    assert!(total >= 1);
+    assert!(total >= 2);
     let count = |role: &'static str, user: Uuid, org: Uuid, table: &'static str| {
         let pool = app.pool.clone();
         async move {
@@ -335,12 +346,27 @@ async fn the_app_role_sees_monitoring_rows_only_as_its_claims_allow() {
         }
     };
     assert_eq!(count("auditor", w.ua.id, w.org_a, "monitor_alerts").await, total);
-    for (role, user, org) in
-        [("clinician", w.ca2.id, w.org_a), ("admin", w.aa.id, w.org_a), ("admin", w.ab.id, w.org_b)]
-    {
+    for (role, user, org) in [("clinician", w.ca2.id, w.org_a), ("admin", w.ab.id, w.org_b)] {
         for table in ["monitor_alerts", "monitor_alert_events", "monitor_explanations", "monitor_daily_stats"] {
             assert_eq!(count(role, user, org, table).await, 0, "{role} must not read {table}");
         }
+    }
+    // An admin of the organization reads its break-glass alerts and their evidence (the
+    // console's break-glass page says whether each grant was reviewed), and nothing else.
+    let (bg_alerts, bg_events): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM monitor_alerts WHERE org_id = $1 AND detector = 'break_glass'), \
+                (SELECT count(*) FROM monitor_alert_events e JOIN monitor_alerts a ON a.id = e.alert_id \
+                 WHERE a.org_id = $1 AND a.detector = 'break_glass')",
+    )
+    .bind(w.org_a)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(bg_alerts >= 1 && bg_alerts < total, "break-glass and other alerts: {bg_alerts} of {total}");
+    assert_eq!(count("admin", w.aa.id, w.org_a, "monitor_alerts").await, bg_alerts);
+    assert_eq!(count("admin", w.aa.id, w.org_a, "monitor_alert_events").await, bg_events);
+    for table in ["monitor_explanations", "monitor_daily_stats"] {
+        assert_eq!(count("admin", w.aa.id, w.org_a, table).await, 0, "admin must not read {table}");
     }
     assert_eq!(count("admin", w.aa.id, w.org_a, "patient_flags").await, 1);
     assert_eq!(count("admin", w.ab.id, w.org_b, "patient_flags").await, 0);
@@ -374,4 +400,63 @@ async fn openapi_documents_the_monitoring_routes() {
     assert_eq!(params.iter().filter(|p| p["in"] == "query").count(), 8, "{params:?}");
     // The routes the clinical document already had are still there.
     assert!(paths.contains_key("/v1/patients/{id}"));
+}
+
+/// The console's break-glass page (src/monitoring/grants.rs): a grant is linked to its own
+/// review-queue alert through its ledger entry, "not reviewed" while the alert is open and
+/// reviewed once an auditor closed it; admins see break-glass alerts for this and no other.
+#[tokio::test]
+async fn a_break_glass_grant_is_reviewed_once_its_alert_is_closed() {
+    use custos::db::{ClaimRole, Claims};
+    use custos::monitoring::grants;
+
+    let (app, w) = setup().await;
+    let (s, body) = app
+        .post(
+            &format!("/v1/patients/{}/break-glass", w.p2),
+            Some(&w.ca2.token),
+            json!({ "reason": "unconscious in the emergency department, history needed" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let grant: Uuid = body["id"].as_str().unwrap().parse().unwrap();
+    // A read at night by ca1 of P1 is no break-glass: other detectors' alerts may exist too.
+    let (s, _) = call(&app, "GET", &format!("/v1/patients/{}", w.p1), &w.ca1, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (org, p2) = (w.org_a, w.p2);
+    let review_of = |who: &Actor, role: ClaimRole| {
+        let claims = Claims::user(who.id, org, role, None);
+        let pool = app.pool.clone();
+        async move {
+            let mut tx = custos::db::begin(&pool, &claims).await.unwrap();
+            let r = grants::reviews(&mut tx, org, &[(grant, p2)]).await.unwrap();
+            let others: i64 = sqlx::query_scalar("SELECT count(*) FROM monitor_alerts WHERE detector <> 'break_glass'")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            (r.get(&grant).cloned(), others)
+        }
+    };
+    // Before the monitor ran: not in the queue yet.
+    assert_eq!(review_of(&w.aa, ClaimRole::Admin).await.0, None);
+    analyze(&app).await;
+    let (admin_view, others) = review_of(&w.aa, ClaimRole::Admin).await;
+    let open = admin_view.expect("the grant's alert");
+    assert_eq!(open.status, "open");
+    assert!(!open.reviewed());
+    assert_eq!(others, 0, "admins read break-glass alerts only");
+    let (auditor_view, _) = review_of(&w.ua, ClaimRole::Auditor).await;
+    assert_eq!(auditor_view.as_ref(), Some(&open));
+    // Clinicians see no alert at all.
+    assert_eq!(review_of(&w.ca2, ClaimRole::Clinician).await.0, None);
+
+    let bg = find(&alerts(&app, &w.ua, "?detector=break_glass").await, "break_glass", w.ca2.id).clone();
+    assert_eq!(bg["id"], open.alert_id.to_string());
+    let path = format!("/v1/review/alerts/{}/decision", open.alert_id);
+    let (s, body) = app.post(&path, Some(&w.ua.token), json!({ "outcome": "appropriate" })).await;
+    assert!(s.is_success(), "{s} {body}");
+    let closed = review_of(&w.aa, ClaimRole::Admin).await.0.expect("still linked");
+    assert_eq!((closed.alert_id, closed.status.as_str()), (open.alert_id, "appropriate"));
+    assert!(closed.reviewed());
 }

@@ -8,6 +8,7 @@ mod common;
 mod append_only;
 mod atomicity;
 mod catalog;
+mod console_lookups;
 mod constraints;
 mod fixture;
 mod locate;

@@ -128,7 +128,9 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "is_own_patient",
             "organization_id",
             "own_patient_ids",
+            "patient_by_mrn",
             "redeem_invite",
+            "rewrap_progress",
             "tile_checkpoint",
             "tile_hashes"
         ]
@@ -147,6 +149,9 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "imported_events" => &["custos_ledger_owner"][..],
             // The console's patient filter over `patient_ids` (policies/50_rls_audit.sql).
             "events_among_patients" => &["custos_ledger_owner"][..],
+            // The console's MRN look-up (ids only) and rewrap counts (policies/85_console.sql).
+            "patient_by_mrn" => &["custos_invite_redeemer"][..],
+            "rewrap_progress" => &["custos_rewrapper"][..],
             _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
         };
         assert!(expected.contains(&owner.as_str()), "{name} owned by {owner}");

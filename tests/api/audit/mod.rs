@@ -3,6 +3,7 @@
 //! who may read what, and bad input answered with 4xx JSON.
 
 mod balp;
+mod bundle;
 mod csv;
 mod disclosures;
 mod events;
