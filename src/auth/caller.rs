@@ -4,6 +4,7 @@
 //! are the HTTP layer's (`crate::middleware::caller`); the services take them as they are.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -25,6 +26,8 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The request's "refusal or failure recorded" flag (see `crate::audit::Recorded`).
     pub recorded: Recorded,
+    /// The session check's verdict on this request's caller.
+    pub verdict: Verdict,
 }
 
 impl RequestMeta {
@@ -57,9 +60,42 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-/// The extractor admitted the caller: who a later refusal or failure names.
-#[derive(Debug, Clone)]
-pub struct Accepted(pub Claims);
+/// The session check's verdict on a request's caller, for the HTTP layer's audit wrapper
+/// (`middleware::outcomes`): who was admitted (whom a later refusal or failure names), or whose
+/// session was refused and why. One cell per request, shared by every [`RequestMeta`] made for
+/// it (like [`Recorded`]); the latest note of each kind holds.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict(Arc<Mutex<Notes>>);
+
+#[derive(Debug, Default)]
+struct Notes {
+    refused: Option<Refusal>,
+    accepted: Option<Claims>,
+}
+
+impl Verdict {
+    fn notes(&self) -> MutexGuard<'_, Notes> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The session check refused the caller.
+    pub fn refuse(&self, refusal: Refusal) {
+        self.notes().refused = Some(refusal);
+    }
+
+    /// The session check admitted the caller `claims` name.
+    pub fn accept(&self, claims: Claims) {
+        self.notes().accepted = Some(claims);
+    }
+
+    pub fn refused(&self) -> Option<Refusal> {
+        self.notes().refused.clone()
+    }
+
+    pub fn accepted(&self) -> Option<Claims> {
+        self.notes().accepted
+    }
+}
 
 /// A signed-in caller whose session was live at the start of this request.
 #[derive(Debug, Clone)]
@@ -161,7 +197,7 @@ pub struct AnySessionUser(pub AuthUser);
 #[derive(Debug, Clone)]
 pub struct EnrollingUser(pub AuthUser);
 
-/// Who a [`Caller`]'s token names. Until the session check admitted them, use it only to
+/// Who a verified token names (`super::session_check::Presented`). Until the session check admitted them, use it only to
 /// decide what to ask the database; the check confirms organization and role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
