@@ -172,6 +172,15 @@ impl<'a> Req<'a> {
         self.ev.resource_ids.push(id.to_string());
     }
 
+    /// Notes the records a list read returned, each `(record, patient)`: every patient on the
+    /// page finds this read in their access report.
+    pub fn listed(&mut self, records: impl IntoIterator<Item = (Uuid, Uuid)>) {
+        for (record, patient) in records {
+            self.resource(record);
+            self.ev.patient_ids.push(patient);
+        }
+    }
+
     pub fn is(&self, role: ClaimRole) -> bool {
         self.user.role == role
     }
