@@ -205,3 +205,27 @@ pub struct Identity {
     pub org_id: Uuid,
     pub role: ClaimRole,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdict is one cell per request: a note made through any `RequestMeta` of the
+    /// request (the clinical request's copy) is what the audit wrapper reads through another
+    /// (its own), and a later note of a kind replaces an earlier one.
+    #[test]
+    fn verdict_is_shared_by_every_copy_of_the_request_meta() {
+        let meta = RequestMeta::default();
+        let copy = meta.clone();
+        assert!(meta.verdict.refused().is_none() && meta.verdict.accepted().is_none());
+        let (user, org) = (Uuid::now_v7(), Uuid::now_v7());
+        let claims = Claims::user(user, org, ClaimRole::Clinician, None);
+        copy.verdict.accept(claims);
+        assert_eq!(meta.verdict.accepted().map(|c| c.user_id), Some(Some(user)));
+        copy.verdict.refuse(Refusal { claims, reason: "first" });
+        copy.verdict.refuse(Refusal { claims, reason: "second" });
+        assert_eq!(meta.verdict.refused().map(|r| r.reason), Some("second"));
+        // Another request's meta sees none of it.
+        assert!(RequestMeta::default().verdict.refused().is_none());
+    }
+}

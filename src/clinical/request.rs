@@ -6,9 +6,9 @@
 //!
 //! The transaction opens with the service's first statements: `BEGIN`, the caller's claims,
 //! the session check and the patient scope (the auth layer's `session_check::begin_with`)
-//! travel in the same round trip as whatever the service sends first. Nothing runs in it unless the session check
-//! admits the caller, and a caller who is not admitted gets the 401/403 every route gives,
-//! with no clinical event. Then:
+//! travel in the same round trip as whatever the service sends first. Nothing runs in it
+//! unless the session check admits the caller, and a caller who is not admitted gets the
+//! 401/403 every route gives, with no clinical event. Then:
 //! - success: the event (outcome `success`, flagged `break_glass` with the grant's reason when
 //!   the clinician reaches this patient only through a live grant — looked up by the audit
 //!   INSERT itself) is inserted in the same transaction, which then commits; the response is
