@@ -4,6 +4,7 @@
 //! are the HTTP layer's (`crate::middleware::caller`); the services take them as they are.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -25,6 +26,8 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The request's "refusal or failure recorded" flag (see `crate::audit::Recorded`).
     pub recorded: Recorded,
+    /// The session check's verdict on this request's caller.
+    pub verdict: Verdict,
 }
 
 impl RequestMeta {
@@ -57,9 +60,42 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-/// The extractor admitted the caller: who a later refusal or failure names.
-#[derive(Debug, Clone)]
-pub struct Accepted(pub Claims);
+/// The session check's verdict on a request's caller, for the HTTP layer's audit wrapper
+/// (`middleware::outcomes`): who was admitted (whom a later refusal or failure names), or whose
+/// session was refused and why. One cell per request, shared by every [`RequestMeta`] made for
+/// it (like [`Recorded`]); the latest note of each kind holds.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict(Arc<Mutex<Notes>>);
+
+#[derive(Debug, Default)]
+struct Notes {
+    refused: Option<Refusal>,
+    accepted: Option<Claims>,
+}
+
+impl Verdict {
+    fn notes(&self) -> MutexGuard<'_, Notes> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The session check refused the caller.
+    pub fn refuse(&self, refusal: Refusal) {
+        self.notes().refused = Some(refusal);
+    }
+
+    /// The session check admitted the caller `claims` name.
+    pub fn accept(&self, claims: Claims) {
+        self.notes().accepted = Some(claims);
+    }
+
+    pub fn refused(&self) -> Option<Refusal> {
+        self.notes().refused.clone()
+    }
+
+    pub fn accepted(&self) -> Option<Claims> {
+        self.notes().accepted
+    }
+}
 
 /// A signed-in caller whose session was live at the start of this request.
 #[derive(Debug, Clone)]
@@ -161,11 +197,35 @@ pub struct AnySessionUser(pub AuthUser);
 #[derive(Debug, Clone)]
 pub struct EnrollingUser(pub AuthUser);
 
-/// Who a [`Caller`]'s token names. Until the session check admitted them, use it only to
+/// Who a verified token names (`super::session_check::Presented`). Until the session check admitted them, use it only to
 /// decide what to ask the database; the check confirms organization and role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
     pub user_id: Uuid,
     pub org_id: Uuid,
     pub role: ClaimRole,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdict is one cell per request: a note made through any `RequestMeta` of the
+    /// request (the clinical request's copy) is what the audit wrapper reads through another
+    /// (its own), and a later note of a kind replaces an earlier one.
+    #[test]
+    fn verdict_is_shared_by_every_copy_of_the_request_meta() {
+        let meta = RequestMeta::default();
+        let copy = meta.clone();
+        assert!(meta.verdict.refused().is_none() && meta.verdict.accepted().is_none());
+        let (user, org) = (Uuid::now_v7(), Uuid::now_v7());
+        let claims = Claims::user(user, org, ClaimRole::Clinician, None);
+        copy.verdict.accept(claims);
+        assert_eq!(meta.verdict.accepted().map(|c| c.user_id), Some(Some(user)));
+        copy.verdict.refuse(Refusal { claims, reason: "first" });
+        copy.verdict.refuse(Refusal { claims, reason: "second" });
+        assert_eq!(meta.verdict.refused().map(|r| r.reason), Some("second"));
+        // Another request's meta sees none of it.
+        assert!(RequestMeta::default().verdict.refused().is_none());
+    }
 }

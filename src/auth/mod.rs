@@ -18,6 +18,7 @@ pub mod outbox_sender;
 pub mod passkey_login;
 pub mod passkeys;
 pub mod password;
+pub mod session_check;
 pub mod sessions;
 pub mod tokens;
 pub mod totp;

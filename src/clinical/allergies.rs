@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::error::ClinicalError;
 use super::page::{List, Page};
-use super::{Access, Req, require, section};
+use super::{Req, new_entry, section};
 use crate::domain::{ClinicalText, DomainError, Rule, Severity};
 
 const T: &str = "allergies";
@@ -95,9 +95,7 @@ impl TryFrom<&NewAllergy> for AllergyEntry {
 
 pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: AllergyEntry) -> Result<Allergy, ClinicalError> {
     let AllergyEntry { substance, reaction, severity } = entry;
-    require(req, patient, Access::Write).await?;
-    let id = Uuid::now_v7();
-    req.resource(id);
+    let id = new_entry(req, patient).await?;
     let reaction_enc = req.seal_opt(T, "reaction_enc", id, reaction.as_ref().map(|r| r.as_str()))?;
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO allergies (id, org_id, patient_id, substance, reaction_enc, severity, recorded_by) \

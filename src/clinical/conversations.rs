@@ -317,15 +317,8 @@ pub async fn list(
     .bind(page.fetch())
     .fetch_all(req.conn().await?)
     .await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows {
-        items.push(open(req, r)?);
-    }
+    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
     let list = page.finish(items, |c| (c.created_at, c.id));
-    // Each patient on the page finds this read in their access report.
-    for c in &list.items {
-        req.resource(c.id);
-        req.ev.patient_ids.push(c.patient_id);
-    }
+    req.listed(list.items.iter().map(|c| (c.id, c.patient_id)));
     Ok(list)
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::error::ClinicalError;
 use super::page::{List, Page};
-use super::{Access, Req, require, section};
+use super::{Req, new_entry, section};
 use crate::domain::{ClinicalText, Icd10Code, parse_date};
 
 const T: &str = "medical_history";
@@ -102,9 +102,7 @@ impl TryFrom<&NewDiagnosis> for DiagnosisEntry {
 
 pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: DiagnosisEntry) -> Result<Diagnosis, ClinicalError> {
     let DiagnosisEntry { code, description, diagnosed, resolved, notes } = entry;
-    require(req, patient, Access::Write).await?;
-    let id = Uuid::now_v7();
-    req.resource(id);
+    let id = new_entry(req, patient).await?;
     let notes_enc = req.seal_opt(T, "notes_enc", id, notes.as_ref().map(|n| n.as_str()))?;
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO medical_history (id, org_id, patient_id, icd10_code, description, diagnosed_on, resolved_on, \

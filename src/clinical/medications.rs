@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::allergies::substance as short_text;
 use super::error::ClinicalError;
 use super::page::{List, Page};
-use super::{Access, Req, require, section};
+use super::{Access, Req, new_entry, require, section};
 use crate::domain::{ClinicalText, Dosage, DoseUnit, MedicationRoute, parse_date};
 
 const T: &str = "medications";
@@ -126,9 +126,7 @@ impl TryFrom<&NewMedication> for MedicationEntry {
 
 pub async fn create(req: &mut Req<'_>, patient: Uuid, entry: MedicationEntry) -> Result<Medication, ClinicalError> {
     let MedicationEntry { name, dose, route, frequency, start, end, notes } = entry;
-    require(req, patient, Access::Write).await?;
-    let id = Uuid::now_v7();
-    req.resource(id);
+    let id = new_entry(req, patient).await?;
     let notes_enc = req.seal_opt(T, "notes_enc", id, notes.as_ref().map(|n| n.as_str()))?;
     let status = if end.is_some() { "completed" } else { "active" };
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(

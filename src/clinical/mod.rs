@@ -50,6 +50,15 @@ pub enum Access {
     Write,
 }
 
+/// A new chart entry of `patient`: [`require`]s write access and returns the entry's id,
+/// noted on the request's audit event.
+pub async fn new_entry(req: &mut Req<'_>, patient: Uuid) -> Result<Uuid, ClinicalError> {
+    require(req, patient, Access::Write).await?;
+    let id = Uuid::now_v7();
+    req.resource(id);
+    Ok(id)
+}
+
 /// 404 unless the caller may read (or write) the clinical record of `patient` — the same
 /// predicates the policies use, so the check and RLS cannot disagree. Notes the patient on
 /// the request's audit event either way.

@@ -244,15 +244,8 @@ pub async fn list(req: &mut Req<'_>, page: &Page, mrn: Option<&str>) -> Result<L
     .bind(page.fetch())
     .fetch_all(req.conn().await?)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(open(req, r)?);
-    }
-    let list = page.finish(out, |p| (p.created_at, p.id));
-    // Each patient on the page finds this read in their access report.
-    for p in &list.items {
-        req.resource(p.id);
-        req.ev.patient_ids.push(p.id);
-    }
+    let items = rows.into_iter().map(|r| open(req, r)).collect::<Result<Vec<_>, _>>()?;
+    let list = page.finish(items, |p| (p.created_at, p.id));
+    req.listed(list.items.iter().map(|p| (p.id, p.id)));
     Ok(list)
 }

@@ -5,10 +5,10 @@
 //! ids) and seal/open fields, then calls [`Req::finish`] with the service's result.
 //!
 //! The transaction opens with the service's first statements: `BEGIN`, the caller's claims,
-//! the session check and the patient scope ([`Session::begin_with`]) travel in the same round
-//! trip as whatever the service sends first. Nothing runs in it unless the session check
-//! admits the caller, and a caller who is not admitted gets the 401/403 every route gives,
-//! with no clinical event. Then:
+//! the session check and the patient scope (the auth layer's `session_check::begin_with`)
+//! travel in the same round trip as whatever the service sends first. Nothing runs in it
+//! unless the session check admits the caller, and a caller who is not admitted gets the
+//! 401/403 every route gives, with no clinical event. Then:
 //! - success: the event (outcome `success`, flagged `break_glass` with the grant's reason when
 //!   the clinician reaches this patient only through a live grant — looked up by the audit
 //!   INSERT itself) is inserted in the same transaction, which then commits; the response is
@@ -17,8 +17,6 @@
 //!   outcome `denied` in a transaction of its own;
 //! - failure (integrity, internal): rolled back, recorded with outcome `error`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::PgRow;
@@ -28,45 +26,23 @@ use uuid::Uuid;
 use super::error::ClinicalError;
 use super::idempotency::{self, IdempotentWrite};
 use crate::audit::{self, Action, AuditContext, AuditEvent, Outcome};
+use crate::auth::AuthError;
 use crate::auth::Identity;
+use crate::auth::session_check::{self, NotBegun, Presented, Rules};
 use crate::crypto::{CryptoError, KeyVersion};
 use crate::db::{self, ClaimRole, Claims};
 use crate::state::AppState;
 
-/// A future of a [`Session`] method.
-pub type SessionFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
-
 /// The caller of a clinical request, as [`Req`] needs it: plain values the HTTP layer's
-/// extractor (`crate::middleware::caller::Caller`) builds from the request, and the session
-/// gate. No HTTP type crosses into the services.
+/// extractor (`crate::middleware::caller::Caller`) builds from the request — the verified
+/// token, whose session [`Req`] checks through the auth layer
+/// ([`session_check::begin_with`]). No HTTP type crosses into the services.
 #[derive(Clone)]
-pub struct Caller<'a> {
-    /// Who the caller's token names (confirmed by the session check).
-    pub identity: Identity,
-    /// The RLS claims of this caller (unscoped).
-    pub claims: Claims,
-    /// The audit context of this caller (actor, org, request and correlation ids, client).
-    pub ctx: AuditContext,
+pub struct Caller {
+    /// Who the caller's token names and the request it came with.
+    pub presented: Presented,
     /// The Idempotency-Key write this request is to store its answer under, if any.
     pub idempotent_write: Option<IdempotentWrite>,
-    /// The session check.
-    pub session: &'a dyn Session,
-}
-
-/// The session check of a clinical request's caller, which the HTTP layer makes and answers:
-/// a refusal is the same 401/403 every route gives, noted for the denial record there.
-pub trait Session {
-    /// Opens the request transaction (narrowed to `patient_scope`), checks the session and runs
-    /// `queries`, in one round trip.
-    fn begin_with<'s>(
-        &'s self,
-        state: &'s AppState,
-        patient_scope: Option<Uuid>,
-        queries: Vec<db::BoundQuery>,
-    ) -> SessionFuture<'s, Result<Begun, NotBegun>>;
-    /// Checks the session on its own: the outer error is a check that could not be made (a
-    /// failure), the inner one a refusal.
-    fn check<'s>(&'s self, state: &'s AppState) -> SessionFuture<'s, Result<Result<(), ClinicalError>, ClinicalError>>;
 }
 
 /// How the edge answers a failed request: the HTTP layer's error type, made from a
@@ -79,22 +55,10 @@ pub trait Answer: From<ClinicalError> {
     fn is_failure(&self) -> bool;
 }
 
-/// The open request transaction and the rows of each query sent with its first round trip.
-pub type Begun = (Transaction<'static, Postgres>, Vec<Vec<PgRow>>);
-
-/// Why [`Session::begin_with`] left no transaction open.
-#[derive(Debug)]
-pub enum NotBegun {
-    /// The session check refused the caller: the 401/403 to answer (the denial record is
-    /// noted on the request).
-    Refused(ClinicalError),
-    /// The caller is admitted but a statement failed; everything was rolled back.
-    Failed(ClinicalError),
-}
-
 pub struct Req<'a> {
     pub state: &'a AppState,
-    session: &'a dyn Session,
+    /// The verified token, whose session the first round trip checks.
+    caller: Presented,
     claims: Claims,
     idempotent_write: Option<IdempotentWrite>,
     /// Who the caller's token names: confirmed by the session check before any statement of
@@ -126,20 +90,21 @@ impl<'a> Req<'a> {
     /// [`db::Claims::patient_scope`]). Nothing is sent yet.
     pub fn new(
         state: &'a AppState,
-        caller: Caller<'a>,
+        caller: Caller,
         action: Action,
         resource_type: &'static str,
         patient_scope: Option<Uuid>,
     ) -> Self {
+        let Caller { presented, idempotent_write } = caller;
         Self {
             state,
-            session: caller.session,
-            claims: caller.claims,
-            idempotent_write: caller.idempotent_write,
-            user: caller.identity,
+            claims: presented.claims(),
+            user: presented.identity(),
+            ctx: presented.audit_context(),
+            caller: presented,
+            idempotent_write,
             patient_scope,
             tx: Tx::Pending,
-            ctx: caller.ctx,
             ev: AuditEvent::new(action, resource_type, Outcome::Success),
             unknown_key: AtomicU32::new(0),
             event_queued: false,
@@ -156,23 +121,29 @@ impl<'a> Req<'a> {
         match &mut self.tx {
             Tx::Open(tx) => Ok(tx.fetch_pipeline(queries).await?),
             Tx::Pending => {
-                match self.session.begin_with(self.state, self.patient_scope, queries.into_iter().collect()).await {
+                let (pool, rules) = (&self.state.pool, self.rules());
+                match session_check::begin_with(pool, &self.caller, rules, self.patient_scope, queries).await {
                     Ok((tx, rows)) => {
                         self.tx = Tx::Open(tx);
                         Ok(rows)
                     }
                     Err(NotBegun::Refused(e)) => {
                         self.tx = Tx::Failed { admitted: false };
-                        Err(e)
+                        Err(refused(e))
                     }
                     Err(NotBegun::Failed(e)) => {
                         self.tx = Tx::Failed { admitted: true };
-                        Err(e)
+                        Err(ClinicalError::Database(e))
                     }
                 }
             }
             Tx::Failed { .. } => Err(Self::failed()),
         }
+    }
+
+    /// What the session check needs besides the caller, now.
+    fn rules(&self) -> Rules {
+        Rules { now: self.state.clock.now(), idle_timeout: self.state.settings.auth.idle_timeout }
     }
 
     fn failed() -> ClinicalError {
@@ -199,6 +170,15 @@ impl<'a> Req<'a> {
     /// Notes a resource id the request touched.
     pub fn resource(&mut self, id: Uuid) {
         self.ev.resource_ids.push(id.to_string());
+    }
+
+    /// Notes the records a list read returned, each `(record, patient)`: every patient on the
+    /// page finds this read in their access report.
+    pub fn listed(&mut self, records: impl IntoIterator<Item = (Uuid, Uuid)>) {
+        for (record, patient) in records {
+            self.resource(record);
+            self.ev.patient_ids.push(patient);
+        }
     }
 
     pub fn is(&self, role: ClaimRole) -> bool {
@@ -301,13 +281,13 @@ impl<'a> Req<'a> {
                 true
             }
             Tx::Failed { admitted } => admitted,
-            Tx::Pending => match self.session.check(self.state).await {
+            Tx::Pending => match session_check::check_full(&self.state.pool, &self.caller, self.rules()).await {
                 Ok(Ok(_)) => true,
-                Ok(Err(refused)) => return Err(E::from(refused)),
+                Ok(Err(e)) => return Err(E::from(refused(e))),
                 // The session could not be checked: a failure, recorded as one (the token's
                 // signature holds, so the actor is known even if the session is not).
                 Err(failed) => {
-                    let failed = E::from(failed);
+                    let failed = E::from(check_failed(failed));
                     let mut ev = self.ev;
                     ev.outcome = Outcome::Error;
                     ev.reason = Some(format!("session check failed: {}", failed.code()));
@@ -381,5 +361,25 @@ impl<'a> Req<'a> {
                 Err(Self::failed())
             }
         }
+    }
+}
+
+/// The session check's refusal of the caller (401, or the 403 of a restricted session), as the
+/// clinical request answers it: the same answer once `crate::error` maps it.
+fn refused(e: AuthError) -> ClinicalError {
+    match e {
+        AuthError::Unauthorized => ClinicalError::Unauthorized,
+        AuthError::Forbidden { code, message } => ClinicalError::Forbidden { code, message },
+        other => check_failed(other),
+    }
+}
+
+/// A session check that could not be made (the database is away) or answered what it never
+/// answers: a failure, never a refusal.
+fn check_failed(e: AuthError) -> ClinicalError {
+    match e {
+        AuthError::Database(e) => ClinicalError::Database(e),
+        AuthError::Internal(e) => ClinicalError::Internal(e),
+        other => ClinicalError::internal(anyhow::anyhow!("session check answered {other}")),
     }
 }

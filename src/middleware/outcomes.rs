@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::audit::{self, Action, AuditEvent, Outcome, Recorded};
 use crate::db::{ClaimRole, Claims};
 use crate::error::ApiError;
-use crate::middleware::caller::{Accepted, Refusal, request_meta};
+use crate::middleware::caller::{Refusal, Verdict, request_meta};
 use crate::state::AppState;
 
 /// Middleware: records each refused or failed `/v1/` request once (see the module docs).
@@ -42,6 +42,7 @@ pub async fn audit_outcomes(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let recorded = Recorded::default();
     req.extensions_mut().insert(recorded.clone());
+    req.extensions_mut().insert(Verdict::default());
     let res = next.call(req).await?;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) || recorded.is_marked() {
@@ -91,14 +92,16 @@ pub async fn audit_outcomes(
 /// nothing about the request's identity can be said (no token, no verdict).
 fn who(req: &HttpRequest, state: &AppState) -> Option<(Claims, Option<&'static str>)> {
     let request_id = req.extensions().get::<crate::middleware::RequestId>().map(|r| r.0);
-    {
-        let ext = req.extensions();
-        if let Some(r) = ext.get::<Refusal>() {
-            return Some((r.claims, Some(r.reason)));
-        }
-        if let Some(a) = ext.get::<Accepted>() {
-            return Some((a.0, None));
-        }
+    // The token (or console cookie) refused at the edge, or the session check's verdict.
+    if let Some(r) = req.extensions().get::<Refusal>() {
+        return Some((r.claims, Some(r.reason)));
+    }
+    let verdict = request_meta(req).verdict;
+    if let Some(r) = verdict.refused() {
+        return Some((r.claims, Some(r.reason)));
+    }
+    if let Some(claims) = verdict.accepted() {
+        return Some((claims, None));
     }
     // Refused or failed before any extractor looked at the session: whoever a valid token
     // names (its signature holds; its session was not checked), else nobody.
