@@ -105,7 +105,7 @@ test("the admin resets a clinician's passkeys, after a confirmation", async () =
   // The admin: "Reset passkeys" only opens the confirmation; its button sends the form.
   await p.goto(`${BASE}/console/users`);
   const row = p.getByRole('row').filter({ hasText: staffEmail });
-  const confirm = row.getByRole('button', { name: `Confirm: reset every passkey of ${staffEmail}` });
+  const confirm = row.getByRole('button', { name: `Yes, reset passkeys of ${staffEmail}`, exact: true });
   assert.equal(await confirm.isVisible(), false, 'nothing is sent before the confirmation opens');
   await row.locator('summary').filter({ hasText: 'Reset passkeys' }).click();
   await confirm.waitFor();

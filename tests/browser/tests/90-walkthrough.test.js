@@ -39,7 +39,7 @@ async function firstDay(page, email, oneTimePassword, password, n, who) {
   await page.getByLabel('Email', { exact: true }).fill(email);
   await page.getByLabel('Password', { exact: true }).fill(oneTimePassword);
   await shoot(page, `walkthrough-${n[0]}-${who}-sign-in`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL(/\/console\/password$/);
   await page.getByLabel('Current password', { exact: true }).fill(oneTimePassword);
   await page.getByLabel('New password', { exact: true }).fill(password);
