@@ -8,6 +8,10 @@
 --                                custos_invite_redeemer, which already reads patients for
 --                                registration (policies/30_rls_identity.sql): no new privilege.
 --                                The server records every look-up (a query about a patient).
+--   custos.patient_of_org(id)    the same by patient id, for auditors only: whether the patient
+--                                is of the caller's organization, and their portal account —
+--                                the API's access report (`GET /v1/patients/{id}/access-report`),
+--                                which auditors read from the ledger. Same owner, ids only.
 --   custos.rewrap_progress()     how many sealed values of the caller's organization are under
 --                                each data-key version, for an admin's health page. Owned by
 --                                custos_rewrapper, which reads the sealed columns anyway
@@ -24,6 +28,17 @@ $$;
 ALTER FUNCTION custos.patient_by_mrn(bytea) OWNER TO custos_invite_redeemer;
 REVOKE ALL ON FUNCTION custos.patient_by_mrn(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION custos.patient_by_mrn(bytea) TO custos_app;
+
+CREATE OR REPLACE FUNCTION custos.patient_of_org(p_patient uuid)
+RETURNS TABLE (patient_id uuid, account_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT p.id, p.user_id FROM public.patients p
+    WHERE p.id = p_patient AND p.org_id = custos.org_id()
+      AND custos.role() = 'auditor'
+$$;
+ALTER FUNCTION custos.patient_of_org(uuid) OWNER TO custos_invite_redeemer;
+REVOKE ALL ON FUNCTION custos.patient_of_org(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION custos.patient_of_org(uuid) TO custos_app;
 
 -- The columns custos_rewrapper may change are exactly the sealed columns (80_rewrap.sql);
 -- their tables' org_id, to count per organization.

@@ -177,6 +177,18 @@ pub async fn patient_visible(conn: &mut PgConnection, patient_id: Uuid) -> Resul
     sqlx::query_scalar("SELECT user_id FROM patients WHERE id = $1").bind(patient_id).fetch_optional(conn).await
 }
 
+/// For an auditor (who may not read the patients table): whether the patient is of the
+/// caller's organization, and if so their portal account — ids only
+/// (`custos.patient_of_org`, policies/85_console.sql). `None` to every other role.
+pub async fn patient_of_org(conn: &mut PgConnection, patient_id: Uuid) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    let row: Option<(Uuid, Option<Uuid>)> =
+        sqlx::query_as("SELECT patient_id, account_id FROM custos.patient_of_org($1)")
+            .bind(patient_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(_, account)| account))
+}
+
 /// Actions of a patient's own account that their access report lists: signing in and out,
 /// second factors, token refreshes.
 const OWN_SIGN_INS: &str = "'login', 'login_failed', 'logout', 'mfa', 'refresh'";

@@ -1,6 +1,7 @@
 //! Admin pages: users (create with the one-time password shown once; disable, enable,
-//! unlock, reset MFA), care teams, break-glass grants, ledger and key health. Each action is
-//! the API's service (`auth::users`, `clinical::care` through `routes::clinical::audited`).
+//! unlock, reset MFA, reset passkeys), the organization's sign-in policy, care teams,
+//! break-glass grants, ledger and key health. Each action is the API's service (`auth::users`,
+//! `auth::passkeys` for the policy, `clinical::care` through `routes::clinical::audited`).
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -12,6 +13,7 @@ use super::guard::see_other;
 use super::{ConsoleCtx, Page, html, html_status};
 use crate::audit::{self, Action, AuditEvent, Outcome};
 use crate::auth::AuthUser;
+use crate::auth::passkeys::{self, AuthPolicy};
 use crate::auth::users::{self, CreatedUser, UserAction, UserSummary};
 use crate::clinical::care::{self, CareTeamChange, CareTeamMember, GrantSummary};
 use crate::db::ClaimRole;
@@ -25,6 +27,7 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/users").route(web::get().to(users_page)).route(web::post().to(create_user)))
         .service(resource("/users/{id}/{action}").route(web::post().to(user_action)))
+        .service(resource("/security").route(web::get().to(security)).route(web::post().to(security_submit)))
         .service(resource("/care-teams").route(web::get().to(care_teams)))
         .service(resource("/care-teams/{patient}/add").route(web::post().to(care_team_add)))
         .service(resource("/care-teams/{patient}/remove/{clinician}").route(web::post().to(care_team_remove)))
@@ -84,6 +87,11 @@ pub async fn users_page(
         Some("enable") => Some("The account is enabled.".into()),
         Some("unlock") => Some("The account is unlocked.".into()),
         Some("reset-mfa") => Some("Two-factor sign-in was reset; the user enrols again at next sign-in.".into()),
+        Some("reset-passkeys") => Some(
+            "The passkeys were reset: every passkey of the account is deleted and its sessions are ended. The user \
+             signs in with their other factor and registers a new passkey."
+                .into(),
+        ),
         _ => None,
     };
     html(&view)
@@ -124,7 +132,9 @@ pub async fn create_user(
     }
 }
 
-/// `POST /console/users/{id}/{disable|enable|unlock|reset-mfa}`: `auth::users::act`.
+/// `POST /console/users/{id}/{disable|enable|unlock|reset-mfa|reset-passkeys}`:
+/// `auth::users::act`, as `POST /v1/admin/users/{id}/{action}` does. (Reset passkeys is
+/// confirmed in the page before this form is sent.)
 pub async fn user_action(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -134,6 +144,60 @@ pub async fn user_action(
     let parsed = UserAction::parse(&action).ok_or(ApiError::NotFound)?;
     users::act(&state, &user, id, parsed).await?;
     Ok(see_other(&format!("/console/users?done={action}")))
+}
+
+#[derive(Template)]
+#[template(path = "console/security.html")]
+struct SecurityPage {
+    page: Page,
+    policy: AuthPolicy,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct SecurityQuery {
+    done: Option<String>,
+}
+
+/// `GET /console/security`: the organization's sign-in policy, `auth::passkeys::get_policy`
+/// (admins; the read and any refusal are recorded by the service, as for
+/// `GET /v1/admin/auth-policy`).
+pub async fn security(
+    state: web::Data<AppState>,
+    ctx: ConsoleCtx,
+    user: AuthUser,
+    q: web::Query<SecurityQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let policy = passkeys::get_policy(&state, &user).await?;
+    html(&SecurityPage {
+        page: Page::for_user(&ctx, &user, "Sign-in policy", "/console/security"),
+        policy,
+        notice: (q.done.as_deref() == Some("saved")).then_some("The sign-in policy is saved."),
+    })
+}
+
+/// The policy form: a checkbox is sent only when it is ticked.
+#[derive(Deserialize)]
+pub struct SecurityForm {
+    require_phishing_resistant: Option<String>,
+    allow_passwordless: Option<String>,
+}
+
+/// `POST /console/security`: `auth::passkeys::set_policy`, as `PUT /v1/admin/auth-policy`
+/// does (the change is recorded with the old and new values). Under the policy, a session
+/// not opened with a passkey is restricted to enrolling one, so it cannot reach this: the
+/// refusal is the extractor's, recorded by the audit wrapper, and the guard's page says why.
+pub async fn security_submit(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    form: web::Form<SecurityForm>,
+) -> Result<HttpResponse, ApiError> {
+    let new = AuthPolicy {
+        require_phishing_resistant: form.require_phishing_resistant.is_some(),
+        allow_passwordless: form.allow_passwordless.is_some(),
+    };
+    passkeys::set_policy(&state, &user, new).await?;
+    Ok(see_other("/console/security?done=saved"))
 }
 
 #[derive(Template)]

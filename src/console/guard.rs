@@ -211,12 +211,17 @@ fn html_errors(res: ServiceResponse<BoxBody>, had_cookie: bool) -> ServiceRespon
             see_other("/console/passkeys")
         }
         (_, _) => {
-            let message = old
-                .error()
-                .and_then(|e| e.as_error::<ApiError>())
-                .filter(|_| status.is_client_error())
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| default_message(status).to_owned());
+            let message = match code {
+                // A form sent from a session the passkey policy restricts (a page opened before
+                // the policy was turned on, say): say what to do, in the console's words.
+                Some("passkey_enrollment_required") => PASSKEY_REQUIRED.to_owned(),
+                _ => old
+                    .error()
+                    .and_then(|e| e.as_error::<ApiError>())
+                    .filter(|_| status.is_client_error())
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| default_message(status).to_owned()),
+            };
             let page = render_error(&http, status, status.canonical_reason().unwrap_or("Error"), &message);
             // Keep the original response's error (the audit wrapper records its code) and
             // headers; only the body becomes the page.
@@ -228,6 +233,12 @@ fn html_errors(res: ServiceResponse<BoxBody>, had_cookie: bool) -> ServiceRespon
     };
     ServiceResponse::new(http, new)
 }
+
+/// The page of a form refused because the organization requires a passkey and this session was
+/// not opened with one.
+const PASSKEY_REQUIRED: &str = "Refused: your organization requires a passkey, and this session was not opened \
+    with one, so it may only register a passkey. Nothing was changed. Register a passkey on the Passkeys page, sign \
+    out, sign in again with it, and try again.";
 
 fn default_message(status: StatusCode) -> &'static str {
     match status.as_u16() {

@@ -83,6 +83,7 @@ const NAV: &[(&str, &str, &[ClaimRole])] = &[
     ("/console/review", "Review", &[ClaimRole::Auditor]),
     ("/console/break-glass", "Break-glass", &[ClaimRole::Admin, ClaimRole::Auditor]),
     ("/console/users", "Users", &[ClaimRole::Admin]),
+    ("/console/security", "Sign-in policy", &[ClaimRole::Admin]),
     ("/console/care-teams", "Care teams", &[ClaimRole::Admin]),
     ("/console/health", "Health", &[ClaimRole::Admin]),
     ("/console/sessions", "Sessions", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),

@@ -358,11 +358,14 @@ pub struct ReportQuery {
 }
 
 /// `GET /v1/patients/{id}/access-report`: who accessed the record, when, what, as which role
-/// and (break-glass) why, each line with its ledger index. The patient themself or an admin.
+/// and (break-glass) why, each line with its ledger index. The patient themself, or an admin
+/// or auditor of their organization.
 #[utoipa::path(get, path = "/v1/patients/{id}/access-report", tag = "audit",
     params(("id" = Uuid, Path), ReportQuery),
     description = "Who accessed the patient's record, when, what, under which role and (break-glass) why, each \
-        line with its ledger index. The patient themself, or an admin of their organization; 404 to anyone else.",
+        line with its ledger index. The patient themself, or an admin or auditor of their organization (HIPAA \
+        auditors are the report's main readers; auditors read it from the ledger, never the patient's record); \
+        404 to anyone else, recorded.",
     responses((status = 200, body = AccessReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn access_report(
     user: AuthUser,
@@ -373,14 +376,23 @@ pub async fn access_report(
     let caller = user;
     let patient = path.into_inner();
     let org = caller.org()?;
-    // Only the patient themself and their organization's admins; to anyone else the report
-    // does not exist (as for a patient outside one's reach: 404, never a hint that it exists).
-    if !matches!(caller.claims().role, ClaimRole::Patient | ClaimRole::Admin) {
+    // Only the patient themself and their organization's admins and auditors; to anyone else
+    // the report does not exist (as for a patient outside one's reach: 404, never a hint that
+    // it exists).
+    let role = caller.claims().role;
+    if !matches!(role, ClaimRole::Patient | ClaimRole::Admin | ClaimRole::Auditor) {
         return Err(ApiError::NotFound);
     }
     let (after, limit) = (parse_cursor(q.cursor.as_deref())?, page_limit(q.limit)?);
     let mut tx = crate::db::begin(&state.pool, &caller.claims()).await?;
-    let Some(account) = query::patient_visible(&mut tx, patient).await? else {
+    // Patients and admins see the patient row under RLS; auditors read no patient row, only
+    // whether the patient is of their organization (ids, `custos.patient_of_org`). The lines
+    // themselves come from the ledger, which auditors read.
+    let visible = match role {
+        ClaimRole::Auditor => query::patient_of_org(&mut tx, patient).await?,
+        _ => query::patient_visible(&mut tx, patient).await?,
+    };
+    let Some(account) = visible else {
         return Err(ApiError::NotFound);
     };
     let items = report_lines(&mut tx, &state, org, patient, account, after, limit).await?;

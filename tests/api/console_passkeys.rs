@@ -303,3 +303,79 @@ async fn under_the_policy_a_totp_console_session_only_gets_the_enrolment_page() 
     assert_eq!(b.get("/console/users").await.status, StatusCode::OK);
     assert_eq!(b.get("/console/passkeys").await.status, StatusCode::OK);
 }
+
+/// The admin's console pages for the sign-in policy (`/console/security`) and "Reset passkeys"
+/// (Users) call the API's services: the policy read and change recorded as
+/// `/v1/admin/auth-policy` records them, the reset as `reset-passkeys`; other roles are refused
+/// and recorded; a form without the CSRF token changes nothing.
+#[tokio::test]
+async fn console_sign_in_policy_and_reset_passkeys_use_the_api_services() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let (_, otp) = app.create_user(&admin, "nurse.key@general.example", "clinician").await;
+    let clinician = app.onboard("nurse.key@general.example", &otp).await;
+    let mut c = Browser::new(&app);
+    c.sign_in_totp(&clinician).await;
+    let mut key = SoftPasskey::new(true);
+    c.register(&clinician, &mut key, "ward phone").await;
+    let passkeys = |id: String| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM passkey_credentials WHERE user_id = $1::uuid")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(passkeys(clinician.id.clone()).await, 1);
+    // Not an admin: the policy page is refused by the service, and recorded.
+    assert_eq!(c.get("/console/security").await.status, StatusCode::FORBIDDEN);
+    assert!(app.has_event("admin", "denied", "sign-in policy read refused: not an admin").await);
+
+    let mut b = Browser::new(&app);
+    b.sign_in_totp(&admin).await;
+    let page = b.get("/console/security").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(r#"<label for="allow-passwordless">Allow passwordless sign-in with a passkey</label>"#));
+    assert!(!page.body.contains(" checked"), "both policies are off");
+    assert!(app.has_event("read", "success", "sign-in policy read").await);
+    let a = b.form("/console/security", &[("allow_passwordless", "on")]).await;
+    assert_eq!(a.location.as_deref(), Some("/console/security?done=saved"), "{}", a.status);
+    assert!(
+        app.has_event(
+            "admin",
+            "success",
+            "sign-in policy: require_phishing_resistant false → false, allow_passwordless false → true"
+        )
+        .await
+    );
+    let (_, policy) = app.get("/v1/admin/auth-policy", &admin.access).await;
+    assert_eq!(policy, json!({ "require_phishing_resistant": false, "allow_passwordless": true }));
+    let page = b.get("/console/security?done=saved").await;
+    assert!(page.body.contains("The sign-in policy is saved."));
+    assert!(
+        page.body
+            .contains(r#"name="allow_passwordless" value="on" aria-describedby="allow-passwordless-hint" checked"#)
+    );
+    // Without the CSRF token: refused before the handler, nothing changes.
+    let saved = std::mem::replace(&mut b.csrf, "forged".into());
+    let a = b.form("/console/security", &[("require_phishing_resistant", "on")]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    b.csrf = saved;
+    let (_, policy) = app.get("/v1/admin/auth-policy", &admin.access).await;
+    assert_eq!(policy["require_phishing_resistant"], false);
+
+    // Users: the confirmation is in the page; its form resets the clinician's passkeys.
+    let users = b.get("/console/users").await;
+    assert!(users.body.contains(&format!(r#"action="/console/users/{}/reset-passkeys""#, clinician.id)));
+    assert!(users.body.contains("Yes, reset passkeys"));
+    let a = b.form(&format!("/console/users/{}/reset-passkeys", clinician.id), &[]).await;
+    assert_eq!(a.location.as_deref(), Some("/console/users?done=reset-passkeys"), "{}", a.status);
+    assert_eq!(passkeys(clinician.id.clone()).await, 0);
+    assert!(app.has_event("mfa", "success", "passkeys reset: 1 passkey(s) deleted;").await);
+    let page = b.get("/console/users?done=reset-passkeys").await;
+    assert!(page.body.contains("The passkeys were reset"));
+    // The clinician's console session ended with it.
+    assert_eq!(c.get("/console/passkeys").await.status, StatusCode::UNAUTHORIZED);
+}

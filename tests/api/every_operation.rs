@@ -218,6 +218,9 @@ async fn every_operation_leaves_exactly_one_event_per_request_whatever_it_answer
         }
     }
     assert!(wrong.is_empty(), "{} request(s) not recorded exactly once:\n{}", wrong.len(), wrong.join("\n"));
+    // Per role, in the order of `roles`: the patient's access report is read by the patient,
+    // the organization's admin and its auditor; clinicians (on the care team or not) get 404.
+    assert_eq!(seen["GET /v1/patients/{id}/access-report"], [200, 404, 404, 200, 200, 401], "access report by role");
     // The walk met successes and refusals alike.
     let all: Vec<u16> = seen.values().flatten().copied().collect();
     for class in [200, 201, 204, 401, 403, 404, 422] {

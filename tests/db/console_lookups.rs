@@ -68,6 +68,33 @@ async fn patient_by_mrn_answers_ids_to_the_orgs_auditors_and_admins_only() {
     assert_eq!(result, "TABLE(patient_id uuid, account_id uuid)");
 }
 
+#[tokio::test]
+async fn patient_of_org_answers_ids_to_the_orgs_auditors_only() {
+    let db = TestDb::new().await;
+    let w = fixture::build(&db.pool).await;
+    let p = &db.pool;
+    let of_org = |claims: db::Claims, patient: Uuid| async move {
+        let mut tx = db::begin(p, &claims).await.unwrap();
+        let rows: Vec<(Uuid, Option<Uuid>)> =
+            sqlx::query_as("SELECT patient_id, account_id FROM custos.patient_of_org($1)")
+                .bind(patient)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        tx.rollback().await.unwrap();
+        rows
+    };
+    // Organization A's auditor: P1 and its portal account; B's patient and unknown ids: nothing.
+    assert_eq!(of_org(w.claims(w.ua), w.p1).await, vec![(w.p1, Some(w.pa1))]);
+    assert!(of_org(w.claims(w.ua), w.p3).await.is_empty(), "another organization's patient");
+    assert!(of_org(w.claims(w.ua), Uuid::new_v4()).await.is_empty(), "no such patient");
+    // Every other role reads patients through RLS (or not at all): nothing here.
+    for who in [w.aa, w.ca1, w.ca2, w.pa1, w.ab, w.cb, w.pb] {
+        assert!(of_org(w.claims(who), w.p1).await.is_empty(), "{}", w.name(who));
+    }
+    assert!(of_org(db::Claims::anonymous(None), w.p1).await.is_empty());
+}
+
 /// Sealed values of `org` by version header, read as the superuser with the rewrap command's
 /// expression over `SEALED_COLUMNS`.
 async fn sealed_by_version(pool: &sqlx::PgPool, org: Uuid) -> BTreeMap<i32, i64> {

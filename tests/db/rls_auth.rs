@@ -129,6 +129,7 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             "organization_id",
             "own_patient_ids",
             "patient_by_mrn",
+            "patient_of_org",
             "redeem_invite",
             "rewrap_progress",
             "tile_checkpoint",
@@ -150,7 +151,8 @@ async fn look_ups_are_narrow_definer_functions_of_unprivileged_roles() {
             // The console's patient filter over `patient_ids` (policies/50_rls_audit.sql).
             "events_among_patients" => &["custos_ledger_owner"][..],
             // The console's MRN look-up (ids only) and rewrap counts (policies/85_console.sql).
-            "patient_by_mrn" => &["custos_invite_redeemer"][..],
+            // … and the auditor's by patient id (the API's access report).
+            "patient_by_mrn" | "patient_of_org" => &["custos_invite_redeemer"][..],
             "rewrap_progress" => &["custos_rewrapper"][..],
             _ => &["custos_auth_lookup", "custos_invite_redeemer"][..],
         };

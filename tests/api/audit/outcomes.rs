@@ -46,7 +46,6 @@ async fn refusals_that_used_to_leave_no_record_leave_exactly_one() {
     let report = format!("/v1/patients/{}/access-report", w.p1);
     let b = w.org_b;
     let denied: Vec<(&Actor, &str, String, Option<Value>, StatusCode)> = vec![
-        (&w.ua, "GET", report.clone(), None, StatusCode::NOT_FOUND),
         (&w.pa2, "GET", report.clone(), None, StatusCode::NOT_FOUND),
         (&w.ca2, "GET", report.clone(), None, StatusCode::NOT_FOUND),
         (&w.ab, "GET", report.clone(), None, StatusCode::NOT_FOUND),

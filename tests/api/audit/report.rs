@@ -1,5 +1,6 @@
 //! `GET /v1/patients/{id}/access-report`: the HIPAA accounting of disclosures. The patient
-//! themself and their organization's admins read it; to anyone else it does not exist. Every
+//! themself and their organization's admins and auditors read it; to anyone else it does not
+//! exist. Every
 //! line names who, when, what and (break-glass) why, and is provable in the ledger.
 
 use custos::audit::merkle::verify_inclusion;
@@ -93,15 +94,17 @@ async fn access_report_is_404_to_everyone_else_and_bad_input_is_4xx() {
     let (app, w) = setup().await;
     drain(&app).await;
     let path = format!("/v1/patients/{}/access-report", w.p1);
-    for who in [&w.pa2, &w.ca1, &w.ca2, &w.ua, &w.pb, &w.cb, &w.ab] {
+    for who in [&w.pa2, &w.ca1, &w.ca2, &w.pb, &w.cb, &w.ab] {
         let (s, body) = get(&app, &path, who).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{}: {body}", who.name);
         assert_eq!(body["error"]["code"], "not_found");
     }
-    let (s, _) = get(&app, &format!("/v1/patients/{}/access-report", w.p3), &w.aa).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "another org's patient");
-    let (s, _) = get(&app, &format!("/v1/patients/{}/access-report", uuid::Uuid::new_v4()), &w.aa).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "no such patient");
+    for who in [&w.aa, &w.ua] {
+        let (s, _) = get(&app, &format!("/v1/patients/{}/access-report", w.p3), who).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{}: another org's patient", who.name);
+        let (s, _) = get(&app, &format!("/v1/patients/{}/access-report", uuid::Uuid::new_v4()), who).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{}: no such patient", who.name);
+    }
     assert_eq!(app.client.get(app.url(&path)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let (s, body) = get(&app, "/v1/patients/not-a-uuid/access-report", &w.aa).await;
     assert_client_error(s, &body, "path id");
@@ -109,4 +112,66 @@ async fn access_report_is_404_to_everyone_else_and_bad_input_is_4xx() {
         let (s, body) = get(&app, &format!("{path}?{q}"), &w.pa1).await;
         assert_client_error(s, &body, q);
     }
+}
+
+/// The organization's auditor — HIPAA's reader of the accounting — gets the same lines as the
+/// patient and the admin, break-glass reasons included, read from the ledger (auditors read no
+/// patient row); each read is recorded. Another organization's auditor gets 404, recorded.
+#[tokio::test]
+async fn the_orgs_auditor_reads_the_access_report_and_another_orgs_auditor_gets_404() {
+    let (app, w) = setup().await;
+    assert_eq!(call(&app, "GET", &format!("/v1/patients/{}", w.p1), &w.ca1, None).await.0, StatusCode::OK);
+    let bg = format!("/v1/patients/{}/break-glass", w.p1);
+    assert_eq!(call(&app, "POST", &bg, &w.ca2, Some(json!({ "reason": REASON }))).await.0, StatusCode::CREATED);
+    drain(&app).await;
+
+    let path = format!("/v1/patients/{}/access-report?limit=1000", w.p1);
+    let (s, by_auditor) = get(&app, &path, &w.ua).await;
+    assert_eq!(s, StatusCode::OK, "{by_auditor}");
+    assert_eq!(by_auditor["patient_id"], w.p1.to_string());
+    let (_, by_patient) = get(&app, &path, &w.pa1).await;
+    let lines =
+        |r: &Value| r["items"].as_array().unwrap().iter().map(|i| i["seq"].as_i64().unwrap()).collect::<Vec<_>>();
+    let auditor_lines = lines(&by_auditor);
+    assert!(!auditor_lines.is_empty(), "{by_auditor}");
+    // The patient's report was read after the auditor's: it holds that read too (and nothing
+    // before it that the auditor did not see).
+    assert!(lines(&by_patient).starts_with(&auditor_lines), "{by_auditor}\n{by_patient}");
+    let items = by_auditor["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["actor_id"] == w.ca1.id.to_string() && i["action"] == "read"), "{by_auditor}");
+    assert!(
+        items.iter().any(|i| i["break_glass"] == true && i["reason"] == REASON),
+        "the auditor sees the break-glass reason: {by_auditor}"
+    );
+
+    // The auditor's read is recorded, naming the patient.
+    let read: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_inbox WHERE actor_id = $1 AND resource_type = 'access_report' \
+         AND patient_id = $2 AND outcome = 'success'",
+    )
+    .bind(w.ua.id)
+    .bind(w.p1)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(read, 1, "the auditor's read of the report is on record");
+
+    // An auditor of organization B: 404 for A's patient, as for an unknown id, and on record.
+    let fc = super::world::crypto(&app).await;
+    let ub = super::world::actor(&app, &fc, w.org_b, "auditor", "auditor B").await;
+    let (s, body) = get(&app, &path, &ub).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let (s, _) = get(&app, &format!("/v1/patients/{}/access-report", uuid::Uuid::new_v4()), &ub).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let outcomes: Vec<String> = sqlx::query_scalar("SELECT outcome::text FROM audit_inbox WHERE actor_id = $1")
+        .bind(ub.id)
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 2, "each refusal is recorded once: {outcomes:?}");
+    assert!(outcomes.iter().all(|o| o != "success"), "{outcomes:?}");
+    // Organization B's auditor reads their own patient's report.
+    let (s, b) = get(&app, &format!("/v1/patients/{}/access-report", w.p3), &ub).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
 }

@@ -72,7 +72,8 @@ after(async () => {
 
 test('each role sees its pages', async () => {
   assert.deepEqual(await navLinks(admin.page),
-    ['Events', 'Checkpoints', 'Access report', 'Exports', 'Break-glass', 'Users', 'Care teams', 'Health', 'Sessions', 'Passkeys']);
+    ['Events', 'Checkpoints', 'Access report', 'Exports', 'Break-glass', 'Users', 'Sign-in policy', 'Care teams',
+      'Health', 'Sessions', 'Passkeys']);
   assert.deepEqual(await navLinks(auditor.page),
     ['Events', 'Checkpoints', 'Access report', 'Exports', 'Review', 'Break-glass', 'Sessions', 'Passkeys']);
   // Admins read their organization's ledger (DESIGN.md): the event browser answers them.
