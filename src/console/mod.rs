@@ -66,6 +66,8 @@ pub struct Page {
     pub assets: &'static str,
     /// Navigation for the signed-in user (empty before sign-in).
     pub nav: Vec<NavItem>,
+    /// The user's own pages (sessions, passkeys); empty before sign-in.
+    pub account: Vec<NavItem>,
     pub role: &'static str,
     /// Seconds until the session ends if the user does nothing (the logoff warning's timer).
     pub idle_seconds: i64,
@@ -86,9 +88,11 @@ const NAV: &[(&str, &str, &[ClaimRole])] = &[
     ("/console/security", "Sign-in policy", &[ClaimRole::Admin]),
     ("/console/care-teams", "Care teams", &[ClaimRole::Admin]),
     ("/console/health", "Health", &[ClaimRole::Admin]),
-    ("/console/sessions", "Sessions", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),
-    ("/console/passkeys", "Passkeys", &[ClaimRole::Admin, ClaimRole::Auditor, ClaimRole::Clinician]),
 ];
+
+/// The signed-in user's own pages, every staff role's: shown apart from the work pages, next to
+/// the role and "Sign out" (the "Your account" navigation).
+const ACCOUNT_NAV: &[(&str, &str)] = &[("/console/sessions", "Sessions"), ("/console/passkeys", "Passkeys")];
 
 impl Page {
     /// A page before sign-in (no navigation).
@@ -98,6 +102,7 @@ impl Page {
             csrf: ctx.csrf.clone(),
             assets: assets::VERSION.as_str(),
             nav: Vec::new(),
+            account: Vec::new(),
             role: "",
             idle_seconds: 0,
         }
@@ -110,9 +115,12 @@ impl Page {
             .filter(|(_, _, roles)| roles.contains(&user.role))
             .map(|(href, label, _)| NavItem { href, label, current: *href == current })
             .collect();
+        let account =
+            ACCOUNT_NAV.iter().map(|(href, label)| NavItem { href, label, current: *href == current }).collect();
         let now = chrono::Utc::now();
         Self {
             nav,
+            account,
             role: user.role.as_str(),
             idle_seconds: (user.idle_expires_at - now).num_seconds().max(0),
             ..Self::public(ctx, title)

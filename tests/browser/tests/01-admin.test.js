@@ -81,7 +81,7 @@ test('a POST without the CSRF token, or from another origin, is refused', async 
 });
 
 test('sessions page, sign-out, and sign-in again with password and TOTP', async () => {
-  await b.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Sessions' }).click();
+  await b.page.getByRole('navigation', { name: 'Your account' }).getByRole('link', { name: 'Sessions' }).click();
   await b.page.getByRole('heading', { name: 'Your sessions' }).waitFor();
   await shoot(b.page, '04-sessions');
   await b.page.getByRole('button', { name: 'Sign out' }).first().click();

@@ -73,9 +73,14 @@ after(async () => {
 test('each role sees its pages', async () => {
   assert.deepEqual(await navLinks(admin.page),
     ['Events', 'Checkpoints', 'Access report', 'Exports', 'Break-glass', 'Users', 'Sign-in policy', 'Care teams',
-      'Health', 'Sessions', 'Passkeys']);
+      'Health']);
   assert.deepEqual(await navLinks(auditor.page),
-    ['Events', 'Checkpoints', 'Access report', 'Exports', 'Review', 'Break-glass', 'Sessions', 'Passkeys']);
+    ['Events', 'Checkpoints', 'Access report', 'Exports', 'Review', 'Break-glass']);
+  // Every staff member's own pages sit apart, next to "Sign out".
+  for (const p of [admin.page, auditor.page]) {
+    assert.deepEqual((await p.getByRole('navigation', { name: 'Your account' }).getByRole('link').allTextContents())
+      .map((t) => t.trim()), ['Sessions', 'Passkeys']);
+  }
   // Admins read their organization's ledger (DESIGN.md): the event browser answers them.
   const res = await admin.page.goto(`${BASE}/console/events`);
   assert.equal(res.status(), 200);

@@ -47,6 +47,7 @@ async function authenticator(b) {
 
 const path = (page) => new URL(page.url()).pathname;
 const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+const accountNav = (page, name) => page.getByRole('navigation', { name: 'Your account' }).getByRole('link', { name, exact: true }).click();
 
 async function passwordStep(page, email, password, organization) {
   await page.goto(`${BASE}/console/sign-in`);
@@ -112,7 +113,7 @@ test('sign-in names the organization when asked; a wrong one is refused like a w
 
 test('the admin registers a passkey after re-entering the password; it is listed with its flags', async () => {
   const p = admin.page;
-  await nav(p, 'Passkeys');
+  await accountNav(p, 'Passkeys');
   await p.getByRole('heading', { name: 'Your passkeys', level: 1 }).waitFor();
   await p.getByText('You have no passkeys yet.').waitFor();
   await shoot(p, '32-passkeys-empty');
@@ -144,7 +145,7 @@ test('sign out, then password + passkey as the second factor', async () => {
   assert.equal(path(p), '/console/sign-in/code');
   await p.getByRole('button', { name: 'Use a passkey' }).click();
   await p.waitForURL(/\/console\/$/);
-  await nav(p, 'Passkeys');
+  await accountNav(p, 'Passkeys');
   const cells = await p.getByRole('row').filter({ hasText: 'virtual key' }).getByRole('cell').allTextContents();
   assert.match(cells[2], /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/, 'last use recorded');
   assert.equal(events('password and passkey'), 1, 'the sign-in is recorded as password and passkey');
@@ -209,7 +210,7 @@ test('with the policy on, a TOTP-only clinician can do nothing but enrol a passk
   await passwordStep(p, clinicianEmail, clinicianPassword);
   await p.getByRole('button', { name: 'Use a passkey' }).click();
   await p.waitForURL(/\/console\/$/);
-  await nav(p, 'Sessions');
+  await accountNav(p, 'Sessions');
   await p.getByRole('heading', { name: 'Your sessions' }).waitFor();
   await shoot(p, '37-clinician-full-session');
 });
