@@ -15,7 +15,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
@@ -37,7 +36,12 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig, limiter: AuthLimiter) {
     use crate::routes::resource;
     cfg.service(resource("/passkeys").route(web::get().to(page)));
-    cfg.service(resource("/passkeys/register/start").route(web::post().to(register_start).wrap(limiter.clone())));
+    // The ceremony's start is the API's handler itself (the password again, then the creation
+    // options); the console adds its cookie session and CSRF header around it.
+    cfg.service(
+        resource("/passkeys/register/start")
+            .route(web::post().to(crate::routes::passkeys::register_start).wrap(limiter.clone())),
+    );
     cfg.service(resource("/passkeys/register/finish").route(web::post().to(register_finish)));
     cfg.service(resource("/passkeys/{id}/remove").route(web::post().to(remove)));
     cfg.service(resource("/sign-in/passkey/start").route(web::post().to(second_factor_start).wrap(limiter.clone())));
@@ -129,23 +133,6 @@ pub async fn page(
         registered: done == Some("registered"),
         removed: done == Some("removed"),
     })
-}
-
-#[derive(Deserialize)]
-pub struct RegisterStartBody {
-    password: SecretString,
-    label: String,
-}
-
-/// `POST /console/passkeys/register/start` (JSON, CSRF header): the password again, then the
-/// creation options (`auth::passkeys::register_start`).
-pub async fn register_start(
-    state: web::Data<AppState>,
-    user: EnrollingUser,
-    body: web::Json<RegisterStartBody>,
-) -> Result<HttpResponse, ApiError> {
-    let RegisterStartBody { password, label } = body.into_inner();
-    Ok(HttpResponse::Ok().json(passkeys::register_start(&state, &user.0, password, &label).await?))
 }
 
 #[derive(Deserialize)]
