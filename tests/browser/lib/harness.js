@@ -2,6 +2,7 @@
 // a TOTP computed here (RFC 6238, SHA-1, 6 digits, 30 s), axe-core run inside each page,
 // a same-origin check on every request, CSP-violation capture, and screenshots.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -147,4 +148,49 @@ export async function firstSignIn(page, email, oneTimePassword, newPassword, sho
   assert.equal(codes.length, 10);
   if (shotPrefix) await shoot(page, `${shotPrefix}-recovery-codes`);
   return { secret, step, recoveryCodes: codes };
+}
+
+/** One SQL statement against the test database as the superuser (test set-up and checks only). */
+export function psql(sql) {
+  return execFileSync('psql', [process.env.CUSTOS_DATABASE_URL, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+    { encoding: 'utf8' }).trim();
+}
+
+/** The path of the page's current URL. */
+export const pagePath = (page) => new URL(page.url()).pathname;
+
+/** Follows an entry of the work navigation ("Main"). */
+export const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
+
+/** Follows an entry of the user's own pages ("Your account": Sessions, Passkeys). */
+export const accountNav = (page, name) =>
+  page.getByRole('navigation', { name: 'Your account' }).getByRole('link', { name, exact: true }).click();
+
+/** A virtual platform authenticator (resident keys, user verification) for `b`'s page, through
+ * the DevTools WebAuthn domain; answers a function listing the credentials it holds. */
+export async function authenticator(b) {
+  const cdp = await b.context.newCDPSession(b.page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
+      isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  return async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+}
+
+/** Registers a passkey on the Passkeys page (the password again) and waits for the confirmation. */
+export async function registerPasskey(page, label, password) {
+  await page.getByLabel('Name', { exact: true }).fill(label);
+  await page.getByLabel('Current password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Register a passkey' }).click();
+  await page.waitForURL(/\/console\/passkeys\?done=registered$/);
+  await page.getByRole('status').filter({ hasText: 'Passkey registered.' }).waitFor();
+}
+
+/** Signs out with the header's button and waits for the sign-in page. */
+export async function signOut(page) {
+  await page.getByRole('button', { name: 'Sign out' }).first().click();
+  await page.waitForURL(/\/console\/sign-in$/);
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { BASE, firstSignIn, freshTotp, launch, loadState, saveState, shoot, signIn } from '../lib/harness.js';
+import { BASE, firstSignIn, freshTotp, launch, loadState, nav, saveState, shoot, signIn } from '../lib/harness.js';
 
 const auditorEmail = 'auditor@browser.example';
 const auditorPassword = 'ledger watcher quietly checks 7';
@@ -31,7 +31,6 @@ after(async () => {
   }
 });
 
-const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
 
 test('the admin creates an auditor and sees the one-time password once, never again', async () => {
   const p = admin.page;

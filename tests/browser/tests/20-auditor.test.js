@@ -3,12 +3,10 @@
 // tampers with that ledger entry in the database and the same check fails at its index; the
 // checkpoint history verifies; a CSV export downloads and parses.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { BASE, firstSignIn, freshTotp, launch, loadState, shoot, signIn } from '../lib/harness.js';
+import { BASE, firstSignIn, freshTotp, launch, loadState, psql, shoot, signIn } from '../lib/harness.js';
 
-const DB = process.env.CUSTOS_DATABASE_URL;
 const auditorEmail = 'auditor@browser.example';
 const auditorPassword = 'violet harbor engine quietly 93';
 let b;
@@ -26,9 +24,6 @@ async function api(path, body, token) {
   return json;
 }
 
-function psql(sql) {
-  return execFileSync('psql', [DB, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' }).trim();
-}
 
 /** Flips one stored field of ledger entry `seq` (applying it twice restores the row). */
 function flipOutcome(seq) {

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { BASE, freshTotp, launch, loadState, saveState, shoot, signIn } from '../lib/harness.js';
+import { BASE, freshTotp, launch, loadState, nav, psql, saveState, shoot, signIn } from '../lib/harness.js';
 
-const DB = process.env.CUSTOS_DATABASE_URL;
 const MRN = 'WT-2026-0042';
 let admin; // browser profile 1
 let auditor; // browser profile 2
@@ -17,9 +16,6 @@ let patientId;
 let auditorId;
 let adminToken;
 
-function psql(sql) {
-  return execFileSync('psql', [DB, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' }).trim();
-}
 
 async function api(method, path, body, token) {
   const res = await fetch(`${BASE}${path}`, {
@@ -34,7 +30,6 @@ async function api(method, path, body, token) {
 
 const navLinks = async (page) => (await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents())
   .map((t) => t.trim());
-const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
 
 before(async () => {
   admin = await launch();

@@ -8,16 +8,14 @@
 // passkey session, which a script cannot open); the API tests cover setting them through
 // /v1/admin/auth-policy.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { BASE, firstSignIn, launch, loadState, saveState, shoot } from '../lib/harness.js';
+import { accountNav, authenticator, BASE, firstSignIn, launch, loadState, nav, pagePath as path, psql, registerPasskey, saveState, shoot, signOut } from '../lib/harness.js';
 
 const ORG = 'Browser Test Clinic';
 const clinicianEmail = 'passkey-clinician@browser.example';
 const clinicianPassword = 'phishing resistant all the way 9';
 
-const psql = (sql) => execFileSync('psql', [process.env.CUSTOS_DATABASE_URL, '-tAc', sql], { encoding: 'utf8' }).trim();
 const setPolicy = (requirePhishingResistant, allowPasswordless) => psql(
   `UPDATE organizations SET require_phishing_resistant = ${requirePhishingResistant}, `
   + `allow_passwordless = ${allowPasswordless} WHERE name = '${ORG}'`,
@@ -32,22 +30,7 @@ let admin; // browser profile 1, with its own virtual authenticator
 let staff; // browser profile 2, with another
 let a; // the admin's account (state of 01-admin.test.js)
 
-/** A virtual platform authenticator (resident keys, user verification) for `b`'s page. */
-async function authenticator(b) {
-  const cdp = await b.context.newCDPSession(b.page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
-      isUserVerified: true, automaticPresenceSimulation: true,
-    },
-  });
-  return async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
-}
 
-const path = (page) => new URL(page.url()).pathname;
-const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
-const accountNav = (page, name) => page.getByRole('navigation', { name: 'Your account' }).getByRole('link', { name, exact: true }).click();
 
 async function passwordStep(page, email, password, organization) {
   await page.goto(`${BASE}/console/sign-in`);
@@ -59,18 +42,7 @@ async function passwordStep(page, email, password, organization) {
 }
 
 /** Registers a passkey on the passkeys page (name + password again). */
-async function registerPasskey(page, label, password) {
-  await page.getByLabel('Name', { exact: true }).fill(label);
-  await page.getByLabel('Current password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Register a passkey' }).click();
-  await page.waitForURL(/\/console\/passkeys\?done=registered$/);
-  await page.getByRole('status').filter({ hasText: 'Passkey registered.' }).waitFor();
-}
 
-async function signOut(page) {
-  await page.getByRole('button', { name: 'Sign out' }).first().click();
-  await page.waitForURL(/\/console\/sign-in$/);
-}
 
 before(async () => {
   a = loadState().admin;

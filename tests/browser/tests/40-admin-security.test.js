@@ -6,9 +6,8 @@
 // still open in another tab cannot turn it off again (refused, said plainly, recorded); after
 // enrolling a passkey and signing in with it, the admin turns the policy off.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { BASE, firstSignIn, freshTotp, launch, loadState, saveState, shoot, signIn } from '../lib/harness.js';
+import { authenticator, BASE, firstSignIn, freshTotp, launch, loadState, nav, pagePath as path, psql, registerPasskey, saveState, shoot, signIn, signOut } from '../lib/harness.js';
 
 const ORG = 'Browser Test Clinic';
 const staffEmail = 'lost-key-clinician@browser.example';
@@ -16,7 +15,6 @@ const staffPassword = 'a new key for every door 42';
 const REQUIRE = 'Staff must use a phishing-resistant factor (a passkey)';
 const PASSWORDLESS = 'Allow passwordless sign-in with a passkey';
 
-const psql = (sql) => execFileSync('psql', [process.env.CUSTOS_DATABASE_URL, '-tAc', sql], { encoding: 'utf8' }).trim();
 /** The organization's policies as the database has them: `t|f` etc. */
 const policy = () => psql(`SELECT require_phishing_resistant || '|' || allow_passwordless FROM organizations WHERE name = '${ORG}'`)
   .replace(/true/g, 't').replace(/false/g, 'f');
@@ -34,33 +32,9 @@ let admin; // browser profile 1, with a virtual authenticator
 let staff; // browser profile 2, with another
 let a; // the admin's account (state of 01-admin.test.js)
 
-async function authenticator(b) {
-  const cdp = await b.context.newCDPSession(b.page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
-      isUserVerified: true, automaticPresenceSimulation: true,
-    },
-  });
-  return async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
-}
 
-const path = (page) => new URL(page.url()).pathname;
-const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
 
-async function registerPasskey(page, label, password) {
-  await page.getByLabel('Name', { exact: true }).fill(label);
-  await page.getByLabel('Current password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Register a passkey' }).click();
-  await page.waitForURL(/\/console\/passkeys\?done=registered$/);
-  await page.getByRole('status').filter({ hasText: 'Passkey registered.' }).waitFor();
-}
 
-async function signOut(page) {
-  await page.getByRole('button', { name: 'Sign out' }).first().click();
-  await page.waitForURL(/\/console\/sign-in$/);
-}
 
 before(async () => {
   a = loadState().admin;

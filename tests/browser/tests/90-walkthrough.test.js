@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { BASE, freshTotp, launch, shoot } from '../lib/harness.js';
+import { BASE, freshTotp, launch, nav, pagePath as path, shoot } from '../lib/harness.js';
 
 const ADMIN = 'first.admin@walkthrough.example';
 const AUDITOR = 'ada.auditor@walkthrough.example';
@@ -29,8 +29,6 @@ after(async () => {
   }
 });
 
-const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true }).click();
-const path = (page) => new URL(page.url()).pathname;
 
 /** Sign-in form, then (first time) the forced password change and MFA enrolment. */
 async function firstDay(page, email, oneTimePassword, password, n, who) {
